@@ -1,0 +1,1 @@
+"""Concierge's customer-facing service: channels, handoff, accounts and the CLI."""

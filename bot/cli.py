@@ -1,0 +1,164 @@
+"""Concierge's command-line tool: set up, train, run and check the whole assistant.
+
+Usage:
+    python -m bot setup            # venvs, model check, database, demo data, index, Rasa training
+    python -m bot run              # start Rasa, the action server and the web chat on 127.0.0.1
+    python -m bot train [--force]  # retrain Rasa (skipped when data/domain/config are unchanged)
+    python -m bot doctor           # check every component and say how to fix what is broken
+    python -m bot kb validate|build|search|new|list   # the knowledge-base editor
+    python -m bot web              # serve only the bot service (used by `run`)
+
+Settings come from CONCIERGE_* environment variables (see docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from rich.console import Console
+
+from bot.config import Settings, get_settings
+from bot.ops.commands import tail
+from bot.ops.errors import OperationError
+
+logger = logging.getLogger(__name__)
+
+
+def create_argument_parser() -> argparse.ArgumentParser:
+    """Build the parser for ``python -m bot``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="Concierge: a Rasa customer-support assistant with a knowledge base and handoff.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Settings are read from CONCIERGE_* environment variables; see docs/operations.md.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    setup = commands.add_parser("setup", help="install and prepare everything (idempotent)")
+    setup.add_argument("--no-demo-data", action="store_true", help="skip demo accounts and contacts")
+    setup.add_argument(
+        "--for-tests", action="store_true", help="also install what the tests need (Debian chromium)"
+    )
+
+    run = commands.add_parser("run", help="start Rasa, the action server and the bot service")
+    run.add_argument("--no-browser-hint", action="store_true", help=argparse.SUPPRESS)
+
+    train = commands.add_parser("train", help="train the Rasa model if its inputs changed")
+    train.add_argument("--force", action="store_true", help="train even if nothing changed")
+
+    commands.add_parser("doctor", help="check every component and print how to fix problems")
+
+    kb = commands.add_parser(
+        "kb", help="knowledge-base editor (validate, build, search, new, list)", add_help=False
+    )
+    kb.add_argument("kb_args", nargs=argparse.REMAINDER, help="arguments for the editor")
+
+    commands.add_parser("web", help="serve only the bot service (web chat and websocket)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    args = create_argument_parser().parse_args(argv)
+    console = Console(stderr=False)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = get_settings()
+        return _dispatch(args, settings, console)
+    except OperationError as error:
+        console.print(f"[red]✗ {error.message}[/]")
+        if error.hint:
+            console.print(f"  [yellow]hint:[/] {error.hint}")
+        return 1
+    except ValueError as error:  # invalid settings
+        console.print(f"[red]✗ Invalid settings:[/] {error}")
+        return 2
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    if args.command == "setup":
+        from bot.ops.setup import run_setup
+
+        run_setup(settings, console, demo_data=not args.no_demo_data, for_tests=args.for_tests)
+        return 0
+    if args.command == "train":
+        from bot.ops.training import train
+
+        train(settings, console, force=args.force)
+        return 0
+    if args.command == "doctor":
+        from bot.ops.doctor import print_report, run_checks
+
+        results = run_checks(settings)
+        print_report(results, console)
+        return 0 if all(result.ok for result in results) else 1
+    if args.command == "kb":
+        from knowledge.editor import main as editor_main
+
+        return editor_main(args.kb_args)
+    if args.command == "web":
+        return _serve_web(settings)
+    if args.command == "run":
+        return _run_stack(settings, console)
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def _serve_web(settings: Settings) -> int:
+    import uvicorn
+
+    from bot.web.app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.web_port, log_level="info")
+    return 0
+
+
+def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _run_stack(settings: Settings, console: Console) -> int:
+    from bot.ops.doctor import check_index, check_model
+    from bot.ops.stack import stack_specs, with_run_token
+    from bot.ops.supervisor import ServiceFailedError, Supervisor
+
+    for check in (check_model(settings), check_index(settings)):
+        if not check.ok:
+            raise OperationError(f"{check.name}: {check.detail}", hint=f"run `{check.fix}`")
+    settings = with_run_token(settings)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    supervisor = Supervisor(console)
+    try:
+        for spec in stack_specs(settings):
+            supervisor.start(spec)
+        console.print(f"Logs: {settings.log_dir} (rasa.log, actions.log, web.log)")
+        supervisor.wait_until_healthy()
+        console.print(
+            f"\n[bold green]Concierge is running.[/] Chat at [link]{settings.web_url}/[/link]"
+            "\nPress Ctrl-C to stop."
+        )
+        died = supervisor.watch()
+        console.print(
+            f"\n[red]✗ {died.spec.name} stopped unexpectedly (exit code {died.process.returncode}).[/]"
+            f" Last lines of {died.spec.log_path}:"
+        )
+        console.print(tail(died.spec.log_path, 30), markup=False, highlight=False)
+        return 1
+    except ServiceFailedError as error:
+        console.print(f"\n[red]✗ {error}[/]. Last lines of {error.log_path}:")
+        console.print(error.log_tail, markup=False, highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        console.print("\nStopping…")
+        return 0
+    finally:
+        supervisor.stop()
+        console.print("All services stopped.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""Defaults shared by the settings object and the command-line tools."""
+
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_RASA_PORT = 5005
+DEFAULT_ACTION_PORT = 5055
+DEFAULT_WEB_PORT = 8000
+
+# Knowledge search bands (cosine similarity of normalised MiniLM embeddings).
+# Chosen from bench/demo_kb_quality.py and bench/clinc150_threshold.py: see docs/benchmarks.md.
+DEFAULT_KB_ANSWER_THRESHOLD = 0.55
+DEFAULT_KB_SUGGEST_THRESHOLD = 0.40
+DEFAULT_KB_TOP_K = 3
+
+# Longest customer message forwarded to Rasa; longer ones are stored and politely refused.
+DEFAULT_MAX_MESSAGE_CHARS = 2000
+
+EMBEDDING_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+# Secrets that must never be used as real values.
+PLACEHOLDER_SECRETS = frozenset({"changethis", "changeme", "secret", "password", "token", ""})

@@ -1,0 +1,109 @@
+"""``python -m bot setup``: everything a fresh clone needs, each step skipped when already done."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from rich.console import Console
+
+from bot.config import Settings
+from bot.ops import environments, training
+from bot.ops.errors import OperationError
+
+
+def prepare_directories(settings: Settings) -> None:
+    """Create ``var/`` and its sub-folders for databases, the index, models and logs."""
+    for folder in (settings.var_dir, settings.index_dir, settings.models_dir, settings.log_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+
+
+def check_embedding_model(console: Console) -> int:
+    """Load the packaged MiniLM model offline and embed one sentence; return its dimension."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from knowledge.encoder import default_encoder
+
+    started = time.monotonic()
+    with console.status("Loading the embedding model (offline)…"):
+        vectors = default_encoder().encode(["Where is my order?"])
+    console.print(
+        f"[green]✓[/] Embedding model loads offline: {vectors.shape[1]} dimensions "
+        f"({time.monotonic() - started:.1f} s)"
+    )
+    return int(vectors.shape[1])
+
+
+def migrate_and_seed(settings: Settings, console: Console, *, demo_data: bool) -> None:
+    """Apply database migrations and load the demo accounts, contacts and teams."""
+    from bot.accounts.demo import load_demo_data
+    from bot.db.session import create_db_engine, create_session_factory, upgrade_database
+
+    upgrade_database(settings.database_url)
+    console.print(f"[green]✓[/] Database is migrated ({_redact(settings.database_url)})")
+    if not demo_data:
+        return
+    engine = create_db_engine(settings.database_url)
+    try:
+        with create_session_factory(engine)() as session:
+            added = load_demo_data(session)
+    finally:
+        engine.dispose()
+    console.print(f"[green]✓[/] Demo accounts loaded ({added} new rows)")
+
+
+def build_knowledge_index(settings: Settings, console: Console) -> None:
+    """Validate the articles and build the search index unless it is already current."""
+    from knowledge.articles import ArticleError
+    from knowledge.encoder import default_encoder
+    from knowledge.store import build_and_publish
+
+    try:
+        manifest = build_and_publish(
+            settings.articles_dir, settings.index_dir, default_encoder(), progress=True
+        )
+    except ArticleError as error:
+        raise OperationError(
+            f"The knowledge base has problems, so no index was built:\n{error}",
+            hint="run `python -m bot kb validate` and fix the files it names",
+        ) from error
+    console.print(
+        f"[green]✓[/] Knowledge index is live: {manifest.article_count} articles, "
+        f"{manifest.vector_count} passages"
+    )
+
+
+def run_setup(
+    settings: Settings, console: Console, *, demo_data: bool = True, for_tests: bool = False
+) -> None:
+    """Run every set-up step in order; each is idempotent.
+
+    Raises:
+        OperationError: A step failed; the message says which and how to fix it.
+    """
+    if sys.version_info[:2] != (3, 11):
+        raise OperationError(
+            f"Concierge's app runs on Python 3.11, not {sys.version.split()[0]}.",
+            hint="use the Makefile (`make run`), which creates .venv on Python 3.11",
+        )
+    started = time.monotonic()
+    prepare_directories(settings)
+    environments.ensure_rasa_environment(settings, console)
+    check_embedding_model(console)
+    migrate_and_seed(settings, console, demo_data=demo_data)
+    build_knowledge_index(settings, console)
+    training.train(settings, console)
+    if for_tests:
+        environments.ensure_chromium(console, log_dir=settings.log_dir)
+    console.print(f"[bold green]Set-up complete[/] in {time.monotonic() - started:.0f} s.")
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL before printing it."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"

@@ -1,0 +1,1 @@
+"""Shared builders and fakes for the test suite."""
