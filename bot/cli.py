@@ -64,6 +64,11 @@ def create_argument_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["kb"]:  # the editor owns its own arguments, --help included
+        from knowledge.editor import main as editor_main
+
+        return editor_main(argv[1:])
     args = create_argument_parser().parse_args(argv)
     console = Console(stderr=False)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -97,10 +102,6 @@ def _dispatch(args: argparse.Namespace, settings: Settings, console: Console) ->
         results = run_checks(settings)
         print_report(results, console)
         return 0 if all(result.ok for result in results) else 1
-    if args.command == "kb":
-        from knowledge.editor import main as editor_main
-
-        return editor_main(args.kb_args)
     if args.command == "web":
         return _serve_web(settings)
     if args.command == "run":

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import secrets
+import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import SecretStr
+from rich.console import Console
 
 from bot.config import Settings
 from bot.ops.environments import rasa_executable
-from bot.ops.supervisor import ServiceSpec
+from bot.ops.supervisor import ServiceSpec, Supervisor
 from bot.ops.training import model_path, rasa_environment
 
 
@@ -112,3 +116,44 @@ def web_spec(settings: Settings) -> ServiceSpec:
 def stack_specs(settings: Settings) -> list[ServiceSpec]:
     """All three services in start order (slowest first, so they start in parallel)."""
     return [rasa_spec(settings), action_server_spec(settings), web_spec(settings)]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Ask the kernel for a free TCP port on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def isolated_settings(base: Settings, var_dir: Path) -> Settings:
+    """Settings for a private stack (tests, benchmarks): own ports, database, index and logs.
+
+    The trained model is shared with ``base``: training is the slow step and its input
+    is the same.
+    """
+    return with_run_token(
+        Settings(
+            project_root=base.project_root,
+            var_dir=var_dir,
+            models_dir=base.models_dir,
+            rasa_venv=base.rasa_venv,
+            rasa_port=free_port(),
+            action_port=free_port(),
+            web_port=free_port(),
+        )
+    )
+
+
+@contextmanager
+def started_stack(
+    settings: Settings, console: Console, *, show_progress: bool = True
+) -> Iterator[Supervisor]:
+    """Start all three services, wait until healthy, and stop them on exit."""
+    supervisor = Supervisor(console)
+    try:
+        for spec in stack_specs(settings):
+            supervisor.start(spec)
+        supervisor.wait_until_healthy(show_progress=show_progress)
+        yield supervisor
+    finally:
+        supervisor.stop()

@@ -1,0 +1,58 @@
+"""Small helpers shared by the benchmarks: percentiles, memory, the JSON result line."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+DATASETS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of ``values`` (``fraction`` in 0..1)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(0, math.ceil(fraction * len(ordered)) - 1)
+    return ordered[rank]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of process ``pid`` and its children, in MB, from /proc."""
+    total_kb = 0
+    for process in [pid, *_children(pid)]:
+        try:
+            for line in Path(f"/proc/{process}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+        except FileNotFoundError:
+            continue
+    return round(total_kb / 1024, 1)
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        children_file = task / "children"
+        if children_file.exists():
+            for child in children_file.read_text().split():
+                found.append(int(child))
+                found.extend(_children(int(child)))
+    return found
+
+
+def emit(result: dict[str, Any]) -> None:
+    """Print the benchmark's figures as the single final JSON line."""
+    sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def datasets_dir() -> Path:
+    """The shared public evaluation data (``../shared/datasets`` beside the repo)."""
+    if not DATASETS_DIR.exists():
+        raise SystemExit(f"public datasets not found at {DATASETS_DIR} (see shared/datasets/README.md)")
+    return DATASETS_DIR
