@@ -1,0 +1,98 @@
+"""Concierge's knowledge base: Markdown articles, a faiss index and the editor CLI.
+
+The names below are importable from ``knowledge`` directly; they are imported on first
+use so that ``import knowledge.articles`` does not load numpy, faiss or spaCy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from knowledge.articles import (
+        Article,
+        ArticleError,
+        ArticleProblem,
+        load_articles,
+        parse_article,
+        validate_articles,
+    )
+    from knowledge.encoder import (
+        Encoder,
+        EncoderUnavailableError,
+        SentenceTransformerEncoder,
+        default_encoder,
+    )
+    from knowledge.index import (
+        Hit,
+        IndexCorruptError,
+        IndexMismatchError,
+        IndexNotBuiltError,
+        KnowledgeIndex,
+        KnowledgeIndexError,
+        Manifest,
+    )
+    from knowledge.store import LiveKnowledgeBase, build_and_publish, load_current, publish
+
+_EXPORTS = {
+    "Article": "knowledge.articles",
+    "ArticleError": "knowledge.articles",
+    "ArticleProblem": "knowledge.articles",
+    "load_articles": "knowledge.articles",
+    "parse_article": "knowledge.articles",
+    "validate_articles": "knowledge.articles",
+    "Encoder": "knowledge.encoder",
+    "EncoderUnavailableError": "knowledge.encoder",
+    "SentenceTransformerEncoder": "knowledge.encoder",
+    "default_encoder": "knowledge.encoder",
+    "Hit": "knowledge.index",
+    "IndexCorruptError": "knowledge.index",
+    "IndexMismatchError": "knowledge.index",
+    "IndexNotBuiltError": "knowledge.index",
+    "KnowledgeIndex": "knowledge.index",
+    "KnowledgeIndexError": "knowledge.index",
+    "Manifest": "knowledge.index",
+    "LiveKnowledgeBase": "knowledge.store",
+    "build_and_publish": "knowledge.store",
+    "load_current": "knowledge.store",
+    "publish": "knowledge.store",
+}
+
+__all__ = [
+    "Article",
+    "ArticleError",
+    "ArticleProblem",
+    "Encoder",
+    "EncoderUnavailableError",
+    "Hit",
+    "IndexCorruptError",
+    "IndexMismatchError",
+    "IndexNotBuiltError",
+    "KnowledgeIndex",
+    "KnowledgeIndexError",
+    "LiveKnowledgeBase",
+    "Manifest",
+    "SentenceTransformerEncoder",
+    "build_and_publish",
+    "default_encoder",
+    "load_articles",
+    "load_current",
+    "parse_article",
+    "publish",
+    "validate_articles",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Import an exported name from its module on first access."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'knowledge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,0 +1,536 @@
+"""Semantic search over knowledge-base articles with faiss.
+
+Modelled on txtai's dense ANN: every vector is L2-normalised, stored in an
+``IndexIDMap(IndexFlatIP)`` (exact inner product = cosine similarity) and added with
+``add_with_ids``. Each article contributes several vectors (its title, each alternate
+question and each body passage); a search keeps the best score per article.
+
+A saved index is a folder::
+
+    index.faiss     the faiss index
+    manifest.json   model, dimension, counts, content hash, build time, article ids
+    articles.json   the articles (with their summaries) and what each vector encodes
+
+so a search never re-reads the Markdown sources.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from knowledge.articles import Article
+from knowledge.chunking import DEFAULT_MAX_CHARS, chunk_article
+from knowledge.encoder import Encoder, normalize_rows
+
+__all__ = [
+    "ARTICLES_FILE",
+    "FORMAT_VERSION",
+    "INDEX_FILE",
+    "MANIFEST_FILE",
+    "Hit",
+    "IndexCorruptError",
+    "IndexMismatchError",
+    "IndexNotBuiltError",
+    "KnowledgeIndex",
+    "KnowledgeIndexError",
+    "Manifest",
+    "VectorSource",
+    "content_hash",
+    "read_manifest",
+]
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+INDEX_FILE = "index.faiss"
+MANIFEST_FILE = "manifest.json"
+ARTICLES_FILE = "articles.json"
+_ENCODE_BATCH = 32
+_FAISS_HINT = "faiss is not installed: pip install faiss-cpu (part of the project's dependencies)"
+
+VectorKind = Literal["title", "question", "chunk"]
+
+
+class KnowledgeIndexError(Exception):
+    """Base class for knowledge-index errors.
+
+    Attributes:
+        message: A human explanation, with a hint on how to fix it.
+    """
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class IndexNotBuiltError(KnowledgeIndexError):
+    """Raised when there is no saved index where one was expected."""
+
+
+class IndexMismatchError(KnowledgeIndexError):
+    """Raised when a saved index was built with another model or dimension."""
+
+
+class IndexCorruptError(KnowledgeIndexError):
+    """Raised when the files of a saved index are missing, unreadable or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: an article and how well it matched.
+
+    Attributes:
+        article_id: The article's id.
+        title: The article's title.
+        score: Cosine similarity of the best-matching vector of the article.
+        summary: The short answer (first paragraph).
+        audience: ``b2c``, ``b2b`` or ``all``.
+        matched_text: The title, question or passage that matched best.
+    """
+
+    article_id: str
+    title: str
+    score: float
+    summary: str
+    audience: str
+    matched_text: str
+
+
+class Manifest(BaseModel):
+    """Description of a built index, saved as ``manifest.json``.
+
+    Attributes:
+        model: Encoder name; must equal the loading encoder's name.
+        dimension: Vector length; must equal the loading encoder's dimension.
+        article_count: Number of articles.
+        vector_count: Number of vectors.
+        content_hash: sha256 over the articles' canonical content (plus the index
+            format and chunk size), used to skip rebuilding unchanged content.
+        built_at: When the index was built (UTC).
+        article_ids: The ids of the indexed articles, sorted.
+        format_version: Layout version of the saved files.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    dimension: int
+    article_count: int
+    vector_count: int
+    content_hash: str
+    built_at: datetime.datetime
+    article_ids: list[str]
+    format_version: int = FORMAT_VERSION
+
+
+class VectorSource(BaseModel):
+    """What one vector of the index encodes.
+
+    Attributes:
+        article_id: The article the vector belongs to.
+        kind: ``title``, ``question`` or ``chunk``.
+        text: The encoded text.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    article_id: str
+    kind: VectorKind
+    text: str
+
+
+def content_hash(articles: Sequence[Article], *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+    """Return a sha256 hex digest of the articles' content (independent of file paths).
+
+    Args:
+        articles: The articles, in any order.
+        max_chars: Passage size used for chunking; changing it changes the hash.
+
+    Returns:
+        The hex digest.
+    """
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "max_chars": max_chars,
+        "articles": [a.canonical_content() for a in sorted(articles, key=lambda a: a.id)],
+    }
+    data = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+def read_manifest(directory: Path) -> Manifest:
+    """Read ``manifest.json`` from a saved index folder without loading the index.
+
+    Args:
+        directory: The saved index folder.
+
+    Returns:
+        The manifest.
+
+    Raises:
+        IndexNotBuiltError: If the folder has no manifest.
+        IndexCorruptError: If the manifest cannot be parsed.
+    """
+    path = Path(directory) / MANIFEST_FILE
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise IndexNotBuiltError(f"no knowledge index in {directory}") from exc
+    except OSError as exc:
+        raise IndexCorruptError(f"cannot read {path}: {exc}") from exc
+    try:
+        return Manifest.model_validate_json(raw)
+    except ValidationError as exc:
+        raise IndexCorruptError(f"{path} is not a valid manifest: {exc}") from exc
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError as exc:  # pragma: no cover - faiss is a hard dependency
+        raise ImportError(_FAISS_HINT) from exc
+    return faiss
+
+
+def _vector_sources(articles: Sequence[Article], max_chars: int) -> list[VectorSource]:
+    sources: list[VectorSource] = []
+    for article in articles:
+        seen: set[str] = set()
+        candidates: list[tuple[VectorKind, str]] = [("title", article.title)]
+        candidates += [("question", question) for question in article.questions]
+        candidates += [("chunk", chunk) for chunk in chunk_article(article, max_chars)]
+        for kind, text in candidates:
+            key = " ".join(text.lower().split())
+            if key and key not in seen:
+                seen.add(key)
+                sources.append(VectorSource(article_id=article.id, kind=kind, text=text))
+    return sources
+
+
+def _encode_all(encoder: Encoder, texts: list[str], *, progress: bool) -> np.ndarray:
+    """Encode texts in batches of similar length (less padding: about 2x faster on CPU)."""
+    order = sorted(range(len(texts)), key=lambda position: len(texts[position]))
+    batches = [
+        order[start : start + _ENCODE_BATCH] for start in range(0, len(order), _ENCODE_BATCH)
+    ]
+    vectors = np.zeros((len(texts), encoder.dimension), dtype=np.float32)
+    if progress and batches:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        columns = (
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, transient=True) as bar:
+            task = bar.add_task("Encoding", total=len(texts))
+            for batch in batches:
+                vectors[batch] = _encode_batch(encoder, [texts[i] for i in batch])
+                bar.advance(task, len(batch))
+    else:
+        for batch in batches:
+            vectors[batch] = _encode_batch(encoder, [texts[i] for i in batch])
+    return vectors
+
+
+def _encode_batch(encoder: Encoder, batch: list[str]) -> np.ndarray:
+    vectors = np.asarray(encoder.encode(batch), dtype=np.float32)
+    if vectors.shape != (len(batch), encoder.dimension):
+        raise ValueError(
+            f"encoder {encoder.name!r} returned shape {vectors.shape}, "
+            f"expected {(len(batch), encoder.dimension)}"
+        )
+    return normalize_rows(vectors)
+
+
+class KnowledgeIndex:
+    """An immutable, searchable index of articles.
+
+    Build one with :meth:`build` or :meth:`load`; the constructor is internal.
+    """
+
+    def __init__(
+        self,
+        *,
+        articles: Sequence[Article],
+        sources: Sequence[VectorSource],
+        faiss_index: Any,
+        manifest: Manifest,
+        encoder: Encoder,
+    ) -> None:
+        self._articles = {article.id: article for article in articles}
+        self._summaries = {article.id: article.summary for article in articles}
+        self._sources = list(sources)
+        self._index = faiss_index
+        self._manifest = manifest
+        self._encoder = encoder
+
+    @classmethod
+    def build(
+        cls,
+        articles: Sequence[Article],
+        encoder: Encoder,
+        *,
+        progress: bool = False,
+        max_chars: int = DEFAULT_MAX_CHARS,
+    ) -> KnowledgeIndex:
+        """Encode articles and build an index.
+
+        Args:
+            articles: The articles; ids must be unique.
+            encoder: Embeds the title, each alternate question and each body passage.
+            progress: Show a rich progress bar while encoding.
+            max_chars: Longest body passage.
+
+        Returns:
+            The index, not yet saved.
+
+        Raises:
+            ValueError: If article ids repeat or the encoder returns bad shapes.
+        """
+        ordered = sorted(articles, key=lambda article: article.id)
+        ids = [article.id for article in ordered]
+        if len(set(ids)) != len(ids):
+            raise ValueError("article ids must be unique")
+        started = time.perf_counter()
+        sources = _vector_sources(ordered, max_chars)
+        vectors = _encode_all(encoder, [source.text for source in sources], progress=progress)
+        faiss = _faiss()
+        index = faiss.IndexIDMap(faiss.IndexFlatIP(encoder.dimension))
+        if len(sources):
+            index.add_with_ids(vectors, np.arange(len(sources), dtype=np.int64))
+        manifest = Manifest(
+            model=encoder.name,
+            dimension=encoder.dimension,
+            article_count=len(ordered),
+            vector_count=len(sources),
+            content_hash=content_hash(ordered, max_chars=max_chars),
+            built_at=datetime.datetime.now(datetime.UTC),
+            article_ids=ids,
+        )
+        logger.info(
+            "Built knowledge index: %d articles, %d vectors in %.2fs",
+            len(ordered),
+            len(sources),
+            time.perf_counter() - started,
+        )
+        return cls(
+            articles=ordered, sources=sources, faiss_index=index, manifest=manifest, encoder=encoder
+        )
+
+    @property
+    def manifest(self) -> Manifest:
+        """The index's manifest."""
+        return self._manifest
+
+    @property
+    def articles(self) -> list[Article]:
+        """The indexed articles, sorted by id."""
+        return list(self._articles.values())
+
+    @property
+    def sources(self) -> list[VectorSource]:
+        """What each vector encodes, in vector-id order."""
+        return list(self._sources)
+
+    def __len__(self) -> int:
+        """Return the number of indexed articles."""
+        return len(self._articles)
+
+    def __iter__(self) -> Iterator[Article]:
+        """Iterate over the indexed articles, sorted by id."""
+        return iter(self.articles)
+
+    def __contains__(self, article_id: object) -> bool:
+        """Return whether an article id is indexed."""
+        return article_id in self._articles
+
+    def article(self, article_id: str) -> Article | None:
+        """Return an indexed article by id, or ``None``."""
+        return self._articles.get(article_id)
+
+    def search(self, query: str, limit: int = 3, *, audience: str | None = None) -> list[Hit]:
+        """Find the articles that best answer a question.
+
+        Args:
+            query: The customer's question.
+            limit: Most articles returned.
+            audience: If given (``b2c`` or ``b2b``), only articles for that audience or
+                ``all`` are returned.
+
+        Returns:
+            Up to ``limit`` hits, one per article, best score first (ties by id). An
+            empty or blank query, or ``limit < 1``, gives ``[]``.
+        """
+        if not query or not query.strip() or limit < 1 or not self._sources:
+            return []
+        vector = _encode_batch(self._encoder, [query.strip()])
+        total = len(self._sources)
+        k = min(total, max(limit * 16, 64))
+        while True:
+            best = self._best_per_article(vector, k, audience)
+            if len(best) >= limit or k >= total:
+                break
+            k = min(total, k * 4)
+        ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[:limit]
+        return [self._hit(article_id, score, position) for article_id, (score, position) in ranked]
+
+    def _best_per_article(
+        self, vector: np.ndarray, k: int, audience: str | None
+    ) -> dict[str, tuple[float, int]]:
+        scores, ids = self._index.search(vector, k)
+        best: dict[str, tuple[float, int]] = {}
+        for score, position in zip(scores[0], ids[0], strict=True):
+            if position < 0:
+                continue
+            article_id = self._sources[int(position)].article_id
+            if audience and self._articles[article_id].audience not in (audience, "all"):
+                continue
+            if article_id not in best or float(score) > best[article_id][0]:
+                best[article_id] = (float(score), int(position))
+        return best
+
+    def _hit(self, article_id: str, score: float, position: int) -> Hit:
+        article = self._articles[article_id]
+        return Hit(
+            article_id=article_id,
+            title=article.title,
+            score=min(1.0, max(-1.0, score)),
+            summary=self._summaries[article_id],
+            audience=article.audience,
+            matched_text=self._sources[position].text,
+        )
+
+    def save(self, directory: Path) -> None:
+        """Write the index to a folder (created if needed); the manifest is written last.
+
+        Args:
+            directory: Target folder; existing index files in it are replaced.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        _faiss().write_index(self._index, str(directory / INDEX_FILE))
+        payload = {
+            "format_version": FORMAT_VERSION,
+            "articles": [
+                {
+                    **article.model_dump(mode="json"),
+                    "summary": self._summaries[article.id],
+                }
+                for article in self._articles.values()
+            ],
+            "vectors": [source.model_dump(mode="json") for source in self._sources],
+        }
+        _write_json(directory / ARTICLES_FILE, payload)
+        _write_json(directory / MANIFEST_FILE, self._manifest.model_dump(mode="json"))
+
+    @staticmethod
+    def exists(directory: Path) -> bool:
+        """Return whether a folder holds a complete saved index."""
+        directory = Path(directory)
+        return all(
+            (directory / name).is_file() for name in (MANIFEST_FILE, INDEX_FILE, ARTICLES_FILE)
+        )
+
+    @classmethod
+    def load(cls, directory: Path, encoder: Encoder) -> KnowledgeIndex:
+        """Load a saved index and check it fits the encoder.
+
+        Args:
+            directory: A folder written by :meth:`save`.
+            encoder: Used to embed queries; must be the model the index was built with.
+
+        Returns:
+            The index.
+
+        Raises:
+            IndexNotBuiltError: If the folder holds no index.
+            IndexMismatchError: If the index was built with another model or dimension.
+            IndexCorruptError: If the files are unreadable or inconsistent.
+        """
+        directory = Path(directory)
+        manifest = read_manifest(directory)
+        if manifest.format_version != FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"index in {directory} has format {manifest.format_version}, this code reads "
+                f"format {FORMAT_VERSION}; rebuild it with `python -m bot kb build --force`"
+            )
+        if manifest.model != encoder.name or manifest.dimension != encoder.dimension:
+            raise IndexMismatchError(
+                f"index in {directory} was built with {manifest.model} "
+                f"({manifest.dimension}-d) but the encoder is {encoder.name} "
+                f"({encoder.dimension}-d); rebuild it with `python -m bot kb build --force`"
+            )
+        faiss_index = _read_faiss(directory / INDEX_FILE)
+        articles, sources = _read_articles(directory / ARTICLES_FILE)
+        _check_consistent(directory, manifest, faiss_index, articles, sources)
+        return cls(
+            articles=articles,
+            sources=sources,
+            faiss_index=faiss_index,
+            manifest=manifest,
+            encoder=encoder,
+        )
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def _read_faiss(path: Path) -> Any:
+    if not path.is_file():
+        raise IndexCorruptError(f"{path} is missing")
+    try:
+        return _faiss().read_index(str(path))
+    except RuntimeError as exc:
+        raise IndexCorruptError(f"cannot read {path}: {exc}") from exc
+
+
+def _read_articles(path: Path) -> tuple[list[Article], list[VectorSource]]:
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        articles = [
+            Article.model_validate({k: v for k, v in item.items() if k != "summary"})
+            for item in payload["articles"]
+        ]
+        sources = [VectorSource.model_validate(item) for item in payload["vectors"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexCorruptError(f"cannot read {path}: {exc}") from exc
+    return articles, sources
+
+
+def _check_consistent(
+    directory: Path,
+    manifest: Manifest,
+    faiss_index: Any,
+    articles: list[Article],
+    sources: list[VectorSource],
+) -> None:
+    problems = []
+    if faiss_index.d != manifest.dimension:
+        problems.append(f"faiss dimension {faiss_index.d} != manifest {manifest.dimension}")
+    if faiss_index.ntotal != manifest.vector_count or len(sources) != manifest.vector_count:
+        problems.append(
+            f"{faiss_index.ntotal} vectors in faiss, {len(sources)} in {ARTICLES_FILE}, "
+            f"{manifest.vector_count} in the manifest"
+        )
+    ids = [article.id for article in articles]
+    if ids != manifest.article_ids:
+        problems.append(f"articles in {ARTICLES_FILE} differ from the manifest's article_ids")
+    known = set(ids)
+    if any(source.article_id not in known for source in sources):
+        problems.append("some vectors point to unknown articles")
+    if problems:
+        raise IndexCorruptError(f"index in {directory} is inconsistent: " + "; ".join(problems))

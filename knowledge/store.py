@@ -1,0 +1,437 @@
+"""Atomic publishing of knowledge indexes and live reloading in running services.
+
+Layout under the index root (``settings.index_dir``)::
+
+    builds/<build-id>/   one saved index per build (the last few are kept)
+    current -> builds/<build-id>   symlink to the live build
+
+:func:`publish` saves into a temporary folder inside ``builds/``, renames it to its
+final name and then swaps the ``current`` symlink with ``os.replace``, so readers see
+either the old build or the new one, never a half-written folder.
+:class:`LiveKnowledgeBase` follows ``current`` from inside the action server: a new
+build is loaded completely before it replaces the old one, and a build that fails to
+load is logged and ignored while the old one keeps serving.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from knowledge.articles import Article, load_articles
+from knowledge.encoder import Encoder
+from knowledge.index import (
+    Hit,
+    IndexCorruptError,
+    IndexNotBuiltError,
+    KnowledgeIndex,
+    KnowledgeIndexError,
+    Manifest,
+    content_hash,
+    read_manifest,
+)
+
+__all__ = [
+    "BUILDS_DIR",
+    "CURRENT_LINK",
+    "KEEP_BUILDS",
+    "BuildResult",
+    "IndexNotBuiltError",
+    "LiveKnowledgeBase",
+    "build_and_publish",
+    "current_build",
+    "current_manifest",
+    "list_builds",
+    "load_current",
+    "publish",
+    "publish_articles",
+]
+
+logger = logging.getLogger(__name__)
+
+BUILDS_DIR = "builds"
+CURRENT_LINK = "current"
+KEEP_BUILDS = 3
+BUILD_HINT = "run `python -m bot kb build`"
+_TEMP_PREFIX = ".tmp-"
+_STALE_TEMP_SECONDS = 3600.0
+
+
+def current_build(root: Path) -> Path | None:
+    """Return the build folder ``current`` points to, or ``None`` if there is none.
+
+    Args:
+        root: The index root.
+
+    Returns:
+        The live build folder, if the link exists and its target is a folder.
+    """
+    link = Path(root) / CURRENT_LINK
+    try:
+        target = Path(os.readlink(link))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:  # not a symlink: a plain folder saved by hand still works
+        return link if link.is_dir() else None
+    resolved = target if target.is_absolute() else Path(root) / target
+    return resolved if resolved.is_dir() else None
+
+
+def current_manifest(root: Path) -> Manifest | None:
+    """Return the live build's manifest, or ``None`` if nothing usable is published."""
+    build = current_build(root)
+    if build is None:
+        return None
+    try:
+        return read_manifest(build)
+    except KnowledgeIndexError:
+        logger.warning("The live knowledge build %s has no readable manifest", build)
+        return None
+
+
+def list_builds(root: Path) -> list[Path]:
+    """Return the finished build folders, oldest first."""
+    builds = Path(root) / BUILDS_DIR
+    if not builds.is_dir():
+        return []
+    return sorted(
+        path for path in builds.iterdir() if path.is_dir() and not path.name.startswith(".")
+    )
+
+
+def _new_build_id(index: KnowledgeIndex) -> str:
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{stamp}-{index.manifest.content_hash[:8]}"
+
+
+def publish(index: KnowledgeIndex, root: Path, *, keep: int = KEEP_BUILDS) -> Path:
+    """Save an index as a new build and make it the live one, atomically.
+
+    Args:
+        index: The index to publish.
+        root: The index root (created if needed).
+        keep: How many builds to keep, including the new one (at least 1).
+
+    Returns:
+        The new build folder.
+
+    Raises:
+        OSError: If the files cannot be written; the previous build stays live.
+        FileExistsError: If ``current`` exists and is not a symlink.
+    """
+    root = Path(root)
+    builds = root / BUILDS_DIR
+    builds.mkdir(parents=True, exist_ok=True)
+    link = root / CURRENT_LINK
+    if link.exists() and not link.is_symlink():
+        raise FileExistsError(f"{link} exists and is not a symlink; move it away first")
+    temp = builds / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
+    try:
+        index.save(temp)
+        final = builds / _new_build_id(index)
+        while final.exists():
+            final = builds / f"{final.name}-{uuid.uuid4().hex[:4]}"
+        os.rename(temp, final)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    _fsync_dir(builds)
+    _point_current(root, final)
+    logger.info("Published knowledge build %s", final.name)
+    _prune(root, keep=max(1, keep), live=final)
+    return final
+
+
+def _point_current(root: Path, build: Path) -> None:
+    temp_link = root / f"{_TEMP_PREFIX}link-{uuid.uuid4().hex}"
+    os.symlink(Path(BUILDS_DIR) / build.name, temp_link)
+    try:
+        os.replace(temp_link, root / CURRENT_LINK)
+    except BaseException:
+        temp_link.unlink(missing_ok=True)
+        raise
+    _fsync_dir(root)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - not supported on every platform
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _prune(root: Path, *, keep: int, live: Path) -> None:
+    builds = list_builds(root)
+    live_name = (current_build(root) or live).name
+    for old in builds[: max(0, len(builds) - keep)]:
+        if old.name in (live_name, live.name):
+            continue
+        logger.info("Removing old knowledge build %s", old.name)
+        shutil.rmtree(old, ignore_errors=True)
+    now = time.time()
+    for temp in (root / BUILDS_DIR).glob(f"{_TEMP_PREFIX}*"):
+        try:
+            stale = now - temp.stat().st_mtime > _STALE_TEMP_SECONDS
+        except OSError:
+            continue
+        if stale:
+            logger.info("Removing abandoned temporary build %s", temp.name)
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def load_current(root: Path, encoder: Encoder) -> KnowledgeIndex:
+    """Load the live build.
+
+    Args:
+        root: The index root.
+        encoder: The query encoder (must match the build's model).
+
+    Returns:
+        The live index.
+
+    Raises:
+        IndexNotBuiltError: If nothing has been published yet.
+        IndexMismatchError: If the build was made with another model.
+        IndexCorruptError: If the build's files are broken.
+    """
+    build = current_build(root)
+    if build is None:
+        raise IndexNotBuiltError(f"no knowledge index has been built in {root}; {BUILD_HINT}")
+    return KnowledgeIndex.load(build, encoder)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """Outcome of :func:`publish_articles`.
+
+    Attributes:
+        manifest: The live manifest afterwards.
+        build_dir: The live build folder.
+        skipped: True if the content was unchanged and nothing was rebuilt.
+        seconds: Time spent, including encoding.
+    """
+
+    manifest: Manifest
+    build_dir: Path
+    skipped: bool
+    seconds: float
+
+    @property
+    def build_id(self) -> str:
+        """The live build's id (its folder name)."""
+        return self.build_dir.name
+
+
+def _is_unchanged(root: Path, articles: list[Article], encoder: Encoder) -> Manifest | None:
+    manifest = current_manifest(root)
+    if manifest is None:
+        return None
+    same = (
+        manifest.model == encoder.name
+        and manifest.dimension == encoder.dimension
+        and manifest.content_hash == content_hash(articles)
+    )
+    return manifest if same else None
+
+
+def publish_articles(
+    articles_dir: Path,
+    root: Path,
+    encoder: Encoder,
+    *,
+    progress: bool = False,
+    force: bool = False,
+) -> BuildResult:
+    """Load, index and publish the articles, unless the live build already has them.
+
+    Args:
+        articles_dir: The articles folder.
+        root: The index root.
+        encoder: Embeds the articles.
+        progress: Show a progress bar while encoding.
+        force: Rebuild even if the content and model are unchanged.
+
+    Returns:
+        What happened.
+
+    Raises:
+        ArticleError: If any article is invalid; nothing is published and the previous
+            build stays live.
+    """
+    started = time.perf_counter()
+    articles = load_articles(articles_dir)
+    if not force:
+        existing = _is_unchanged(root, articles, encoder)
+        build = current_build(root)
+        if existing is not None and build is not None:
+            logger.info("Knowledge articles unchanged; keeping build %s", build.name)
+            return BuildResult(existing, build, True, time.perf_counter() - started)
+    index = KnowledgeIndex.build(articles, encoder, progress=progress)
+    build = publish(index, root)
+    return BuildResult(index.manifest, build, False, time.perf_counter() - started)
+
+
+def build_and_publish(
+    articles_dir: Path,
+    root: Path,
+    encoder: Encoder,
+    *,
+    progress: bool = False,
+    force: bool = False,
+) -> Manifest:
+    """Load, index and publish the articles; see :func:`publish_articles`.
+
+    Returns:
+        The live manifest (the existing one if nothing changed).
+
+    Raises:
+        ArticleError: If any article is invalid; the previous build stays live.
+    """
+    return publish_articles(articles_dir, root, encoder, progress=progress, force=force).manifest
+
+
+class LiveKnowledgeBase:
+    """The live index, reloaded when a new build is published.
+
+    Safe to share between threads. Nothing is read until the first search.
+
+    Args:
+        root: The index root.
+        encoder: The query encoder.
+        check_interval: Minimum seconds between checks of the ``current`` link
+            (0 checks on every call).
+    """
+
+    def __init__(self, root: Path, encoder: Encoder, *, check_interval: float = 1.0) -> None:
+        self._root = Path(root)
+        self._encoder = encoder
+        self._check_interval = check_interval
+        self._index: KnowledgeIndex | None = None
+        self._target: str | None = None
+        self._failed_target: str | None = None
+        self._last_check: float | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def root(self) -> Path:
+        """The index root being followed."""
+        return self._root
+
+    @property
+    def build_id(self) -> str | None:
+        """Name of the loaded build, or ``None`` before the first load."""
+        return Path(self._target).name if self._target else None
+
+    def search(self, query: str, limit: int = 3, *, audience: str | None = None) -> list[Hit]:
+        """Search the live index; see :meth:`KnowledgeIndex.search`.
+
+        Raises:
+            IndexNotBuiltError: If no build has been published yet.
+            KnowledgeIndexError: If there is no loaded build and the live one is broken.
+        """
+        return self._current().search(query, limit, audience=audience)
+
+    def article(self, article_id: str) -> Article | None:
+        """Return an article of the live index by id, or ``None``."""
+        return self._current().article(article_id)
+
+    @property
+    def manifest(self) -> Manifest:
+        """The live index's manifest (loads the index if needed)."""
+        return self._current().manifest
+
+    def is_ready(self) -> bool:
+        """Return whether a build is loaded or can be loaded now, without raising."""
+        try:
+            self._current()
+        except KnowledgeIndexError:
+            return False
+        return True
+
+    def refresh(self) -> bool:
+        """Check the ``current`` link now and load a new build if it changed.
+
+        Returns:
+            True if a new build was swapped in.
+        """
+        with self._lock:
+            return self._reload_if_changed()
+
+    def _current(self) -> KnowledgeIndex:
+        index = self._index
+        if index is not None and not self._due():
+            return index
+        if index is None:
+            with self._lock:  # first load: wait for whoever is loading
+                if self._index is None or self._due():
+                    self._reload_if_changed()
+        elif self._lock.acquire(blocking=False):  # others keep serving the old build
+            try:
+                if self._due():
+                    self._reload_if_changed()
+            finally:
+                self._lock.release()
+        if self._index is None:
+            return self._load_first()
+        return self._index
+
+    def _due(self) -> bool:
+        if self._last_check is None:
+            return True
+        return time.monotonic() - self._last_check >= self._check_interval
+
+    def _resolve_target(self) -> str | None:
+        link = self._root / CURRENT_LINK
+        try:
+            return os.readlink(link)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return str(link) if link.is_dir() else None
+
+    def _reload_if_changed(self) -> bool:
+        """Load the build ``current`` points to if it is new; call with the lock held."""
+        self._last_check = time.monotonic()
+        target = self._resolve_target()
+        if target is None:
+            if self._index is not None:
+                logger.warning(
+                    "%s/%s disappeared; serving the loaded build", self._root, CURRENT_LINK
+                )
+            return False
+        if target == self._target or (target == self._failed_target and self._index is not None):
+            return False
+        build = Path(target) if Path(target).is_absolute() else self._root / target
+        try:
+            new_index = KnowledgeIndex.load(build, self._encoder)
+        except Exception as exc:
+            self._failed_target = target
+            if self._index is None:
+                if isinstance(exc, KnowledgeIndexError):
+                    raise
+                raise IndexCorruptError(f"cannot load knowledge build {build}: {exc}") from exc
+            logger.exception(
+                "Could not load knowledge build %s; still serving %s", build, self.build_id
+            )
+            return False
+        self._index, self._target, self._failed_target = new_index, target, None
+        logger.info(
+            "Loaded knowledge build %s (%d articles)", build.name, new_index.manifest.article_count
+        )
+        return True
+
+    def _load_first(self) -> KnowledgeIndex:
+        raise IndexNotBuiltError(f"no knowledge index has been built in {self._root}; {BUILD_HINT}")
