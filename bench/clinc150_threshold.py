@@ -53,13 +53,19 @@ def intent_articles(train: list[list[str]], k: int) -> list[Article]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its JSON line."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--k", type=int, default=10, help="training queries per intent (default 10)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--k", type=int, default=10, help="training queries per intent (default 10)"
+    )
     args = parser.parse_args(argv)
 
     data = json.loads((datasets_dir() / "clinc150" / "data_full.json").read_text())
     started = time.monotonic()
-    index = KnowledgeIndex.build(intent_articles(data["train"], args.k), default_encoder(), progress=True)
+    index = KnowledgeIndex.build(
+        intent_articles(data["train"], args.k), default_encoder(), progress=True
+    )
     build_seconds = time.monotonic() - started
 
     def queries(split: str, oos_split: str) -> list[tuple[str, str | None]]:

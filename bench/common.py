@@ -54,5 +54,7 @@ def emit(result: dict[str, Any]) -> None:
 def datasets_dir() -> Path:
     """The shared public evaluation data (``../shared/datasets`` beside the repo)."""
     if not DATASETS_DIR.exists():
-        raise SystemExit(f"public datasets not found at {DATASETS_DIR} (see shared/datasets/README.md)")
+        raise SystemExit(
+            f"public datasets not found at {DATASETS_DIR} (see shared/datasets/README.md)"
+        )
     return DATASETS_DIR

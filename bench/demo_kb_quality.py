@@ -32,7 +32,9 @@ QUESTIONS = Path(__file__).resolve().parent / "data" / "demo_kb_questions.yml"
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its JSON line."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--questions", type=Path, default=QUESTIONS)
     parser.add_argument("--show-misses", action="store_true", help="list every wrong top-1")
     args = parser.parse_args(argv)
@@ -63,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             "answered": round(answered_correctly(ranked, settings.kb_answer_threshold), 4),
             "ood_wrong": sum(r.top_score >= settings.kb_answer_threshold for r in ood),
             "ood_suggested": sum(
-                settings.kb_suggest_threshold <= r.top_score < settings.kb_answer_threshold for r in ood
+                settings.kb_suggest_threshold <= r.top_score < settings.kb_answer_threshold
+                for r in ood
             ),
         }
     )

@@ -22,7 +22,9 @@ class Ranked:
         return self.scores[0] if self.scores else 0.0
 
 
-def rank_all(index: KnowledgeIndex, queries: Sequence[tuple[str, str | None]], limit: int = 3) -> list[Ranked]:
+def rank_all(
+    index: KnowledgeIndex, queries: Sequence[tuple[str, str | None]], limit: int = 3
+) -> list[Ranked]:
     """Search every ``(query, expected_article_id)`` pair."""
     ranked = []
     for text, expected in queries:
@@ -42,7 +44,9 @@ def top_k_accuracy(ranked: Sequence[Ranked], k: int) -> float:
 def answered_correctly(ranked: Sequence[Ranked], threshold: float) -> float:
     """Share of in-domain queries answered (top score ≥ threshold) with the right article."""
     in_domain = [r for r in ranked if r.expected is not None]
-    good = sum(bool(r.ids) and r.ids[0] == r.expected and r.top_score >= threshold for r in in_domain)
+    good = sum(
+        bool(r.ids) and r.ids[0] == r.expected and r.top_score >= threshold for r in in_domain
+    )
     return good / max(1, len(in_domain))
 
 
@@ -51,7 +55,9 @@ def suggested_correctly(ranked: Sequence[Ranked], threshold: float) -> float:
     in_domain = [r for r in ranked if r.expected is not None]
     good = 0
     for r in in_domain:
-        good += any(i == r.expected and s >= threshold for i, s in zip(r.ids, r.scores, strict=True))
+        good += any(
+            i == r.expected and s >= threshold for i, s in zip(r.ids, r.scores, strict=True)
+        )
     return good / max(1, len(in_domain))
 
 

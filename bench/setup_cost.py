@@ -33,12 +33,12 @@ from bot.ops.stack import free_port
 def _timed(argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> float:
     started = time.monotonic()
     with log.open("w") as out:
-        subprocess.run(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, check=True)  # noqa: S603
+        subprocess.run(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, check=True)
     return time.monotonic() - started
 
 
 def _disk_mb(path: Path) -> float:
-    result = subprocess.run(["du", "-sm", str(path)], capture_output=True, text=True, check=True)  # noqa: S603, S607
+    result = subprocess.run(["du", "-sm", str(path)], capture_output=True, text=True, check=True)
     return float(result.stdout.split()[0])
 
 
@@ -48,7 +48,9 @@ async def _first_answer(web_port: int, deadline: float) -> None:
         try:
             async with websockets.connect(f"ws://127.0.0.1:{web_port}/ws/chat") as socket:
                 await socket.send(json.dumps({"type": "hello"}))
-                await socket.send(json.dumps({"type": "message", "text": "how long does delivery take?"}))
+                await socket.send(
+                    json.dumps({"type": "message", "text": "how long does delivery take?"})
+                )
                 while True:
                     frame = json.loads(await asyncio.wait_for(socket.recv(), timeout=60))
                     if frame.get("type") == "message" and frame.get("role") == "bot":
@@ -60,7 +62,9 @@ async def _first_answer(web_port: int, deadline: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its JSON line."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--keep", action="store_true", help="keep the clone for inspection")
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="concierge-setup-cost-"))
@@ -69,17 +73,25 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONCIERGE_", "VIRTUAL_ENV"))}
     try:
-        subprocess.run(["git", "clone", "-q", str(PROJECT_ROOT), str(clone)], check=True)  # noqa: S603, S607
+        subprocess.run(["git", "clone", "-q", str(PROJECT_ROOT), str(clone)], check=True)
         setup_seconds = _timed(["make", "setup"], clone, env, logs / "setup.log")
         disk_mb = _disk_mb(clone)
         python = str(clone / ".venv" / "bin" / "python")
-        train_seconds = _timed([python, "-m", "bot", "train", "--force"], clone, env, logs / "train.log")
+        train_seconds = _timed(
+            [python, "-m", "bot", "train", "--force"], clone, env, logs / "train.log"
+        )
 
         ports = {"RASA": free_port(), "ACTION": free_port(), "WEB": free_port()}
         run_env = {**env, **{f"CONCIERGE_{k}_PORT": str(v) for k, v in ports.items()}}
         started = time.monotonic()
         with (logs / "run.log").open("w") as out:
-            run = subprocess.Popen([python, "-m", "bot", "run"], cwd=clone, env=run_env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+            run = subprocess.Popen(
+                [python, "-m", "bot", "run"],
+                cwd=clone,
+                env=run_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
             try:
                 asyncio.run(_first_answer(ports["WEB"], started + 300))
                 first_answer_seconds = time.monotonic() - started

@@ -44,7 +44,9 @@ async def knowledge_turns(settings: Settings, questions: list[str], turns: int) 
         await _until(socket, "history")
         for i in range(turns):
             started = time.perf_counter()
-            await socket.send(json.dumps({"type": "message", "text": questions[i % len(questions)]}))
+            await socket.send(
+                json.dumps({"type": "message", "text": questions[i % len(questions)]})
+            )
             await _until_turn_done(socket)
             timings.append((time.perf_counter() - started) * 1000)
     return timings
@@ -87,7 +89,9 @@ def greet_turns(settings: Settings, turns: int) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its JSON line."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=10)
     args = parser.parse_args(argv)

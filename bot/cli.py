@@ -33,16 +33,20 @@ def create_argument_parser() -> argparse.ArgumentParser:
     """Build the parser for ``python -m bot``."""
     parser = argparse.ArgumentParser(
         prog="python -m bot",
-        description="Concierge: a Rasa customer-support assistant with a knowledge base and handoff.",
+        description="Concierge: a Rasa support assistant with a knowledge base and handoff.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Settings are read from CONCIERGE_* environment variables; see docs/operations.md.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     setup = commands.add_parser("setup", help="install and prepare everything (idempotent)")
-    setup.add_argument("--no-demo-data", action="store_true", help="skip demo accounts and contacts")
     setup.add_argument(
-        "--for-tests", action="store_true", help="also install what the tests need (Debian chromium)"
+        "--no-demo-data", action="store_true", help="skip demo accounts and contacts"
+    )
+    setup.add_argument(
+        "--for-tests",
+        action="store_true",
+        help="also install what the tests need (Debian chromium)",
     )
 
     run = commands.add_parser("run", help="start Rasa, the action server and the bot service")
@@ -71,7 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return editor_main(argv[1:])
     args = create_argument_parser().parse_args(argv)
     console = Console(stderr=False)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Long-running services log at INFO to their log files; interactive commands stay quiet
+    # and report progress through the console instead.
+    level = logging.INFO if args.command == "web" else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = get_settings()
         return _dispatch(args, settings, console)
@@ -144,7 +151,8 @@ def _run_stack(settings: Settings, console: Console) -> int:
         )
         died = supervisor.watch()
         console.print(
-            f"\n[red]✗ {died.spec.name} stopped unexpectedly (exit code {died.process.returncode}).[/]"
+            f"\n[red]✗ {died.spec.name} stopped unexpectedly "
+            f"(exit code {died.process.returncode}).[/]"
             f" Last lines of {died.spec.log_path}:"
         )
         console.print(tail(died.spec.log_path, 30), markup=False, highlight=False)

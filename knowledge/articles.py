@@ -322,7 +322,7 @@ def _split_front_matter(
 class _FrontMatterLoader(yaml.SafeLoader):
     """SafeLoader that keeps impossible dates (``2026-13-45``) as text for validation."""
 
-    def construct_yaml_timestamp(self, node: yaml.Node) -> Any:
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
         """Build a date, or return the raw text if it is not a real date."""
         try:
             return super().construct_yaml_timestamp(node)

@@ -16,7 +16,9 @@ class NetworkAccessError(RuntimeError):
 
 
 @pytest.fixture(autouse=True)
-def _forbid_network(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _forbid_network(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     """Fail any test that connects a socket unless it carries a socket-allowing marker."""
     if any(request.node.get_closest_marker(name) for name in _SOCKET_MARKERS):
         yield

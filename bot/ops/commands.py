@@ -54,7 +54,7 @@ def run_logged(
     with log_path.open("w", encoding="utf-8") as log_file:
         log_file.write(f"$ {' '.join(str(part) for part in argv)}\n")
         log_file.flush()
-        process = subprocess.Popen(  # noqa: S603 - argv is built by this program, not a shell
+        process = subprocess.Popen(
             [str(part) for part in argv],
             cwd=cwd,
             env=dict(env) if env is not None else None,

