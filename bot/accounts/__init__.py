@@ -1,0 +1,1 @@
+"""Customer accounts, contacts, orders and teams (B2C and B2B)."""

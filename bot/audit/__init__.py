@@ -1,0 +1,1 @@
+"""Audit trail of customer identification, handoffs and (later) agent actions."""

@@ -1,0 +1,1 @@
+"""Channel-independent handling of customer turns (web chat now, Telegram later)."""

@@ -1,0 +1,1 @@
+"""Conversations, their messages and the browser tokens that open them."""

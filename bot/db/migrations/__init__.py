@@ -1,0 +1,1 @@
+"""Alembic migrations of the app database (run by ``bot.db.session.upgrade_database``)."""

@@ -1,0 +1,1 @@
+"""Handing a conversation over from the bot to a human team."""

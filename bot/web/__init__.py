@@ -1,0 +1,1 @@
+"""The bot service's web side: chat page, websocket, article pages and health checks."""

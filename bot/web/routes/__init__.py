@@ -1,0 +1,1 @@
+"""One router per resource: the chat (page, API, websocket), articles and health."""

@@ -1,0 +1,96 @@
+"""Knowledge-base article pages, linked from citations in the chat."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from markdown_it import MarkdownIt
+from starlette.concurrency import run_in_threadpool
+
+from bot.web.deps import SettingsDep, TemplatesDep
+from bot.web.errors import ArticleNotFoundError
+from knowledge.articles import Article, ArticleError, find_article_files, parse_article
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/articles", tags=["articles"])
+
+ARTICLE_ID_PATTERN = re.compile(r"^[a-z0-9-]+$")
+MAX_ARTICLE_ID_CHARS = 120
+
+
+def article_path(articles_dir: Path, article_id: str) -> Path | None:
+    """Return the file of an article, looking in sub-folders too.
+
+    Args:
+        articles_dir: The articles folder.
+        article_id: An id already checked against ``ARTICLE_ID_PATTERN``.
+
+    Returns:
+        The file inside ``articles_dir``, or ``None`` if there is none.
+    """
+    root = articles_dir.resolve()
+    direct = root / f"{article_id}.md"
+    candidates = [direct] if direct.is_file() else []
+    if not candidates and root.is_dir():
+        candidates = [p for p in find_article_files(root) if p.stem == article_id]
+    for path in candidates:
+        if path.resolve().is_relative_to(root):
+            return path
+    return None
+
+
+def load_article(articles_dir: Path, article_id: str) -> Article:
+    """Read and validate an article by id.
+
+    Args:
+        articles_dir: The articles folder.
+        article_id: The requested id (untrusted).
+
+    Returns:
+        The article.
+
+    Raises:
+        ArticleNotFoundError: If the id is malformed, there is no such file, or the
+            file is not a valid article.
+    """
+    if len(article_id) > MAX_ARTICLE_ID_CHARS or not ARTICLE_ID_PATTERN.fullmatch(article_id):
+        raise ArticleNotFoundError(article_id)
+    path = article_path(articles_dir, article_id)
+    if path is None:
+        raise ArticleNotFoundError(article_id)
+    try:
+        return parse_article(path)
+    except ArticleError as exc:
+        logger.error("article %r is invalid: %s", article_id, exc.message)
+        raise ArticleNotFoundError(article_id) from exc
+
+
+def render_markdown(body: str) -> str:
+    """Render article Markdown to HTML; raw HTML in the source is escaped, not passed on.
+
+    Args:
+        body: CommonMark text.
+
+    Returns:
+        Safe HTML.
+    """
+    html: str = MarkdownIt("commonmark", {"html": False}).render(body)
+    return html
+
+
+@router.get("/{article_id}", response_class=HTMLResponse)
+async def show_article(
+    article_id: str, request: Request, settings: SettingsDep, templates: TemplatesDep
+) -> HTMLResponse:
+    """Show one article as a web page (404 page if it does not exist)."""
+    article = await run_in_threadpool(load_article, settings.articles_dir, article_id)
+    return templates.TemplateResponse(
+        request,
+        "article.html",
+        {"article": article, "body_html": render_markdown(article.body)},
+    )

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.orm import Session
+
+from bot.conversations.models import Conversation
+from bot.db import models
+from bot.db.session import create_db_engine, create_session_factory, upgrade_database
+
+
+def test_upgrade_creates_parent_folder_and_is_idempotent(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'nested' / 'deeper' / 'app.db'}"
+    upgrade_database(url)
+    upgrade_database(url)  # second run: nothing to do, no error
+
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as connection:
+            assert MigrationContext.configure(connection).get_current_revision() == "0001"
+            tables = set(inspect(connection).get_table_names())
+    finally:
+        engine.dispose()
+    assert {
+        "conversations",
+        "messages",
+        "teams",
+        "accounts",
+        "contacts",
+        "orders",
+        "handoffs",
+        "audit_events",
+    } <= tables
+
+
+def test_migrations_match_the_models(engine: Engine) -> None:
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), models.Base.metadata)
+    assert differences == []
+
+
+def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(engine: Engine) -> None:
+    with engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 5000
+
+
+def test_in_memory_database_works(tmp_path: Path) -> None:
+    engine = create_db_engine("sqlite://")
+    try:
+        models.Base.metadata.create_all(engine)
+        with create_session_factory(engine)() as session:
+            session.add(Conversation(channel="webchat"))
+            session.commit()
+            assert session.query(Conversation).count() == 1
+    finally:
+        engine.dispose()
+
+
+def test_timestamps_come_back_as_aware_utc(session: Session) -> None:
+    conversation = Conversation(channel="webchat")
+    session.add(conversation)
+    session.commit()
+    session.expunge_all()
+
+    loaded = session.get(Conversation, conversation.id)
+    assert loaded is not None
+    assert loaded.created_at.tzinfo is not None
+    assert loaded.created_at.utcoffset() == dt.timedelta(0)
+    assert abs(loaded.created_at - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
+
+
+def test_session_objects_survive_commit(session: Session) -> None:
+    conversation = Conversation(channel="webchat")
+    session.add(conversation)
+    session.commit()
+    # expire_on_commit=False: no reload (and so no query) needed after commit.
+    assert "mode" in conversation.__dict__
+
+
+def test_two_engines_can_write_the_same_file(database_url: str) -> None:
+    """Bot service and action server write the same file: busy timeout absorbs contention."""
+    errors: list[Exception] = []
+
+    def write(count: int) -> None:
+        engine = create_db_engine(database_url)
+        try:
+            factory = create_session_factory(engine)
+            for _ in range(count):
+                with factory() as session:
+                    session.add(Conversation(channel="webchat"))
+                    session.commit()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=write, args=(25,)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    engine = create_db_engine(database_url)
+    try:
+        with create_session_factory(engine)() as session:
+            assert session.query(Conversation).count() == 50
+    finally:
+        engine.dispose()
