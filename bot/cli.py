@@ -131,43 +131,36 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
 
 def _run_stack(settings: Settings, console: Console) -> int:
     from bot.ops.doctor import check_index, check_model
-    from bot.ops.stack import stack_specs, with_run_token
-    from bot.ops.supervisor import ServiceFailedError, Supervisor
+    from bot.ops.stack import started_stack, with_run_token
+    from bot.ops.supervisor import ServiceFailedError
 
     for check in (check_model(settings), check_index(settings)):
         if not check.ok:
             raise OperationError(f"{check.name}: {check.detail}", hint=f"run `{check.fix}`")
     settings = with_run_token(settings)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    supervisor = Supervisor(console)
+    console.print(f"Logs: {settings.log_dir} (rasa.log, actions.log, web.log)")
     try:
-        for spec in stack_specs(settings):
-            supervisor.start(spec)
-        console.print(f"Logs: {settings.log_dir} (rasa.log, actions.log, web.log)")
-        supervisor.wait_until_healthy()
-        console.print(
-            f"\n[bold green]Concierge is running.[/] Chat at [link]{settings.web_url}/[/link]"
-            "\nPress Ctrl-C to stop."
-        )
-        died = supervisor.watch()
-        console.print(
-            f"\n[red]✗ {died.spec.name} stopped unexpectedly "
-            f"(exit code {died.process.returncode}).[/]"
-            f" Last lines of {died.spec.log_path}:"
-        )
-        console.print(tail(died.spec.log_path, 30), markup=False, highlight=False)
+        with started_stack(settings, console) as supervisor:
+            console.print(
+                f"\n[bold green]Concierge is running.[/] Chat at [link]{settings.web_url}/[/link]"
+                "\nPress Ctrl-C to stop."
+            )
+            died = supervisor.watch()
+            console.print(
+                f"\n[red]✗ {died.spec.name} stopped unexpectedly "
+                f"(exit code {died.process.returncode}).[/] Last lines of {died.spec.log_path}:"
+            )
+            console.print(tail(died.spec.log_path, 30), markup=False, highlight=False)
+            console.print("Stopping the other services…")
         return 1
     except ServiceFailedError as error:
         console.print(f"\n[red]✗ {error}[/]. Last lines of {error.log_path}:")
         console.print(error.log_tail, markup=False, highlight=False)
         return 1
     except KeyboardInterrupt:
-        console.print("\nStopping…")
+        console.print("\nStopped all services.")
         return 0
-    finally:
-        supervisor.stop()
-        console.print("All services stopped.")
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 from pydantic import SecretStr
 from rich.console import Console
 
@@ -152,6 +153,26 @@ def isolated_settings(base: Settings, var_dir: Path) -> Settings:
     )
 
 
+def warm_up_action_server(settings: Settings, *, timeout: float = 120.0) -> None:
+    """Ask the action server to load the embedding model and index now, not on the first turn."""
+    body = {
+        "next_action": "action_concierge_warm_up",
+        "sender_id": "concierge-warm-up",
+        "tracker": {
+            "sender_id": "concierge-warm-up",
+            "slots": {},
+            "latest_message": {},
+            "events": [],
+            "paused": False,
+            "followup_action": None,
+            "active_loop": {},
+            "latest_action_name": None,
+        },
+        "domain": {},
+    }
+    httpx.post(settings.action_url, json=body, timeout=timeout).raise_for_status()
+
+
 @contextmanager
 def started_stack(
     settings: Settings, console: Console, *, show_progress: bool = True
@@ -162,6 +183,11 @@ def started_stack(
         for spec in stack_specs(settings):
             supervisor.start(spec)
         supervisor.wait_until_healthy(show_progress=show_progress)
+        try:
+            with console.status("Loading the embedding model in the action server…"):
+                warm_up_action_server(settings)
+        except httpx.HTTPError as error:  # not fatal: the first question just waits longer
+            console.print(f"[yellow]! action server warm-up failed: {error}[/]")
         yield supervisor
     finally:
         supervisor.stop()
