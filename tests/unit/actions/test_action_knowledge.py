@@ -1,0 +1,345 @@
+"""action_answer_from_knowledge and action_answer_chosen_article."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import deps
+from actions.knowledge import (
+    FEEDBACK_BUTTONS,
+    TALK_TO_PERSON_BUTTON,
+    ActionAnswerChosenArticle,
+    ActionAnswerFromKnowledge,
+    choose_article_payload,
+)
+from knowledge.articles import Article
+from knowledge.index import KnowledgeIndex
+from knowledge.store import LiveKnowledgeBase
+from tests.helpers.fake_encoder import FakeEncoder
+from tests.helpers.trackers import build_tracker, conversation, entity, slot, user
+from tests.unit.actions.support import FakeKnowledgeBase, make_hit, message
+
+SENDER = "conversation-kb"
+
+
+async def run_answer(*events: dict, slots: dict | None = None) -> tuple[CollectingDispatcher, list]:
+    dispatcher = CollectingDispatcher()
+    tracker = build_tracker(conversation(*events), slots=slots, sender_id=SENDER)
+    result = await ActionAnswerFromKnowledge().run(dispatcher, tracker, {})
+    return dispatcher, result
+
+
+def kb_events(query: str, article_id: str | None, outcome: str, attempts: float) -> list[dict]:
+    return [
+        SlotSet("kb_last_query", query),
+        SlotSet("kb_last_article_id", article_id),
+        SlotSet("kb_last_outcome", outcome),
+        SlotSet("kb_attempts", attempts),
+    ]
+
+
+async def test_answer_band_sends_summary_with_citation_and_feedback_buttons(
+    fake_kb: FakeKnowledgeBase, articles: dict[str, Article]
+) -> None:
+    article = articles["returns-start-a-return"]
+    fake_kb.hits = [make_hit(article, 0.81234), make_hit(articles["returns-shipping-cost"], 0.6)]
+
+    dispatcher, events = await run_answer(
+        user("how do I send something back?", "ask_question", 0.97)
+    )
+
+    assert dispatcher.messages == [
+        message(
+            text=article.summary,
+            buttons=FEEDBACK_BUTTONS,
+            custom={
+                "citation": {
+                    "article_id": "returns-start-a-return",
+                    "title": "How do I return an item?",
+                    "score": 0.812,
+                }
+            },
+        )
+    ]
+    assert events == kb_events(
+        "how do I send something back?", "returns-start-a-return", "answered", 1.0
+    )
+    assert fake_kb.calls == [("how do I send something back?", 3, "b2c")]
+
+
+async def test_attempts_count_up_from_the_slot(
+    fake_kb: FakeKnowledgeBase, articles: dict[str, Article]
+) -> None:
+    fake_kb.hits = [make_hit(articles["delivery-costs"], 0.9)]
+
+    _, events = await run_answer(
+        slot("kb_attempts", 2.0), user("how much is shipping?", "ask_question", 0.99)
+    )
+
+    assert events == kb_events("how much is shipping?", "delivery-costs", "answered", 3.0)
+
+
+async def test_suggest_band_offers_articles_above_the_suggest_threshold_and_a_person(
+    fake_kb: FakeKnowledgeBase, articles: dict[str, Article]
+) -> None:
+    fake_kb.hits = [
+        make_hit(articles["refunds-timing"], 0.52),
+        make_hit(articles["refunds-method"], 0.47),
+        make_hit(articles["refunds-partial-refund"], 0.31),
+    ]
+
+    dispatcher, events = await run_answer(user("money back?", "nlu_fallback", 0.41))
+
+    assert dispatcher.messages == [
+        message(
+            response="utter_kb_suggestions",
+            buttons=[
+                {
+                    "title": articles["refunds-timing"].title,
+                    "payload": '/choose_article{"article_id":"refunds-timing"}',
+                },
+                {
+                    "title": articles["refunds-method"].title,
+                    "payload": '/choose_article{"article_id":"refunds-method"}',
+                },
+                TALK_TO_PERSON_BUTTON,
+            ],
+        )
+    ]
+    assert events == kb_events("money back?", None, "suggested", 1.0)
+
+
+@pytest.mark.parametrize("scores", [[0.39, 0.2], []], ids=["low-scores", "no-hits"])
+async def test_unknown_band_says_so_instead_of_guessing(
+    fake_kb: FakeKnowledgeBase, articles: dict[str, Article], scores: list[float]
+) -> None:
+    ids = ["warranty-coverage", "orders-wrong-item"]
+    fake_kb.hits = [make_hit(articles[i], s) for i, s in zip(ids, scores, strict=False)]
+
+    dispatcher, events = await run_answer(user("can I pay with bitcoin?", "ask_question", 0.88))
+
+    assert dispatcher.messages == [message(response="utter_kb_unknown")]
+    assert events == kb_events("can I pay with bitcoin?", None, "unknown", 1.0)
+
+
+@pytest.mark.parametrize("text", ["/ask_question", '/choose_article{"article_id":"x"}', "   "])
+async def test_button_payloads_and_empty_text_are_not_searched(
+    fake_kb: FakeKnowledgeBase, text: str
+) -> None:
+    dispatcher, events = await run_answer(user(text, "ask_question"))
+
+    assert fake_kb.calls == []
+    assert dispatcher.messages == [message(response="utter_default")]
+    assert events == []
+
+
+async def test_consumers_get_a_business_article_only_when_it_answers_confidently(
+    fake_kb: FakeKnowledgeBase, articles: dict[str, Article]
+) -> None:
+    fake_kb.hits = [
+        make_hit(articles["business-join-program"], 0.74),
+        make_hit(articles["plus-membership-benefits"], 0.42),
+    ]
+
+    dispatcher, events = await run_answer(
+        user("how do I join Kestrel for Business?", "ask_question")
+    )
+
+    assert fake_kb.calls == [
+        ("how do I join Kestrel for Business?", 3, "b2c"),
+        ("how do I join Kestrel for Business?", 3, None),
+    ]
+    assert dispatcher.messages[0]["custom"]["citation"]["article_id"] == "business-join-program"
+    assert events[1] == SlotSet("kb_last_article_id", "business-join-program")
+
+
+async def test_consumers_are_not_offered_business_only_suggestions(
+    fake_kb: FakeKnowledgeBase, articles: dict[str, Article]
+) -> None:
+    fake_kb.hits = [
+        make_hit(articles["business-returns"], 0.5),
+        make_hit(articles["returns-start-a-return"], 0.45),
+    ]
+
+    dispatcher, events = await run_answer(user("returning stuff", "ask_question"))
+
+    payloads = [button["payload"] for button in dispatcher.messages[0]["buttons"]]
+    assert payloads == [choose_article_payload("returns-start-a-return"), "/request_human"]
+    assert events[2] == SlotSet("kb_last_outcome", "suggested")
+
+
+async def test_business_customers_search_business_articles_first(
+    fake_kb: FakeKnowledgeBase, articles: dict[str, Article]
+) -> None:
+    fake_kb.hits = [
+        make_hit(articles["returns-start-a-return"], 0.7),
+        make_hit(articles["business-returns"], 0.66),
+    ]
+
+    dispatcher, _ = await run_answer(
+        user("how do we return an item?", "ask_question"), slots={"customer_segment": "b2b"}
+    )
+
+    assert fake_kb.calls == [("how do we return an item?", 3, "b2b")]
+    assert dispatcher.messages[0]["custom"]["citation"]["article_id"] == "business-returns"
+
+
+async def test_index_not_built_gives_a_polite_reply_and_logs_the_conversation(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    deps.set_knowledge_base(
+        LiveKnowledgeBase(tmp_path / "no-index", FakeEncoder(), check_interval=0)
+    )
+    caplog.set_level(logging.ERROR, logger="actions.knowledge")
+
+    dispatcher, events = await run_answer(user("where is my order?", "ask_question"))
+
+    assert dispatcher.messages == [message(response="utter_kb_unavailable")]
+    assert events == kb_events("where is my order?", None, "unavailable", 1.0)
+    [record] = caplog.records
+    assert f"conversation={SENDER}" in record.getMessage()
+    assert record.exc_info is not None
+    assert type(record.exc_info[1]).__name__ == "IndexNotBuiltError"
+
+
+async def test_real_index_with_fake_encoder_answers_an_article_title(
+    articles: dict[str, Article],
+) -> None:
+    index = KnowledgeIndex.build(list(articles.values()), FakeEncoder())
+    deps.set_knowledge_base(index)
+
+    dispatcher, events = await run_answer(user("How do I return an item?", "ask_question"))
+
+    assert dispatcher.messages[0]["text"] == articles["returns-start-a-return"].summary
+    assert dispatcher.messages[0]["custom"]["citation"]["score"] == pytest.approx(1.0, abs=1e-3)
+    assert events[1] == SlotSet("kb_last_article_id", "returns-start-a-return")
+
+
+async def test_chosen_article_is_answered_with_a_citation(
+    fake_kb: FakeKnowledgeBase, articles: dict[str, Article]
+) -> None:
+    article = articles["refunds-timing"]
+    payload = choose_article_payload("refunds-timing")
+    tracker = build_tracker(
+        conversation(
+            user(payload, "choose_article", 1.0, [entity("article_id", "refunds-timing")])
+        ),
+        sender_id=SENDER,
+    )
+    dispatcher = CollectingDispatcher()
+
+    events = await ActionAnswerChosenArticle().run(dispatcher, tracker, {})
+
+    assert dispatcher.messages == [
+        message(
+            text=article.summary,
+            buttons=FEEDBACK_BUTTONS,
+            custom={
+                "citation": {"article_id": "refunds-timing", "title": article.title, "score": None}
+            },
+        )
+    ]
+    assert events == [
+        SlotSet("kb_last_article_id", "refunds-timing"),
+        SlotSet("kb_last_outcome", "answered"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "entities", [[entity("article_id", "no-such-article")], []], ids=["unknown", "missing"]
+)
+async def test_unknown_or_missing_chosen_article(
+    fake_kb: FakeKnowledgeBase, entities: list[dict]
+) -> None:
+    tracker = build_tracker(conversation(user("/choose_article", "choose_article", 1.0, entities)))
+    dispatcher = CollectingDispatcher()
+
+    events = await ActionAnswerChosenArticle().run(dispatcher, tracker, {})
+
+    assert dispatcher.messages == [message(response="utter_kb_unknown")]
+    assert events == [SlotSet("kb_last_article_id", None), SlotSet("kb_last_outcome", "unknown")]
+
+
+async def test_chosen_article_when_the_index_is_missing(tmp_path: Path) -> None:
+    deps.set_knowledge_base(LiveKnowledgeBase(tmp_path / "no-index", FakeEncoder()))
+    tracker = build_tracker(
+        conversation(
+            user("/choose_article", "choose_article", 1.0, [entity("article_id", "refunds-timing")])
+        )
+    )
+    dispatcher = CollectingDispatcher()
+
+    events = await ActionAnswerChosenArticle().run(dispatcher, tracker, {})
+
+    assert dispatcher.messages == [message(response="utter_kb_unavailable")]
+    assert events == [
+        SlotSet("kb_last_article_id", None),
+        SlotSet("kb_last_outcome", "unavailable"),
+    ]
+
+
+async def test_business_customers_prefer_a_close_business_article(
+    fake_kb: FakeKnowledgeBase, articles: dict[str, Article]
+) -> None:
+    fake_kb.hits = [
+        make_hit(articles["invoices-get-an-invoice"], 0.797),
+        make_hit(articles["business-net30-invoicing"], 0.783),
+    ]
+
+    dispatcher, events = await run_answer(
+        user("can we pay by invoice?", "ask_question"), slots={"customer_segment": "b2b"}
+    )
+
+    citation = dispatcher.messages[0]["custom"]["citation"]
+    assert (citation["article_id"], citation["score"]) == ("business-net30-invoicing", 0.783)
+    assert events[1] == SlotSet("kb_last_article_id", "business-net30-invoicing")
+
+
+@pytest.mark.parametrize(
+    ("general", "business"),
+    [(0.70, 0.64), (0.57, 0.53)],
+    ids=["too-far-behind", "other-band"],
+)
+async def test_business_preference_needs_a_close_score_in_the_same_band(
+    fake_kb: FakeKnowledgeBase, articles: dict[str, Article], general: float, business: float
+) -> None:
+    fake_kb.hits = [
+        make_hit(articles["invoices-get-an-invoice"], general),
+        make_hit(articles["business-net30-invoicing"], business),
+    ]
+
+    dispatcher, _ = await run_answer(
+        user("invoices", "ask_question"), slots={"customer_segment": "b2b"}
+    )
+
+    assert dispatcher.messages[0]["custom"]["citation"]["article_id"] == "invoices-get-an-invoice"
+
+
+async def test_bands_and_top_k_come_from_the_settings(
+    fake_kb: FakeKnowledgeBase, articles: dict[str, Article], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.config import get_settings
+
+    monkeypatch.setenv("CONCIERGE_KB_ANSWER_THRESHOLD", "0.9")
+    monkeypatch.setenv("CONCIERGE_KB_SUGGEST_THRESHOLD", "0.6")
+    monkeypatch.setenv("CONCIERGE_KB_TOP_K", "1")
+    get_settings.cache_clear()
+    fake_kb.hits = [
+        make_hit(articles["delivery-costs"], 0.8),
+        make_hit(articles["delivery-international"], 0.7),
+    ]
+
+    dispatcher, events = await run_answer(user("shipping costs abroad", "ask_question"))
+
+    assert dispatcher.messages[0]["response"] == "utter_kb_suggestions"
+    assert [b["payload"] for b in dispatcher.messages[0]["buttons"]] == [
+        choose_article_payload("delivery-costs"),
+        "/request_human",
+    ]
+    assert fake_kb.calls[0] == ("shipping costs abroad", 1, "b2c")
+    assert events[2] == SlotSet("kb_last_outcome", "suggested")
