@@ -16,39 +16,21 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import time
-from collections import defaultdict
 
 from bench.common import datasets_dir, emit
-from bench.retrieval import answered_correctly, rank_all, rejected, suggested_correctly, sweep
-from knowledge.articles import Article
+from bench.retrieval import (
+    answered_correctly,
+    article_id_for,
+    intent_articles,
+    rank_all,
+    rejected,
+    suggested_correctly,
+    sweep,
+)
 from knowledge.encoder import default_encoder
 from knowledge.index import KnowledgeIndex
-
-
-def intent_articles(train: list[list[str]], k: int) -> list[Article]:
-    """One article per intent with its first ``k`` training queries as alternate questions."""
-    examples: dict[str, list[str]] = defaultdict(list)
-    for text, intent in train:
-        if len(examples[intent]) < k:
-            examples[intent].append(text)
-    return [
-        Article(
-            id=intent.replace("_", "-"),
-            title=intent.replace("_", " "),
-            audience="all",
-            tags=[],
-            questions=questions,
-            language="en",
-            updated=dt.date(2019, 1, 1),
-            owner="clinc150",
-            body=intent.replace("_", " ") + ".",
-            path=None,
-        )
-        for intent, questions in sorted(examples.items())
-    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,12 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     data = json.loads((datasets_dir() / "clinc150" / "data_full.json").read_text())
     started = time.monotonic()
     index = KnowledgeIndex.build(
-        intent_articles(data["train"], args.k), default_encoder(), progress=True
+        intent_articles(data["train"], args.k, source="clinc150"), default_encoder(), progress=True
     )
     build_seconds = time.monotonic() - started
 
     def queries(split: str, oos_split: str) -> list[tuple[str, str | None]]:
-        in_scope = [(t, i.replace("_", "-")) for t, i in data[split]]
+        in_scope = [(t, article_id_for(i)) for t, i in data[split]]
         return in_scope + [(t, None) for t, _ in data[oos_split]]
 
     val = rank_all(index, queries("val", "oos_val"))

@@ -2,10 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from knowledge.articles import Article
 from knowledge.index import KnowledgeIndex
+
+
+def article_id_for(intent: str) -> str:
+    """A valid article id for a dataset's intent label."""
+    return intent.lower().replace("_", "-").replace("?", "").replace("'", "")
+
+
+def intent_articles(pairs: Iterable[Sequence[str]], k: int | None, *, source: str) -> list[Article]:
+    """One article per intent whose alternate questions are its first ``k`` training queries.
+
+    Args:
+        pairs: ``(text, intent)`` training rows.
+        k: Queries kept per intent (None: all).
+        source: Dataset name, recorded as the articles' owner.
+    """
+    examples: dict[str, list[str]] = defaultdict(list)
+    for text, intent in pairs:
+        if k is None or len(examples[intent]) < k:
+            examples[intent].append(text)
+    return [
+        Article(
+            id=article_id_for(intent),
+            title=intent.replace("_", " "),
+            audience="all",
+            tags=[],
+            questions=questions,
+            language="en",
+            updated=dt.date(2020, 1, 1),
+            owner=source,
+            body=intent.replace("_", " ") + ".",
+            path=None,
+        )
+        for intent, questions in sorted(examples.items())
+    ]
 
 
 @dataclass(frozen=True)
