@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from knowledge.articles import Article
-from knowledge.index import KnowledgeIndex
+from knowledge.index import Hit, KnowledgeIndex
 
 
 def article_id_for(intent: str) -> str:
@@ -60,12 +60,24 @@ class Ranked:
 
 
 def rank_all(
-    index: KnowledgeIndex, queries: Sequence[tuple[str, str | None]], limit: int = 3
+    index: KnowledgeIndex,
+    queries: Sequence[tuple[str, str | None]],
+    limit: int = 3,
+    *,
+    search: Callable[[str, int], list[Hit]] | None = None,
 ) -> list[Ranked]:
-    """Search every ``(query, expected_article_id)`` pair."""
+    """Search every ``(query, expected_article_id)`` pair.
+
+    Args:
+        index: The index to search.
+        queries: Question text and the article that should answer it (None: out of domain).
+        limit: Hits kept per query.
+        search: How to search (default: the plain index); e.g. the bot's audience-aware path.
+    """
+    run_search = search or (lambda text, k: index.search(text, limit=k))
     ranked = []
     for text, expected in queries:
-        hits = index.search(text, limit=limit)
+        hits = run_search(text, limit)
         ranked.append(
             Ranked(expected, tuple(h.article_id for h in hits), tuple(h.score for h in hits))
         )
