@@ -13,6 +13,10 @@ RASA_UNAVAILABLE = (
     "Sorry — I can't reach my answer service right now. Your message is saved; "
     "please try again in a minute."
 )
+NO_REPLY = (
+    "Sorry — I couldn't finish answering that just now. Your message is saved; "
+    "please try again in a minute."
+)
 FRAME_TOO_LARGE = "Sorry — that message is far too long for me. Could you send a shorter version?"
 INVALID_FRAME = "Sorry — I couldn't read that message. Please type it again."
 HELLO_FIRST = "Sorry — the chat isn't ready yet. Please reload the page."

@@ -260,6 +260,15 @@ class ChatService:
             logger.error("rasa bad response conversation=%s: %s", conversation_id, exc.message)
             return [await self._undelivered(conversation_id, customer_message.id)]
 
+        if not replies:
+            # Every turn of ours ends in a reply; an empty list means Rasa could not run an
+            # action (typically the action server is down) and carried on without one.
+            logger.error(
+                "rasa returned no reply conversation=%s message=%s (is the action server up?)",
+                conversation_id,
+                customer_message.id,
+            )
+            return [await self._store_system(conversation_id, messages.NO_REPLY)]
         return await self._db(_store_replies, conversation_id=conversation_id, replies=replies)
 
     async def _reject_too_long(

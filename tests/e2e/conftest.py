@@ -15,7 +15,7 @@ from bot.config import Settings, get_settings
 from bot.ops.doctor import check_model
 from bot.ops.setup import build_knowledge_index, migrate_and_seed
 from bot.ops.stack import isolated_settings, started_stack
-from bot.ops.supervisor import ServiceFailedError
+from bot.ops.supervisor import ServiceFailedError, Supervisor
 
 
 @pytest.fixture(scope="session")
@@ -32,10 +32,16 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def running_stack(stack_settings: Settings) -> Iterator[Settings]:
+def stack_supervisor(stack_settings: Settings) -> Iterator[Supervisor]:
     """Start the three services once per session; stop them at the end."""
     try:
-        with started_stack(stack_settings, Console(stderr=True), show_progress=False):
-            yield stack_settings
+        with started_stack(stack_settings, Console(stderr=True), show_progress=False) as running:
+            yield running
     except ServiceFailedError as error:
         pytest.fail(f"{error}\n--- {error.log_path}\n{error.log_tail}")
+
+
+@pytest.fixture(scope="session")
+def running_stack(stack_supervisor: Supervisor, stack_settings: Settings) -> Settings:
+    """Settings of the running stack (ports, token, database)."""
+    return stack_settings

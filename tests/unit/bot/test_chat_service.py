@@ -170,6 +170,28 @@ async def test_rasa_down_keeps_message_and_apologises(
     assert records[0].getMessage().startswith("rasa unavailable conversation=")
 
 
+async def test_no_reply_from_rasa_gets_a_polite_sentence_and_a_log_line(
+    service: ChatService,
+    rasa: Any,
+    conversation_id: str,
+    session_factory: sessionmaker[Session],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rasa.replies["where is my parcel?"] = []  # what Rasa answers when an action fails
+
+    with caplog.at_level(logging.ERROR, logger="bot.chat.service"):
+        replies = await service.handle_customer_message(
+            conversation_id=conversation_id, text="where is my parcel?"
+        )
+
+    assert [(r.role, r.text) for r in replies] == [("system", messages.NO_REPLY)]
+    assert _stored(session_factory, conversation_id) == [
+        ("customer", "where is my parcel?", "delivered"),
+        ("system", messages.NO_REPLY, "delivered"),
+    ]
+    assert f"conversation={conversation_id}" in caplog.records[-1].getMessage()
+
+
 async def test_rasa_bad_response_is_handled_like_down(
     service: ChatService, rasa: Any, conversation_id: str, caplog: pytest.LogCaptureFixture
 ) -> None:
