@@ -134,9 +134,13 @@ def _run_stack(settings: Settings, console: Console) -> int:
     from bot.ops.stack import started_stack, with_run_token
     from bot.ops.supervisor import ServiceFailedError
 
-    for check in (check_model(settings), check_index(settings)):
-        if not check.ok:
-            raise OperationError(f"{check.name}: {check.detail}", hint=f"run `{check.fix}`")
+    model, index = check_model(settings), check_index(settings)
+    if not model.ok:
+        raise OperationError(f"{model.name}: {model.detail}", hint=f"run `{model.fix}`")
+    if not index.ok and index.detail == "not built":
+        raise OperationError(f"{index.name}: {index.detail}", hint=f"run `{index.fix}`")
+    if not index.ok:  # stale but usable: serve it, and say how to refresh it live
+        console.print(f"[yellow]! {index.name}: {index.detail}; run `{index.fix}`[/]")
     settings = with_run_token(settings)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     console.print(f"Logs: {settings.log_dir} (rasa.log, actions.log, web.log)")

@@ -84,20 +84,26 @@ def check_articles(settings: Settings) -> CheckResult:
 
 
 def check_index(settings: Settings) -> CheckResult:
-    """A live index exists, and it matches the articles on disk."""
+    """A live index exists, loads, and was built from the articles now on disk."""
+    from knowledge.articles import ArticleError, load_articles
     from knowledge.encoder import default_encoder
+    from knowledge.index import content_hash
     from knowledge.store import IndexNotBuiltError, load_current
 
     try:
-        index = load_current(settings.index_dir, default_encoder())
+        manifest = load_current(settings.index_dir, default_encoder()).manifest
     except IndexNotBuiltError:
         return CheckResult("knowledge index", False, "not built", "python -m bot kb build")
-    manifest = index.manifest
-    return CheckResult(
-        "knowledge index",
-        True,
-        f"{manifest.article_count} articles, built {manifest.built_at}",
-    )
+    detail = f"{manifest.article_count} articles, built {manifest.built_at:%Y-%m-%d %H:%M} UTC"
+    try:
+        current = content_hash(load_articles(settings.articles_dir))
+    except ArticleError:
+        return CheckResult("knowledge index", True, detail + " (articles on disk have problems)")
+    if current != manifest.content_hash:
+        return CheckResult(
+            "knowledge index", False, detail + "; articles changed since", "python -m bot kb build"
+        )
+    return CheckResult("knowledge index", True, detail)
 
 
 def check_database(settings: Settings) -> CheckResult:
