@@ -48,7 +48,7 @@ lint: $(STAMP) ## Ruff lint
 	$(PY) -m ruff check .
 
 types: $(STAMP) ## Mypy type check
-	$(PY) -m mypy bot actions knowledge
+	$(PY) -m mypy bot actions knowledge bench
 
 validate: $(STAMP) ## Validate the knowledge-base articles and the Rasa training data
 	$(PY) -m bot kb validate
