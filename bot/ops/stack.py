@@ -65,8 +65,9 @@ def rasa_spec(settings: Settings) -> ServiceSpec:
         str(rasa_executable(settings)),
         "run",
         "--enable-api",
-        "--auth-token",
-        token,
+        # One argument with "=": a random token may start with "-", which argparse would
+        # otherwise read as an option (Rasa then exits with a usage error).
+        f"--auth-token={token}",
         "--interface",
         settings.host,
         "--port",

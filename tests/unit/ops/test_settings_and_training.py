@@ -110,3 +110,12 @@ def test_run_without_a_trained_model_says_how_to_fix_it(
         get_settings.cache_clear()
     out = capsys.readouterr().out
     assert "not trained" in out and "python -m bot train" in out
+
+
+def test_rasa_gets_a_token_that_starts_with_a_dash_as_one_argument(tmp_path: Path) -> None:
+    from bot.ops.stack import rasa_spec
+
+    settings = Settings(var_dir=tmp_path, rasa_token=SecretStr("-starts-with-a-dash"))
+    argv = rasa_spec(settings).argv
+    assert "--auth-token=-starts-with-a-dash" in argv
+    assert argv[argv.index("--interface") + 1] == "127.0.0.1"
