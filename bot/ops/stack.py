@@ -105,7 +105,14 @@ def action_server_spec(settings: Settings) -> ServiceSpec:
         health_url=f"http://{settings.host}:{settings.action_port}/health",
         cwd=settings.project_root,
         log_path=settings.log_dir / "actions.log",
-        env={**settings_environment(settings), "SANIC_HOST": settings.host},
+        env={
+            **settings_environment(settings),
+            # rasa-sdk has no interface flag; Sanic reads the bind address from here.
+            "SANIC_HOST": settings.host,
+            # rasa-sdk 3.21 warns on every request that Rasa 3.6 is "old"; this pairing is
+            # the supported one here (checked end to end by the e2e tests).
+            "PYTHONWARNINGS": "ignore::UserWarning:rasa_sdk.utils",
+        },
         start_timeout=120.0,
     )
 
