@@ -30,7 +30,7 @@ from rich.console import Console
 
 from bench.common import emit, percentile, rss_mb
 from bot.config import Settings, get_settings
-from bot.ops.setup import build_knowledge_index, migrate_and_seed
+from bot.ops.setup import prepare_state
 from bot.ops.stack import isolated_settings, started_stack
 
 QUESTIONS = Path(__file__).resolve().parent / "data" / "demo_kb_questions.yml"
@@ -115,8 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=True)
     with tempfile.TemporaryDirectory(prefix="concierge-bench-") as tmp:
         settings = isolated_settings(get_settings(), Path(tmp))
-        migrate_and_seed(settings, console, demo_data=True)
-        build_knowledge_index(settings, console)
+        prepare_state(settings, console)
         with started_stack(settings, console) as supervisor:
             per = args.per_conversation
             asyncio.run(knowledge_turns(settings, questions, args.warmup, per_conversation=per))

@@ -74,6 +74,16 @@ def build_knowledge_index(settings: Settings, console: Console) -> None:
     )
 
 
+def prepare_state(settings: Settings, console: Console) -> None:
+    """Create a stack's runtime state: folders, migrated database with demo data, live index.
+
+    Used for private stacks (end-to-end tests, benchmarks) that share the trained model.
+    """
+    prepare_directories(settings)
+    migrate_and_seed(settings, console, demo_data=True)
+    build_knowledge_index(settings, console)
+
+
 def run_setup(
     settings: Settings, console: Console, *, demo_data: bool = True, for_tests: bool = False
 ) -> None:

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from bot.config import Settings, get_settings
 from bot.ops.doctor import check_model
-from bot.ops.setup import build_knowledge_index, migrate_and_seed
+from bot.ops.setup import prepare_state
 from bot.ops.stack import isolated_settings, started_stack
 from bot.ops.supervisor import ServiceFailedError, Supervisor
 
@@ -25,9 +25,7 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     if not check_model(project).ok:
         pytest.fail("no trained Rasa model: run `python -m bot setup --for-tests` first")
     settings = isolated_settings(project, tmp_path_factory.mktemp("stack-var"))
-    console = Console(stderr=True)
-    migrate_and_seed(settings, console, demo_data=True)
-    build_knowledge_index(settings, console)
+    prepare_state(settings, Console(stderr=True))
     return settings
 
 
