@@ -5,7 +5,7 @@ Usage:
 
 Modules are split by concern: ``knowledge`` (answers from the help articles),
 ``handoff`` (queue for a person), ``identity`` (who the customer is), ``feedback``
-(👍 / 👎 on answers), ``parsing`` (spaCy identifier extraction) and ``deps`` (lazy,
+(was an answer helpful?), ``parsing`` (spaCy identifier extraction) and ``deps`` (lazy,
 process-wide knowledge base and database session factory). Importing this package
 does no I/O.
 """

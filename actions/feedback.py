@@ -1,4 +1,4 @@
-"""Record 👍 / 👎 feedback on the last knowledge-base answer.
+"""Record "did that help?" feedback on the last knowledge-base answer.
 
 ``action_record_feedback`` writes a ``kb.feedback`` audit event (actor
 ``action_server``) with the answered article, whether it helped and the search

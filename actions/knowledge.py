@@ -4,8 +4,9 @@
 latest message and, using ``kb_answer_threshold`` / ``kb_suggest_threshold`` from
 the settings:
 
-* **answer** (best score >= answer threshold): the article's summary, with a
-  ``citation`` in ``json_message`` and 👍 / 👎 feedback buttons;
+* **answer** (best score >= answer threshold): the article's summary as plain text
+  (Markdown stripped, so every channel shows it cleanly), with a ``citation`` in
+  ``json_message`` and feedback buttons;
 * **suggest** (best score >= suggest threshold): ``utter_kb_suggestions`` with one
   button per plausible article (``/choose_article{"article_id": ...}``) and a
   "Talk to a person" button;
@@ -40,6 +41,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import deps
 from bot.config import get_settings
+from knowledge.chunking import strip_markdown
 from knowledge.index import Hit
 
 __all__ = [
@@ -63,8 +65,9 @@ OUTCOME_UNKNOWN = "unknown"
 OUTCOME_UNAVAILABLE = "unavailable"
 
 FEEDBACK_BUTTONS: list[dict[str, str]] = [
-    {"title": "👍 That helped", "payload": "/feedback_helpful"},
-    {"title": "👎 Not really", "payload": "/feedback_unhelpful"},
+    # Words, not emoji: not every device has an emoji font, and a button must always read.
+    {"title": "Yes, that helped", "payload": "/feedback_helpful"},
+    {"title": "No, not really", "payload": "/feedback_unhelpful"},
 ]
 TALK_TO_PERSON_BUTTON: dict[str, str] = {"title": "Talk to a person", "payload": "/request_human"}
 
@@ -190,7 +193,7 @@ class ActionAnswerFromKnowledge(Action):
         best = hits[0] if hits else None
         if best is not None and best.score >= settings.kb_answer_threshold:
             dispatcher.utter_message(
-                text=best.summary,
+                text=strip_markdown(best.summary),
                 json_message=citation(best.article_id, best.title, best.score),
                 buttons=list(FEEDBACK_BUTTONS),
             )
@@ -261,7 +264,7 @@ class ActionAnswerChosenArticle(Action):
             dispatcher.utter_message(response="utter_kb_unknown")
             return _chosen_events(None, OUTCOME_UNKNOWN)
         dispatcher.utter_message(
-            text=article.summary,
+            text=strip_markdown(article.summary),
             json_message=citation(article.id, article.title, None),
             buttons=list(FEEDBACK_BUTTONS),
         )

@@ -18,6 +18,7 @@ from actions.knowledge import (
     choose_article_payload,
 )
 from knowledge.articles import Article
+from knowledge.chunking import strip_markdown
 from knowledge.index import KnowledgeIndex
 from knowledge.store import LiveKnowledgeBase
 from tests.helpers.fake_encoder import FakeEncoder
@@ -55,7 +56,7 @@ async def test_answer_band_sends_summary_with_citation_and_feedback_buttons(
 
     assert dispatcher.messages == [
         message(
-            text=article.summary,
+            text=strip_markdown(article.summary),
             buttons=FEEDBACK_BUTTONS,
             custom={
                 "citation": {
@@ -70,6 +71,10 @@ async def test_answer_band_sends_summary_with_citation_and_feedback_buttons(
         "how do I send something back?", "returns-start-a-return", "answered", 1.0
     )
     assert fake_kb.calls == [("how do I send something back?", 3, "b2c")]
+    # The article's Markdown (**My orders**) reaches the customer as plain text.
+    assert "**" in article.summary
+    assert "My orders" in dispatcher.messages[0]["text"]
+    assert "*" not in dispatcher.messages[0]["text"]
 
 
 async def test_attempts_count_up_from_the_slot(
@@ -215,7 +220,9 @@ async def test_real_index_with_fake_encoder_answers_an_article_title(
 
     dispatcher, events = await run_answer(user("How do I return an item?", "ask_question"))
 
-    assert dispatcher.messages[0]["text"] == articles["returns-start-a-return"].summary
+    assert dispatcher.messages[0]["text"] == strip_markdown(
+        articles["returns-start-a-return"].summary
+    )
     assert dispatcher.messages[0]["custom"]["citation"]["score"] == pytest.approx(1.0, abs=1e-3)
     assert events[1] == SlotSet("kb_last_article_id", "returns-start-a-return")
 
@@ -237,7 +244,7 @@ async def test_chosen_article_is_answered_with_a_citation(
 
     assert dispatcher.messages == [
         message(
-            text=article.summary,
+            text=strip_markdown(article.summary),
             buttons=FEEDBACK_BUTTONS,
             custom={
                 "citation": {"article_id": "refunds-timing", "title": article.title, "score": None}
