@@ -276,6 +276,7 @@ class KnowledgeIndex:
         self._index = faiss_index
         self._manifest = manifest
         self._encoder = encoder
+        self._last_query: tuple[str, np.ndarray] | None = None
 
     @classmethod
     def build(
@@ -376,7 +377,7 @@ class KnowledgeIndex:
         """
         if not query or not query.strip() or limit < 1 or not self._sources:
             return []
-        vector = _encode_batch(self._encoder, [query.strip()])
+        vector = self._query_vector(query.strip())
         total = len(self._sources)
         k = min(total, max(limit * 16, 64))
         while True:
@@ -386,6 +387,19 @@ class KnowledgeIndex:
             k = min(total, k * 4)
         ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[:limit]
         return [self._hit(article_id, score, position) for article_id, (score, position) in ranked]
+
+    def _query_vector(self, text: str) -> np.ndarray:
+        """Embed a query, reusing the previous one when the text is the same.
+
+        The bot often searches one question twice in a row (the customer's own audience
+        first, then every article); this saves the second encoding (~13 ms on the CPU).
+        """
+        cached = self._last_query
+        if cached is not None and cached[0] == text:
+            return cached[1]
+        vector = _encode_batch(self._encoder, [text])
+        self._last_query = (text, vector)
+        return vector
 
     def _best_per_article(
         self, vector: np.ndarray, k: int, audience: str | None

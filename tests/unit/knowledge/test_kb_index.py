@@ -104,6 +104,15 @@ def test_audience_filter(index):
     assert "account-reset-password" in ids  # audience "all" is always included
 
 
+def test_searching_one_question_twice_encodes_it_once(index, encoder):
+    encoder.calls.clear()
+    first = index.search("how do I send something back", limit=3, audience="b2c")
+    second = index.search("how do I send something back", limit=3)
+    index.search("where is my parcel", limit=3)
+    assert encoder.calls == [["how do I send something back"], ["where is my parcel"]]
+    assert first and second
+
+
 def test_manifest(index, articles, encoder):
     manifest = index.manifest
 
