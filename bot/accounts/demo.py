@@ -250,3 +250,19 @@ def load_demo_data(session: Session) -> int:
     session.commit()
     logger.info("demo data loaded: %s new rows", added)
     return added
+
+
+def seed_demo_database(database_url: str) -> int:
+    """Load the demo data into an already migrated database at ``database_url``.
+
+    Returns:
+        How many rows were added (0 when they were all there already).
+    """
+    from bot.db.session import create_db_engine, create_session_factory
+
+    engine = create_db_engine(database_url)
+    try:
+        with create_session_factory(engine)() as session:
+            return load_demo_data(session)
+    finally:
+        engine.dispose()

@@ -37,19 +37,14 @@ def check_embedding_model(console: Console) -> int:
 
 def migrate_and_seed(settings: Settings, console: Console, *, demo_data: bool) -> None:
     """Apply database migrations and load the demo accounts, contacts and teams."""
-    from bot.accounts.demo import load_demo_data
-    from bot.db.session import create_db_engine, create_session_factory, upgrade_database
+    from bot.accounts.demo import seed_demo_database
+    from bot.db.session import upgrade_database
 
     upgrade_database(settings.database_url)
     console.print(f"[green]✓[/] Database is migrated ({_redact(settings.database_url)})")
     if not demo_data:
         return
-    engine = create_db_engine(settings.database_url)
-    try:
-        with create_session_factory(engine)() as session:
-            added = load_demo_data(session)
-    finally:
-        engine.dispose()
+    added = seed_demo_database(settings.database_url)
     console.print(f"[green]✓[/] Demo accounts loaded ({added} new rows)")
 
 

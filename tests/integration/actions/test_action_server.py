@@ -8,7 +8,6 @@ with the real all-MiniLM-L6-v2 encoder over four of the project's articles.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import httpx
 import pytest
 import yaml
 
+from bot.ops.stack import free_port
 from tests.helpers.trackers import entity, session_start, slot, tracker_state, user
 
 pytestmark = pytest.mark.integration
@@ -43,16 +43,10 @@ class ActionServer:
     database_url: str
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _prepare_var_dir(var_dir: Path) -> str:
     """Migrate a database with the demo customers and publish a small real index."""
-    from bot.accounts.demo import load_demo_data
-    from bot.db.session import create_db_engine, create_session_factory, upgrade_database
+    from bot.accounts.demo import seed_demo_database
+    from bot.db.session import upgrade_database
     from knowledge.articles import load_articles
     from knowledge.encoder import SentenceTransformerEncoder
     from knowledge.index import KnowledgeIndex
@@ -60,12 +54,7 @@ def _prepare_var_dir(var_dir: Path) -> str:
 
     database_url = f"sqlite:///{var_dir / 'concierge.db'}"
     upgrade_database(database_url)
-    engine = create_db_engine(database_url)
-    try:
-        with create_session_factory(engine)() as session:
-            load_demo_data(session)
-    finally:
-        engine.dispose()
+    seed_demo_database(database_url)
 
     articles = [
         a for a in load_articles(PROJECT_ROOT / "knowledge" / "articles") if a.id in ARTICLE_IDS
@@ -87,7 +76,7 @@ def action_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ActionSe
     """Start ``python -m rasa_sdk --actions actions`` on 127.0.0.1 and stop it afterwards."""
     var_dir = tmp_path_factory.mktemp("action-server-var")
     database_url = _prepare_var_dir(var_dir)
-    port = _free_port()
+    port = free_port()
     log_path = var_dir / "actions.log"
     env = {
         **os.environ,

@@ -54,18 +54,13 @@ def fake_kb(articles: dict[str, Article]) -> FakeKnowledgeBase:
 @pytest.fixture(scope="session")
 def _template_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated database with the demo customers, built once per test session."""
-    from bot.accounts.demo import load_demo_data
-    from bot.db.session import create_db_engine, create_session_factory, upgrade_database
+    from bot.accounts.demo import seed_demo_database
+    from bot.db.session import upgrade_database
 
     path = tmp_path_factory.mktemp("db-template") / "concierge.db"
     url = f"sqlite:///{path}"
     upgrade_database(url)
-    engine = create_db_engine(url)
-    try:
-        with create_session_factory(engine)() as session:
-            load_demo_data(session)
-    finally:
-        engine.dispose()
+    seed_demo_database(url)
     return path
 
 
