@@ -2,42 +2,39 @@
 
 Nothing here does I/O at import time: the action server imports every module in
 ``actions/`` on start-up, and the knowledge index, the embedding model and the
-database engine are only opened when an action first needs them. Tests swap in
-fakes with :func:`set_knowledge_base` and :func:`set_session_factory` and undo
-that with :func:`reset`.
+bot-service client are only created when an action first needs them. Tests swap in
+fakes with :func:`set_knowledge_base` and :func:`set_bot_service` and undo that with
+:func:`reset`.
 
 Settings come from :func:`bot.config.get_settings` (``CONCIERGE_*`` variables):
-``index_dir`` for the knowledge index and ``database_url`` for the app database.
+``index_dir`` for the knowledge index, the bot service's address and
+``service_token`` for its internal API. Actions never open the app database: the bot
+service owns all app state.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from bot.config import get_settings
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
+    from actions.clients.bot_api import BotServiceClient
     from knowledge.articles import Article
     from knowledge.index import Hit
 
 __all__ = [
     "KnowledgeSource",
-    "SessionFactory",
+    "get_bot_service",
     "get_knowledge_base",
-    "get_session_factory",
     "reset",
+    "set_bot_service",
     "set_knowledge_base",
-    "set_session_factory",
 ]
 
 logger = logging.getLogger(__name__)
-
-SessionFactory = Callable[[], "Session"]
 
 
 class KnowledgeSource(Protocol):
@@ -54,7 +51,7 @@ class KnowledgeSource(Protocol):
 
 _lock = threading.Lock()
 _knowledge_base: KnowledgeSource | None = None
-_session_factory: SessionFactory | None = None
+_bot_service: BotServiceClient | None = None
 
 
 def get_knowledge_base() -> KnowledgeSource:
@@ -79,24 +76,24 @@ def get_knowledge_base() -> KnowledgeSource:
         return _knowledge_base
 
 
-def get_session_factory() -> SessionFactory:
-    """Return the app database's session factory, created on first call.
-
-    The database must already be migrated (``python -m bot setup`` does it); the
-    action server never runs migrations itself.
+def get_bot_service() -> BotServiceClient:
+    """Return the client of the bot service's internal API, created on first call.
 
     Returns:
-        A callable returning new ``Session`` objects (usable as context managers).
+        The process-wide client (it connects on its first request).
     """
-    global _session_factory
+    global _bot_service
     with _lock:
-        if _session_factory is None:
-            from bot.db.session import create_db_engine, create_session_factory
+        if _bot_service is None:
+            from actions.clients.bot_api import BotServiceClient
 
             settings = get_settings()
-            _session_factory = create_session_factory(create_db_engine(settings.database_url))
-            logger.info("Action server database: %s", _redacted(settings.database_url))
-        return _session_factory
+            token = settings.service_token.get_secret_value() if settings.service_token else None
+            if token is None:
+                logger.warning("CONCIERGE_SERVICE_TOKEN is not set; the bot service will refuse")
+            _bot_service = BotServiceClient(base_url=settings.internal_api_url, token=token)
+            logger.info("Bot service internal API: %s", settings.internal_api_url)
+        return _bot_service
 
 
 def set_knowledge_base(knowledge_base: KnowledgeSource | None) -> None:
@@ -106,20 +103,14 @@ def set_knowledge_base(knowledge_base: KnowledgeSource | None) -> None:
         _knowledge_base = knowledge_base
 
 
-def set_session_factory(session_factory: SessionFactory | None) -> None:
-    """Use this session factory from now on (``None`` creates the real one on next use)."""
-    global _session_factory
+def set_bot_service(client: BotServiceClient | None) -> None:
+    """Use this bot-service client from now on (``None`` creates the real one on next use)."""
+    global _bot_service
     with _lock:
-        _session_factory = session_factory
+        _bot_service = client
 
 
 def reset() -> None:
     """Forget every dependency, so the next use creates them again."""
     set_knowledge_base(None)
-    set_session_factory(None)
-
-
-def _redacted(database_url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(database_url).render_as_string(hide_password=True)
+    set_bot_service(None)

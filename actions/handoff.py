@@ -1,8 +1,8 @@
 """Hand the conversation over to a person, with everything the bot learned so far.
 
-``action_handoff_to_human`` opens (or refreshes) the conversation's handoff through
-``bot.handoff.service.open_handoff`` and stores a context the agent can read at a
-glance, built from this session's events only:
+``action_handoff_to_human`` asks the bot service (through its internal API, see
+``actions/clients/bot_api.py``) to open or refresh the conversation's ticket, with a
+context the agent can read at a glance, built from this session's events only:
 
 * ``reason`` / ``reason_code``: why the customer is handed over, read from the last
   thing the bot said (e.g. ``utter_kb_unknown`` → "knowledge base had no answer");
@@ -11,15 +11,17 @@ glance, built from this session's events only:
   the articles offered as suggestions and the articles answered with a citation;
 * ``customer``: the identity slots; ``channel``: the latest input channel.
 
-The reply is ``utter_handoff_queued`` (``utter_handoff_already_queued`` if the
-conversation already had an active handoff, whose context is then refreshed while its
-first reason is kept) plus ``json_message``
+The reply is ``utter_handoff_queued`` with an honest word on when a person can answer
+(``utter_handoff_already_queued`` if the conversation already had an open ticket,
+whose context is then refreshed while its first reason is kept) plus ``json_message``
 ``{"handoff": {"id": ..., "team": ...}}`` for the web chat.
+
+``action_withdraw_handoff`` closes a ticket still waiting in the queue when the
+customer says they no longer need a person.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -31,11 +33,13 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import deps
+from actions.clients.bot_api import BotServiceError
 
 __all__ = [
     "DEFAULT_TEAM_NAME",
     "MAX_TURNS",
     "ActionHandoffToHuman",
+    "ActionWithdrawHandoff",
     "HandoffContext",
     "build_handoff_context",
     "handoff_reason",
@@ -58,6 +62,12 @@ _REASONS_BY_RESPONSE: dict[str, tuple[str, str]] = {
 }
 _CUSTOMER_REQUEST = ("customer_request", "customer asked for a human")
 _OFFER_ACCEPTED = ("offer_accepted", "customer accepted the offer of a person")
+# Reasons the turn itself names (an entity set by the bot service or a follow-up action).
+_NAMED_REASONS: dict[str, tuple[str, str]] = {
+    "frustration": ("frustration", "customer sounded frustrated"),
+    "repeated_no_answer": ("repeated_no_answer", "two questions in a row had no answer"),
+}
+_NEGATIVE_FEEDBACK = ("negative_feedback", "customer said an answer did not help")
 
 
 class TurnSummary(TypedDict):
@@ -194,6 +204,14 @@ def handoff_reason(tracker: Tracker) -> tuple[str, str]:
     Returns:
         A short machine code and a short human reason.
     """
+    named = next(tracker.get_latest_entity_values("handoff_reason"), None)
+    if named in _NAMED_REASONS:
+        return _NAMED_REASONS[str(named)]
+    intent = (tracker.latest_message.get("intent") or {}).get("name")
+    if intent == "feedback_unhelpful":
+        return _NEGATIVE_FEEDBACK
+    if tracker.get_slot("kb_unknown_streak") and float(tracker.get_slot("kb_unknown_streak")) >= 2:
+        return _NAMED_REASONS["repeated_no_answer"]
     events = _session_events(tracker)
     last_user = max(
         (position for position, event in enumerate(events) if event.get("event") == "user"),
@@ -206,7 +224,6 @@ def handoff_reason(tracker: Tracker) -> tuple[str, str]:
             response = (event.get("metadata") or {}).get("utter_action")
             if response in _REASONS_BY_RESPONSE:
                 return _REASONS_BY_RESPONSE[response]
-    intent = (tracker.latest_message.get("intent") or {}).get("name")
     return _CUSTOMER_REQUEST if intent == "request_human" else _OFFER_ACCEPTED
 
 
@@ -251,33 +268,6 @@ def build_handoff_context(tracker: Tracker) -> HandoffContext:
     }
 
 
-@dataclass(frozen=True)
-class _Opened:
-    handoff_id: int
-    team_name: str | None
-    already_queued: bool
-
-
-def _open_handoff(
-    session_factory: deps.SessionFactory, conversation_id: str, context: HandoffContext
-) -> _Opened:
-    from bot.handoff.service import active_handoff, open_handoff
-
-    with session_factory() as session:
-        existing = active_handoff(session, conversation_id=conversation_id)
-        reason: str = context["reason"]
-        fresh: dict[str, Any] = dict(context)
-        if existing is not None:
-            # Asked again while queued: refresh the turns and attempts, keep the first reason.
-            reason = existing.reason
-            fresh = {k: v for k, v in fresh.items() if k not in ("reason", "reason_code")}
-        handoff = open_handoff(
-            session, conversation_id=conversation_id, reason=reason, context=fresh
-        )
-        team_name = handoff.team.name if handoff.team is not None else None
-        return _Opened(handoff.id, team_name, existing is not None)
-
-
 class ActionHandoffToHuman(Action):
     """Queue the conversation for a person and tell the customer honestly what happens next."""
 
@@ -288,24 +278,67 @@ class ActionHandoffToHuman(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
-        """Open the handoff with the conversation's context and confirm it to the customer."""
+        """Open the ticket with the conversation's context and confirm it to the customer."""
         context = build_handoff_context(tracker)
         try:
-            session_factory = deps.get_session_factory()
-            opened = await asyncio.to_thread(
-                _open_handoff, session_factory, tracker.sender_id, context
+            opened = await deps.get_bot_service().open_handoff(
+                conversation_id=tracker.sender_id,
+                reason_code=context["reason_code"],
+                reason=context["reason"],
+                context=dict(context),
+                channel=context["channel"],
             )
-        except Exception:
-            logger.exception("Could not open a handoff conversation=%s", tracker.sender_id)
+        except BotServiceError as exc:
+            logger.error(
+                "Could not open a ticket conversation=%s: %s", tracker.sender_id, exc.message
+            )
             dispatcher.utter_message(response="utter_handoff_failed")
             return []
 
-        response = (
-            "utter_handoff_already_queued" if opened.already_queued else "utter_handoff_queued"
-        )
+        response = "utter_handoff_already_queued" if opened.already_open else "utter_handoff_queued"
         dispatcher.utter_message(
             response=response,
-            json_message={"handoff": {"id": opened.handoff_id, "team": opened.team_name}},
+            json_message={"handoff": {"id": opened.ticket_id, "team": opened.team_name}},
             team_name=opened.team_name or DEFAULT_TEAM_NAME,
+            wait_message=opened.wait_message,
         )
-        return [SlotSet("handoff_id", str(opened.handoff_id)), SlotSet("handoff_requested", True)]
+        logger.info(
+            "Ticket %s conversation=%s ticket=%s reason=%s",
+            "refreshed" if opened.already_open else "opened",
+            tracker.sender_id,
+            opened.ticket_id,
+            context["reason_code"],
+        )
+        return [
+            SlotSet("handoff_id", str(opened.ticket_id)),
+            SlotSet("handoff_requested", True),
+            SlotSet("kb_unknown_streak", 0.0),
+        ]
+
+
+class ActionWithdrawHandoff(Action):
+    """The customer no longer needs a person: close the queued ticket."""
+
+    def name(self) -> str:
+        """Return the action's name."""
+        return "action_withdraw_handoff"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        """Withdraw the queued ticket, if any, and say so."""
+        try:
+            result = await deps.get_bot_service().withdraw_handoff(
+                conversation_id=tracker.sender_id
+            )
+        except BotServiceError as exc:
+            logger.error(
+                "Could not withdraw a ticket conversation=%s: %s", tracker.sender_id, exc.message
+            )
+            dispatcher.utter_message(response="utter_handoff_failed")
+            return []
+        if not result.withdrawn:
+            dispatcher.utter_message(response="utter_anything_else")
+            return []
+        dispatcher.utter_message(response="utter_handoff_withdrawn")
+        return [SlotSet("handoff_id", None), SlotSet("handoff_requested", False)]

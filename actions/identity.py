@@ -2,17 +2,18 @@
 
 ``action_identify_customer`` takes the entities Rasa extracted (``email``,
 ``account_number``, ``order_number``) and fills any gap by parsing the message with
-spaCy (:func:`actions.parsing.extract_identifiers`). ``find_customer`` must find one
-consistent customer; the conversation is then linked to the contact and the identity
-slots are set. Business (B2B) contacts are told that their dedicated team will pick
-up. The reply never says *which* detail did not match.
+spaCy (:func:`actions.parsing.extract_identifiers`), then hands them to the bot service,
+which links the conversation to the contact they point to. Until the contact is
+verified, nothing account-specific is revealed: the reply is the same whether the
+details matched or not (so nobody can probe which e-mails are customers), no identity
+slot is set, and the claim is shown only to agents, marked unverified, where it routes
+a business contact's ticket to the account's team.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
@@ -20,6 +21,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import deps
+from actions.clients.bot_api import BotServiceError
 from actions.parsing import (
     Identifiers,
     extract_identifiers,
@@ -28,14 +30,9 @@ from actions.parsing import (
     normalize_order_number,
 )
 
-if TYPE_CHECKING:
-    from bot.accounts.service import CustomerProfile
-
 __all__ = ["ActionIdentifyCustomer", "identifiers_from_tracker"]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_TEAM_NAME = "Customer Care"
 
 
 def identifiers_from_tracker(tracker: Tracker) -> Identifiers:
@@ -67,27 +64,8 @@ def identifiers_from_tracker(tracker: Tracker) -> Identifiers:
     )
 
 
-def _identify(
-    session_factory: deps.SessionFactory, conversation_id: str, identifiers: Identifiers
-) -> CustomerProfile | None:
-    from bot.accounts.service import find_customer, link_conversation
-
-    with session_factory() as session:
-        profile = find_customer(
-            session,
-            email=identifiers.email,
-            account_number=identifiers.account_number,
-            order_number=identifiers.order_number,
-        )
-        if profile is not None:
-            link_conversation(
-                session, conversation_id=conversation_id, contact_id=profile.contact_id
-            )
-        return profile
-
-
 class ActionIdentifyCustomer(Action):
-    """Look the customer up and remember who they are for the rest of the conversation."""
+    """Note who the customer says they are, without revealing anything about the account."""
 
     def name(self) -> str:
         """Return the action's name."""
@@ -96,41 +74,27 @@ class ActionIdentifyCustomer(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
-        """Find the customer by the identifiers in the latest message and set the slots."""
+        """Pass the identifiers in the latest message to the bot service (unverified)."""
         identifiers = identifiers_from_tracker(tracker)
         if identifiers.is_empty:
             logger.info("No identifiers in the message conversation=%s", tracker.sender_id)
             dispatcher.utter_message(response="utter_identity_not_found")
             return []
         try:
-            session_factory = deps.get_session_factory()
-            profile = await asyncio.to_thread(
-                _identify, session_factory, tracker.sender_id, identifiers
+            noted = await deps.get_bot_service().note_identity_claim(
+                conversation_id=tracker.sender_id,
+                email=identifiers.email,
+                account_number=identifiers.account_number,
+                order_number=identifiers.order_number,
             )
-        except Exception:
-            logger.exception("Customer lookup failed conversation=%s", tracker.sender_id)
+        except BotServiceError as exc:
+            logger.error(
+                "Customer lookup failed conversation=%s: %s", tracker.sender_id, exc.message
+            )
             dispatcher.utter_message(response="utter_identity_unavailable")
             return []
-        if profile is None:
-            logger.info("No customer matched conversation=%s", tracker.sender_id)
-            dispatcher.utter_message(response="utter_identity_not_found")
-            return []
-
-        first_name = profile.contact_name.split()[0] if profile.contact_name.strip() else ""
-        if profile.segment == "b2b":
-            dispatcher.utter_message(
-                response="utter_identity_confirmed_business",
-                customer_name=first_name,
-                account_name=profile.account_name,
-                team_name=profile.team_name or DEFAULT_TEAM_NAME,
-            )
-        else:
-            dispatcher.utter_message(response="utter_identity_confirmed", customer_name=first_name)
-        return [
-            SlotSet("customer_email", profile.email),
-            SlotSet("account_number", profile.account_number),
-            SlotSet("order_number", identifiers.order_number),
-            SlotSet("customer_segment", profile.segment),
-            SlotSet("account_name", profile.account_name),
-            SlotSet("customer_name", profile.contact_name),
-        ]
+        logger.info(
+            "Identity claim noted conversation=%s matched=%s", tracker.sender_id, noted.matched
+        )
+        dispatcher.utter_message(response="utter_identity_noted")
+        return [SlotSet("identity_claimed", True)]

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     models_dir: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]
     log_dir: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]
     rasa_venv: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]
+    attachments_dir: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]
 
     host: str = constants.DEFAULT_HOST
     rasa_port: int = constants.DEFAULT_RASA_PORT
@@ -35,6 +36,18 @@ class Settings(BaseSettings):
     web_port: int = constants.DEFAULT_WEB_PORT
     rasa_token: SecretStr | None = None
     rasa_timeout_seconds: float = 15.0
+    # The bot service's internal API (used by the action server) requires this token.
+    service_token: SecretStr | None = None
+    # Where people reach the bot service; https makes desk cookies Secure.
+    public_url: str = ""
+    # Redis for pub/sub between bot-service replicas; empty: in-process delivery.
+    redis_url: str = ""
+
+    desk_session_hours: float = Field(constants.DEFAULT_DESK_SESSION_HOURS, gt=0)
+    login_max_failures: int = Field(constants.DEFAULT_LOGIN_MAX_FAILURES, ge=1)
+    login_window_minutes: float = Field(constants.DEFAULT_LOGIN_WINDOW_MINUTES, gt=0)
+    max_attachment_bytes: int = Field(constants.DEFAULT_MAX_ATTACHMENT_BYTES, ge=1)
+    max_agent_reply_chars: int = Field(constants.DEFAULT_MAX_AGENT_REPLY_CHARS, ge=1)
 
     kb_answer_threshold: float = Field(constants.DEFAULT_KB_ANSWER_THRESHOLD, ge=0, le=1)
     kb_suggest_threshold: float = Field(constants.DEFAULT_KB_SUGGEST_THRESHOLD, ge=0, le=1)
@@ -52,22 +65,36 @@ class Settings(BaseSettings):
             "models_dir": self.var_dir / "models",
             "log_dir": self.var_dir / "logs",
             "rasa_venv": root / ".venv-rasa",
+            "attachments_dir": self.var_dir / "attachments",
         }
         for name, default in derived.items():
             if getattr(self, name) is None:
                 setattr(self, name, default)
         if not self.database_url:
             self.database_url = f"sqlite:///{self.var_dir / 'concierge.db'}"
+        if not self.public_url:
+            self.public_url = f"http://{self.host}:{self.web_port}"
+        self.public_url = self.public_url.rstrip("/")
         if self.kb_suggest_threshold > self.kb_answer_threshold:
             raise ValueError("kb_suggest_threshold must not be above kb_answer_threshold")
         return self
 
-    @field_validator("rasa_token")
+    @field_validator("rasa_token", "service_token")
     @classmethod
     def _reject_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value().lower() in constants.PLACEHOLDER_SECRETS:
-            raise ValueError("CONCIERGE_RASA_TOKEN is a placeholder; set a real random token")
+            raise ValueError("a CONCIERGE_*_TOKEN is a placeholder; set a real random token")
         return value
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether desk cookies get the ``Secure`` flag (the public URL is https)."""
+        return self.public_url.startswith("https://")
+
+    @property
+    def internal_api_url(self) -> str:
+        """Base URL of the bot service's internal API, as the action server calls it."""
+        return f"{self.web_url}/internal/v1"
 
     @property
     def rasa_url(self) -> str:

@@ -18,6 +18,14 @@ DEFAULT_KB_TOP_K = 3
 # Longest customer message forwarded to Rasa; longer ones are stored and politely refused.
 DEFAULT_MAX_MESSAGE_CHARS = 2000
 
+# Agent desk.
+DEFAULT_DESK_SESSION_HOURS = 12.0
+DEFAULT_LOGIN_MAX_FAILURES = 5  # per e-mail and per client address, in the window below
+DEFAULT_LOGIN_WINDOW_MINUTES = 15.0
+DEFAULT_MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
+DEFAULT_MAX_AGENT_REPLY_CHARS = 5000
+ALLOWED_ATTACHMENT_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "application/pdf"})
+
 EMBEDDING_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 # Secrets that must never be used as real values.

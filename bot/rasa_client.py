@@ -274,6 +274,44 @@ class RasaClient:
             raise RasaResponseError("Rasa tracker is not a JSON object", sender_id=sender_id)
         return data
 
+    async def append_events(self, *, sender_id: str, events: list[dict[str, Any]]) -> None:
+        """Append events to a conversation's tracker (HTTP API, token-protected).
+
+        Args:
+            sender_id: The conversation id.
+            events: Rasa event dicts, e.g. ``{"event": "pause"}``.
+
+        Raises:
+            RasaUnavailableError: Rasa is down, slow or failing.
+            RasaResponseError: Rasa refused the events (or auth failed).
+        """
+        await self._request(
+            "POST",
+            f"/conversations/{quote(sender_id, safe='')}/tracker/events",
+            sender_id=sender_id,
+            params={**self._auth_params(), "include_events": "NONE"},
+            json=events,
+        )
+
+    async def pause(self, *, sender_id: str) -> None:
+        """Tell Rasa a person took over: its tracker records ``pause``.
+
+        A paused tracker ignores every message until resumed, so nothing is forwarded
+        while a person owns the conversation, and :meth:`resume` comes first after.
+        """
+        await self.append_events(sender_id=sender_id, events=[{"event": "pause"}])
+
+    async def resume(self, *, sender_id: str) -> None:
+        """Tell Rasa the bot answers again: ``resume``, and the handoff slots are cleared."""
+        await self.append_events(
+            sender_id=sender_id,
+            events=[
+                {"event": "resume"},
+                {"event": "slot", "name": "handoff_requested", "value": False},
+                {"event": "slot", "name": "handoff_id", "value": None},
+            ],
+        )
+
     async def status(self) -> dict[str, Any]:
         """Return Rasa's ``/status`` (loaded model, fingerprint).
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, Numeric, String, Text
+from sqlalchemy import JSON, ForeignKey, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bot.db.base import Base, UTCDateTime, utcnow
@@ -40,6 +41,8 @@ class Team(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    # {"timezone": "Europe/Berlin", "days": {"mon": ["08:00", "20:00"], ...}}; None: always open.
+    business_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
     def __repr__(self) -> str:
         return f"Team(id={self.id!r}, slug={self.slug!r})"

@@ -12,7 +12,11 @@ from bot.db.base import Base, UTCDateTime, utcnow
 
 
 class AuditEvent(Base):
-    """One audited action, e.g. ``handoff.opened`` by ``action_server``."""
+    """One audited action, e.g. ``ticket.created`` by ``action_server``.
+
+    Append-only: no code path updates or deletes a row, and the database refuses it
+    (triggers created by migration 0002).
+    """
 
     __tablename__ = "audit_events"
 
@@ -26,6 +30,7 @@ class AuditEvent(Base):
     account_id: Mapped[int | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="SET NULL"), index=True, default=None
     )
+    ticket_id: Mapped[int | None] = mapped_column(Integer, index=True, default=None)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     def __repr__(self) -> str:

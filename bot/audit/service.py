@@ -16,6 +16,7 @@ def record_event(
     action: str,
     conversation_id: str | None = None,
     account_id: int | None = None,
+    ticket_id: int | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Add an audit event to the session (the caller commits with its own change).
@@ -26,6 +27,7 @@ def record_event(
         action: What happened, e.g. ``"handoff.opened"``.
         conversation_id: The conversation concerned, if any.
         account_id: The account concerned, if any.
+        ticket_id: The ticket concerned, if any.
         details: JSON-ready extra facts (ids, reasons); never secrets.
 
     Returns:
@@ -36,6 +38,7 @@ def record_event(
         action=action,
         conversation_id=conversation_id,
         account_id=account_id,
+        ticket_id=ticket_id,
         details=dict(details or {}),
     )
     session.add(event)

@@ -21,3 +21,4 @@ FRAME_TOO_LARGE = "Sorry — that message is far too long for me. Could you send
 INVALID_FRAME = "Sorry — I couldn't read that message. Please type it again."
 HELLO_FIRST = "Sorry — the chat isn't ready yet. Please reload the page."
 UNEXPECTED_ERROR = "Sorry — something went wrong on our side. Please try again in a minute."
+RATING_INVALID = "Sorry — I couldn't record that rating. Please tap one of the stars again."

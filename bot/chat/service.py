@@ -1,17 +1,28 @@
 """Channel-independent handling of one customer turn.
 
-The web chat (and later Telegram) hands every customer message to
-:meth:`ChatService.handle_customer_message`. It stores the message, decides whether it
-goes to Rasa, stores Rasa's replies and returns what the channel should show.
+Every channel (web chat, Telegram) hands every customer message to
+:meth:`ChatService.handle_customer_message`. Who answers is decided here, in one
+transaction, before anything is forwarded: the customer's message is stored with the
+conversation row locked, and the conversation's ``mode`` read in the same transaction.
+
+* ``bot`` / ``handoff_pending``: the message goes to Rasa (while a ticket waits in the
+  queue the bot still helps, and the agent sees every message live);
+* ``agent``: a person owns the conversation; nothing reaches Rasa, the agent's desk is
+  told, and a bot reply that was already under way when the person took over is
+  stored as ``withheld`` and never shown.
+
+The service also intercepts what belongs to the bot service and not to Rasa: the
+one-tap satisfaction rating, and frustration (which becomes a request for a person).
 
 Database work runs in a worker thread so a busy SQLite file never blocks the event loop,
-and no transaction is open while Rasa (and through it the action server, which writes the
-same database) is working on the turn.
+and no transaction is open while Rasa (and through it the action server, which calls
+back into this service's internal API) is working on the turn.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import unicodedata
 from collections.abc import Callable
@@ -31,7 +42,10 @@ from bot.conversations.models import (
     MessageStatus,
 )
 from bot.db.base import utcnow
-from bot.handoff.service import active_handoff
+from bot.handoff import service as tickets
+from bot.handoff.errors import TicketError
+from bot.handoff.events import message_event
+from bot.handoff.models import Ticket
 from bot.rasa_client import (
     BotReply,
     Button,
@@ -41,11 +55,14 @@ from bot.rasa_client import (
     RasaError,
     RasaUnavailableError,
 )
+from bot.realtime.broker import DESK_TOPIC, Broker, InProcessBroker
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _KEPT_CONTROL_CHARACTERS = frozenset("\n\t")
+FRUSTRATION_PAYLOAD = '/request_human{"handoff_reason": "frustration"}'
+EARLIER_TEXTS_FOR_FRUSTRATION = 5
 
 
 class OutboundMessage(BaseModel):
@@ -57,6 +74,7 @@ class OutboundMessage(BaseModel):
     buttons: list[Button] = Field(default_factory=list)
     citation: Citation | None = None
     handoff: HandoffNotice | None = None
+    agent_name: str | None = None
     status: str = MessageStatus.DELIVERED.value
     created_at: dt.datetime = Field(default_factory=utcnow)
 
@@ -79,6 +97,7 @@ class OutboundMessage(BaseModel):
             buttons=[Button.model_validate(b) for b in payload.get("buttons") or []],
             citation=Citation.model_validate(citation) if citation else None,
             handoff=HandoffNotice.model_validate(handoff) if handoff else None,
+            agent_name=payload.get("agent_name"),
             status=message.status,
             created_at=message.created_at,
         )
@@ -122,6 +141,19 @@ def reply_payload(reply: BotReply) -> dict[str, Any] | None:
     return payload or None
 
 
+class Admission(BaseModel):
+    """What the turn's one ownership transaction decided."""
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    message_id: int
+    mode: str
+    rasa_paused: bool
+    ticket_id: int | None = None
+    desk_event: dict[str, Any] | None = None
+    earlier_texts: list[str] = Field(default_factory=list)
+
+
 class ChatService:
     """Handles customer turns for any channel."""
 
@@ -131,6 +163,8 @@ class ChatService:
         session_factory: sessionmaker[Session],
         rasa_client: RasaClient,
         max_message_chars: int,
+        broker: Broker | None = None,
+        detect_frustration: Callable[[str, list[str]], bool] | None = None,
     ) -> None:
         """Create the service.
 
@@ -139,10 +173,15 @@ class ChatService:
             rasa_client: Sends turns to Rasa.
             max_message_chars: Longest message forwarded; longer ones are stored as
                 ``rejected`` and the customer is asked for a shorter one.
+            broker: Tells the desk of customer messages in open tickets.
+            detect_frustration: ``(text, earlier_texts) -> bool``; a frustrated
+                customer in bot mode is handed to a person. ``None`` disables it.
         """
         self._session_factory = session_factory
         self._rasa = rasa_client
         self._max_chars = max_message_chars
+        self._broker: Broker = broker or InProcessBroker()
+        self._detect_frustration = detect_frustration
 
     async def _db(self, func: Callable[..., _T], /, **kwargs: Any) -> _T:
         """Run ``func(session, **kwargs)`` in a worker thread with its own session."""
@@ -175,14 +214,14 @@ class ChatService:
     async def history(
         self, *, conversation_id: str, limit: int = conversations.DEFAULT_HISTORY_LIMIT
     ) -> list[OutboundMessage]:
-        """Return the conversation's latest messages, oldest first.
+        """Return the conversation's latest messages as the customer sees them, oldest first.
 
         Args:
             conversation_id: The conversation.
             limit: How many recent messages.
 
         Returns:
-            The messages in outbound form.
+            The messages in outbound form (no internal notes, no withheld replies).
         """
         stored = await self._db(conversations.history, conversation_id=conversation_id, limit=limit)
         return [OutboundMessage.from_message(message) for message in stored]
@@ -199,7 +238,8 @@ class ChatService:
             text: What the customer typed.
 
         Returns:
-            What to show the customer: bot replies, or one polite system sentence.
+            What to show the customer: bot replies, or one polite system sentence;
+            nothing while a person owns the conversation (their replies are pushed).
 
         Raises:
             ConversationNotFoundError: If the conversation does not exist.
@@ -240,25 +280,44 @@ class ChatService:
                 conversation_id=conversation_id, text=text, payload=extra
             )
 
-        customer_message, mode = await self._db(
-            _store_customer_message, conversation_id=conversation_id, text=text, payload=extra
+        admission = await self._db(
+            _admit_customer_message, conversation_id=conversation_id, text=text, payload=extra
         )
-        if mode == ConversationMode.AGENT.value:
+        if admission.desk_event is not None:
+            await self._broker.publish(DESK_TOPIC, admission.desk_event)
+        if to_rasa.startswith(tickets.RATING_PAYLOAD_PREFIX):
+            return [await self._rate(conversation_id, to_rasa)]
+        if admission.mode == ConversationMode.AGENT.value:
             logger.info(
                 "conversation=%s is with an agent; message=%s not forwarded",
                 conversation_id,
-                customer_message.id,
+                admission.message_id,
             )
             return []
+        if (
+            admission.mode == ConversationMode.BOT.value
+            and forwarded is None
+            and self._detect_frustration is not None
+            and self._detect_frustration(text, admission.earlier_texts)
+        ):
+            logger.info(
+                "frustration detected conversation=%s message=%s; handing over",
+                conversation_id,
+                admission.message_id,
+            )
+            to_rasa = FRUSTRATION_PAYLOAD
 
         try:
+            if admission.rasa_paused:
+                await self._rasa.resume(sender_id=conversation_id)
+                await self._db(mark_rasa_resumed, conversation_id=conversation_id)
             replies = await self._rasa.send_message(sender_id=conversation_id, text=to_rasa)
         except RasaUnavailableError as exc:
             logger.error("rasa unavailable conversation=%s: %s", conversation_id, exc.message)
-            return [await self._undelivered(conversation_id, customer_message.id)]
+            return [await self._undelivered(conversation_id, admission.message_id)]
         except RasaError as exc:
             logger.error("rasa bad response conversation=%s: %s", conversation_id, exc.message)
-            return [await self._undelivered(conversation_id, customer_message.id)]
+            return [await self._undelivered(conversation_id, admission.message_id)]
 
         if not replies:
             # Every turn of ours ends in a reply; an empty list means Rasa could not run an
@@ -266,10 +325,32 @@ class ChatService:
             logger.error(
                 "rasa returned no reply conversation=%s message=%s (is the action server up?)",
                 conversation_id,
-                customer_message.id,
+                admission.message_id,
             )
             return [await self._store_system(conversation_id, messages.NO_REPLY)]
-        return await self._db(_store_replies, conversation_id=conversation_id, replies=replies)
+        stored = await self._db(_store_replies, conversation_id=conversation_id, replies=replies)
+        for event in stored.desk_events:
+            await self._broker.publish(DESK_TOPIC, event)
+        return stored.outbound
+
+    async def _rate(self, conversation_id: str, payload: str) -> OutboundMessage:
+        """Store a one-tap rating (``/concierge_rate{"ticket_id": 1, "rating": 5}``)."""
+        try:
+            value = json.loads(payload[len(tickets.RATING_PAYLOAD_PREFIX) :])
+            ticket_id, rating = int(value["ticket_id"]), int(value["rating"])
+        except (ValueError, KeyError, TypeError):
+            logger.info("malformed rating payload conversation=%s", conversation_id)
+            return await self._store_system(conversation_id, messages.RATING_INVALID)
+        try:
+            await self._db(
+                tickets.rate, conversation_id=conversation_id, ticket_id=ticket_id, rating=rating
+            )
+        except TicketError as exc:
+            logger.info(
+                "rating refused conversation=%s ticket=%s: %s", conversation_id, ticket_id, exc
+            )
+            return await self._store_system(conversation_id, exc.message)
+        return await self._store_system(conversation_id, tickets.RATED)
 
     async def _reject_too_long(
         self, *, conversation_id: str, text: str, payload: dict[str, Any] | None
@@ -311,71 +392,113 @@ class ChatService:
         return OutboundMessage.from_message(stored)
 
 
-def _store_customer_message(
+def _locked_conversation(session: Session, conversation_id: str) -> Conversation:
+    """The conversation row, locked for this transaction (``FOR UPDATE`` on PostgreSQL).
+
+    On SQLite the transaction's first write takes the database's write lock instead.
+    """
+    conversation = session.get(Conversation, conversation_id, with_for_update=True)
+    if conversation is None:
+        raise conversations.ConversationNotFoundError(conversation_id)
+    return conversation
+
+
+def _admit_customer_message(
     session: Session, *, conversation_id: str, text: str, payload: dict[str, Any] | None
-) -> tuple[Message, str]:
-    """Store the customer's message; return it and the conversation's current mode."""
+) -> Admission:
+    """Store the customer's message and decide who answers it, in one transaction."""
+    conversation = _locked_conversation(session, conversation_id)
     message = conversations.add_message(
         session,
         conversation_id=conversation_id,
         role=MessageRole.CUSTOMER.value,
         text=text,
         payload=payload,
+        commit=False,
     )
-    conversation = conversations.get_conversation(session, conversation_id=conversation_id)
-    return message, conversation.mode
+    ticket = tickets.open_ticket_for(session, conversation_id=conversation_id)
+    desk_event = None
+    if ticket is not None:
+        tickets.record_customer_message(session, ticket=ticket, message_id=message.id)
+        desk_event = message_event(ticket, message)
+    earlier: list[str] = []
+    if conversation.mode == ConversationMode.BOT.value:
+        earlier = _earlier_customer_texts(session, conversation_id, before=message.id)
+    admission = Admission(
+        message_id=message.id,
+        mode=conversation.mode,
+        rasa_paused=conversation.rasa_paused,
+        ticket_id=ticket.id if ticket else None,
+        desk_event=desk_event,
+        earlier_texts=earlier,
+    )
+    session.commit()
+    return admission
+
+
+def _earlier_customer_texts(session: Session, conversation_id: str, *, before: int) -> list[str]:
+    from sqlalchemy import select
+
+    rows = session.scalars(
+        select(Message.text)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.role == MessageRole.CUSTOMER.value,
+            Message.id < before,
+        )
+        .order_by(Message.id.desc())
+        .limit(EARLIER_TEXTS_FOR_FRUSTRATION)
+    ).all()
+    return list(reversed(rows))
+
+
+def mark_rasa_resumed(session: Session, *, conversation_id: str) -> None:
+    """Record that Rasa's tracker was resumed (unless a person took over again)."""
+    conversation = _locked_conversation(session, conversation_id)
+    if conversation.mode != ConversationMode.AGENT.value:
+        conversation.rasa_paused = False
+    session.commit()
+
+
+class StoredReplies(BaseModel):
+    """Rasa's replies as stored, and what the desk must be told."""
+
+    outbound: list[OutboundMessage]
+    desk_events: list[dict[str, Any]] = Field(default_factory=list)
 
 
 def _store_replies(
     session: Session, *, conversation_id: str, replies: list[BotReply]
-) -> list[OutboundMessage]:
-    """Store Rasa's replies; re-read the mode if a handoff was announced."""
-    outbound = []
-    for reply in replies:
-        stored = conversations.add_message(
+) -> StoredReplies:
+    """Store Rasa's replies in one commit, unless a person took over meanwhile.
+
+    A person who claimed the ticket while Rasa was still working on the turn owns the
+    conversation: the late replies are kept for the record as ``withheld`` and never
+    shown to the customer.
+    """
+    conversation = _locked_conversation(session, conversation_id)
+    withheld = conversation.mode == ConversationMode.AGENT.value
+    status = MessageStatus.WITHHELD.value if withheld else MessageStatus.DELIVERED.value
+    stored: list[Message] = [
+        conversations.add_message(
             session,
             conversation_id=conversation_id,
             role=MessageRole.BOT.value,
             text=reply.text or "",
             payload=reply_payload(reply),
+            status=status,
+            commit=False,
         )
-        outbound.append(OutboundMessage.from_message(stored))
-    notices = [reply.handoff for reply in replies if reply.handoff is not None]
-    if notices:
-        _refresh_mode_after_handoff(session, conversation_id=conversation_id, notice=notices[-1])
-    return outbound
-
-
-def _refresh_mode_after_handoff(
-    session: Session, *, conversation_id: str, notice: HandoffNotice
-) -> str:
-    """Re-read the mode the action server set when it opened the announced handoff.
-
-    If the handoff row exists but the conversation is still in bot mode (e.g. an older
-    action server), the mode is repaired to ``handoff_pending``.
-    """
-    conversation = conversations.get_conversation(session, conversation_id=conversation_id)
-    session.refresh(conversation)
-    handoff = active_handoff(session, conversation_id=conversation_id)
-    if handoff is None:
-        logger.warning(
-            "handoff=%s announced but no active handoff stored conversation=%s",
-            notice.id,
+        for reply in replies
+    ]
+    ticket: Ticket | None = tickets.open_ticket_for(session, conversation_id=conversation_id)
+    session.commit()
+    if withheld:
+        logger.info(
+            "conversation=%s was taken over during the turn; %s bot replies withheld",
             conversation_id,
+            len(stored),
         )
-    elif conversation.mode == ConversationMode.BOT.value:
-        conversation.mode = ConversationMode.HANDOFF_PENDING.value
-        session.commit()
-        logger.warning(
-            "conversation=%s had handoff=%s but was in bot mode; set to %s",
-            conversation_id,
-            handoff.id,
-            conversation.mode,
-        )
-    logger.info(
-        "handoff announced conversation=%s handoff=%s mode=%s",
-        conversation_id,
-        notice.id,
-        conversation.mode,
-    )
-    return conversation.mode
+    events = [message_event(ticket, message) for message in stored] if ticket else []
+    outbound = [] if withheld else [OutboundMessage.from_message(m) for m in stored]
+    return StoredReplies(outbound=outbound, desk_events=events)

@@ -7,7 +7,7 @@ import uuid
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base, UTCDateTime, utcnow
@@ -44,6 +44,7 @@ class MessageStatus(StrEnum):
     DELIVERED = "delivered"
     REJECTED = "rejected"  # stored but not forwarded (e.g. too long)
     UNDELIVERED = "undelivered"  # could not be forwarded (e.g. Rasa down)
+    WITHHELD = "withheld"  # a bot reply that arrived after a person took over; never shown
 
 
 def new_conversation_id() -> str:
@@ -63,6 +64,10 @@ class Conversation(Base):
     contact_id: Mapped[int | None] = mapped_column(
         ForeignKey("contacts.id", ondelete="SET NULL"), index=True, default=None
     )
+    # True once a person took over and until Rasa has confirmed the hand-back: a paused
+    # Rasa tracker ignores every message, so the turn handler resumes it first.
+    rasa_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    language: Mapped[str] = mapped_column(String(8), default="en")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -83,6 +88,11 @@ class Message(Base):
     text: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     status: Mapped[str] = mapped_column(String(16), default=MessageStatus.DELIVERED.value)
+    # Internal notes between agents: stored with the transcript, never sent to the customer.
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    agent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL"), default=None
+    )
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     def __repr__(self) -> str:
@@ -90,3 +100,27 @@ class Message(Base):
             f"Message(id={self.id!r}, conversation_id={self.conversation_id!r}, "
             f"role={self.role!r}, status={self.status!r})"
         )
+
+
+class Attachment(Base):
+    """A file sent in a conversation (a photo of a damaged parcel, an agent's PDF).
+
+    The bytes live outside the database under ``settings.attachments_dir``, named by
+    their SHA-256; the row keeps what the desk and the chat need to show them.
+    """
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), index=True, default=None
+    )
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by: Mapped[str] = mapped_column(String(64))  # "customer" or "agent:<id>"
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

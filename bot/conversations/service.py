@@ -155,16 +155,22 @@ def add_message(
     text: str,
     payload: dict[str, Any] | None = None,
     status: str = MessageStatus.DELIVERED.value,
+    agent_id: int | None = None,
+    private: bool = False,
+    commit: bool = True,
 ) -> Message:
     """Store one message and touch the conversation's ``updated_at``.
 
     Args:
-        session: The open session (committed here).
+        session: The open session (committed here unless ``commit`` is false).
         conversation_id: The conversation the message belongs to.
         role: ``"customer"``, ``"bot"``, ``"agent"`` or ``"system"``.
         text: The message text, stored verbatim.
         payload: JSON-ready extras: buttons, citation, handoff notice, button payload.
-        status: ``"delivered"``, ``"rejected"`` or ``"undelivered"``.
+        status: A :class:`MessageStatus` value.
+        agent_id: The agent who wrote it (agent messages and notes).
+        private: An internal note: kept in the transcript, never shown to the customer.
+        commit: Commit now; false when the caller commits a larger change.
 
     Returns:
         The stored message, with its id and timestamp.
@@ -184,11 +190,16 @@ def add_message(
         text=text,
         payload=payload,
         status=status,
+        agent_id=agent_id,
+        private=private,
         created_at=utcnow(),
     )
     session.add(message)
     conversation.updated_at = message.created_at
-    session.commit()
+    if commit:
+        session.commit()
+    else:
+        session.flush()
     return message
 
 
@@ -218,7 +229,11 @@ def set_message_status(session: Session, *, message_id: int, status: str) -> Mes
 
 
 def history(
-    session: Session, *, conversation_id: str, limit: int = DEFAULT_HISTORY_LIMIT
+    session: Session,
+    *,
+    conversation_id: str,
+    limit: int = DEFAULT_HISTORY_LIMIT,
+    for_agent: bool = False,
 ) -> list[Message]:
     """Return the latest messages of a conversation, oldest first.
 
@@ -226,16 +241,18 @@ def history(
         session: The open session.
         conversation_id: The conversation.
         limit: How many of the most recent messages to return.
+        for_agent: The agent's transcript: with internal notes and withheld bot replies.
+            The customer's view (the default) has neither.
 
     Returns:
         Up to ``limit`` messages in the order they were stored.
     """
-    newest_first = session.scalars(
-        select(Message)
-        .where(Message.conversation_id == conversation_id)
-        .order_by(Message.id.desc())
-        .limit(limit)
-    ).all()
+    query = select(Message).where(Message.conversation_id == conversation_id)
+    if not for_agent:
+        query = query.where(
+            Message.private.is_(False), Message.status != MessageStatus.WITHHELD.value
+        )
+    newest_first = session.scalars(query.order_by(Message.id.desc()).limit(limit)).all()
     return list(reversed(newest_first))
 
 

@@ -1,19 +1,25 @@
 """Import every model so ``Base.metadata`` knows all tables (Alembic, tests)."""
 
 from bot.accounts.models import Account, Contact, Order, Team
+from bot.agents.models import Agent, AgentSession, LoginAttempt
 from bot.audit.models import AuditEvent
-from bot.conversations.models import Conversation, Message
+from bot.conversations.models import Attachment, Conversation, Message
 from bot.db.base import Base
-from bot.handoff.models import Handoff
+from bot.handoff.models import CannedReply, Ticket
 
 __all__ = [
     "Account",
+    "Agent",
+    "AgentSession",
+    "Attachment",
     "AuditEvent",
     "Base",
+    "CannedReply",
     "Contact",
     "Conversation",
-    "Handoff",
+    "LoginAttempt",
     "Message",
     "Order",
     "Team",
+    "Ticket",
 ]

@@ -20,10 +20,15 @@ from bot.ops.training import model_path, rasa_environment
 
 
 def with_run_token(settings: Settings) -> Settings:
-    """Return settings with a Rasa API token: the configured one, or a fresh one for this run."""
-    if settings.rasa_token is not None:
-        return settings
-    return settings.model_copy(update={"rasa_token": SecretStr(secrets.token_urlsafe(24))})
+    """Return settings with the Rasa API token and the bot service's internal-API token.
+
+    Each is the configured one, or a fresh random one for this run.
+    """
+    update: dict[str, SecretStr] = {}
+    for name in ("rasa_token", "service_token"):
+        if getattr(settings, name) is None:
+            update[name] = SecretStr(secrets.token_urlsafe(24))
+    return settings.model_copy(update=update) if update else settings
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:

@@ -13,6 +13,7 @@ from starlette.requests import HTTPConnection
 from bot.chat.service import ChatService
 from bot.config import Settings
 from bot.rasa_client import RasaClient
+from bot.realtime.broker import Broker
 
 
 def get_settings(connection: HTTPConnection) -> Settings:
@@ -32,6 +33,11 @@ def get_chat_service(connection: HTTPConnection) -> ChatService:
     return cast(ChatService, connection.app.state.chat_service)
 
 
+def get_broker(connection: HTTPConnection) -> Broker:
+    """Return the process-wide event broker."""
+    return cast(Broker, connection.app.state.broker)
+
+
 def get_rasa_client(connection: HTTPConnection) -> RasaClient:
     """Return the process-wide Rasa client."""
     return cast(RasaClient, connection.app.state.rasa_client)
@@ -45,5 +51,6 @@ def get_templates(request: Request) -> Jinja2Templates:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
+BrokerDep = Annotated[Broker, Depends(get_broker)]
 RasaClientDep = Annotated[RasaClient, Depends(get_rasa_client)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]

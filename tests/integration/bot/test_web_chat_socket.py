@@ -10,7 +10,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from bot.chat import messages
 from bot.conversations.models import Conversation
-from bot.web.routes import chat as chat_routes
+from bot.channels import webchat as chat_routes
 
 
 def _hello(ws: WebSocketTestSession, token: str | None = None) -> tuple[str | None, list[dict]]:

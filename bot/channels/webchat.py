@@ -1,4 +1,10 @@
-"""The web chat: the page, conversation creation and the chat websocket.
+"""The web chat channel: the page, conversation creation and the chat websocket.
+
+Each socket has a reader (customer frames → :class:`ChatService`) and a writer (one
+queue of outgoing frames), and listens on the conversation's broker topic, so an
+agent's reply, or the desk's "joined"/"resolved" notices, reach an open page at any
+time, from any bot-service replica. A closed page misses nothing: the history sent on
+``hello`` holds every stored message, in order.
 
 Websocket protocol (JSON text frames):
 
@@ -9,7 +15,8 @@ Websocket protocol (JSON text frames):
 * client → ``{"type": "message", "text": "..."}`` or
   ``{"type": "button", "title": "...", "payload": "/intent"}``;
 * server → ``{"type": "typing", "on": true|false}``, ``{"type": "message", ...}`` and
-  ``{"type": "error", "message": "..."}`` (the connection stays open).
+  ``{"type": "error", "message": "..."}`` (the connection stays open); ``message``
+  frames also arrive unprompted (agent replies); clients skip ids they already show.
 
 The conversation (and so the Rasa sender id) is always chosen by the server from the
 token; nothing the client sends can address another conversation.
@@ -17,6 +24,7 @@ token; nothing the client sends can address another conversation.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -29,11 +37,12 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from bot.chat import messages
-from bot.chat.service import ChatService, OutboundMessage
+from bot.chat.service import ChatService
 from bot.conversations import service as conversations
 from bot.conversations.models import Channel
 from bot.conversations.service import ConversationNotFoundError
-from bot.web.deps import ChatServiceDep, SessionDep, SettingsDep, TemplatesDep
+from bot.realtime.broker import Broker, conversation_topic
+from bot.web.deps import BrokerDep, ChatServiceDep, SessionDep, SettingsDep, TemplatesDep
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +145,17 @@ def parse_frame(message: Mapping[str, Any]) -> HelloFrame | MessageFrame | Butto
         raise InvalidFrameError(f"invalid frame: {exc.error_count()} errors") from exc
 
 
-async def _receive_frame(websocket: WebSocket) -> HelloFrame | MessageFrame | ButtonFrame:
+Frame = dict[str, Any]
+OUTBOX_SIZE = 1000
+
+
+async def _send_error(outbox: asyncio.Queue[Frame], message: str) -> None:
+    await outbox.put({"type": "error", "message": message})
+
+
+async def _receive_and_answer_errors(
+    websocket: WebSocket, outbox: asyncio.Queue[Frame]
+) -> HelloFrame | MessageFrame | ButtonFrame:
     """Wait for the next valid frame, answering invalid ones with an error frame."""
     while True:
         message = await websocket.receive()
@@ -146,56 +165,56 @@ async def _receive_frame(websocket: WebSocket) -> HelloFrame | MessageFrame | Bu
             return parse_frame(message)
         except InvalidFrameError as exc:
             logger.info("invalid websocket frame: %s", exc.reason)
-            await _send_error(websocket, exc.message)
+            await _send_error(outbox, exc.message)
 
 
-async def _send_error(websocket: WebSocket, message: str) -> None:
-    await websocket.send_json({"type": "error", "message": message})
-
-
-async def _send_message(websocket: WebSocket, message: OutboundMessage) -> None:
-    await websocket.send_json({"type": "message", **message.model_dump(mode="json")})
-
-
-async def _send_history(websocket: WebSocket, service: ChatService, conversation_id: str) -> None:
+async def _history_frame(service: ChatService, conversation_id: str) -> Frame:
     history = await service.history(conversation_id=conversation_id)
-    await websocket.send_json(
-        {"type": "history", "messages": [m.model_dump(mode="json") for m in history]}
-    )
+    return {"type": "history", "messages": [m.model_dump(mode="json") for m in history]}
 
 
-async def _handshake(websocket: WebSocket, service: ChatService) -> str:
-    """Wait for ``hello``, open (or start) the conversation and send the history."""
+async def _handshake(websocket: WebSocket, service: ChatService) -> tuple[str, Frame | None]:
+    """Wait for ``hello`` and open (or start) the conversation.
+
+    Returns:
+        The conversation id and, for a new conversation, the ``session`` frame.
+    """
     with anyio.fail_after(HELLO_TIMEOUT_SECONDS):
         while True:
-            frame = await _receive_frame(websocket)
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", status.WS_1000_NORMAL_CLOSURE))
+            try:
+                frame = parse_frame(message)
+            except InvalidFrameError as exc:
+                logger.info("invalid websocket frame: %s", exc.reason)
+                await websocket.send_json({"type": "error", "message": exc.message})
+                continue
             if isinstance(frame, HelloFrame):
                 break
-            await _send_error(websocket, messages.HELLO_FIRST)
+            await websocket.send_json({"type": "error", "message": messages.HELLO_FIRST})
     conversation, new_token = await service.open_conversation(
         token=frame.token, channel=Channel.WEBCHAT.value
     )
+    session_frame = None
     if new_token is not None:
-        await websocket.send_json(
-            {"type": "session", "token": new_token, "conversation_id": conversation.id}
-        )
-    await _send_history(websocket, service, conversation.id)
+        session_frame = {"type": "session", "token": new_token, "conversation_id": conversation.id}
     logger.info("websocket joined conversation=%s new=%s", conversation.id, new_token is not None)
-    return conversation.id
+    return conversation.id, session_frame
 
 
 async def _answer(
-    websocket: WebSocket,
     service: ChatService,
     conversation_id: str,
     frame: MessageFrame | ButtonFrame,
+    outbox: asyncio.Queue[Frame],
 ) -> None:
     """Handle one customer turn, with a typing indicator around it.
 
     The indicator goes off after the replies, so "typing off" also tells a client that
     the turn is complete.
     """
-    await websocket.send_json({"type": "typing", "on": True})
+    await outbox.put({"type": "typing", "on": True})
     try:
         if isinstance(frame, MessageFrame):
             replies = await service.handle_customer_message(
@@ -206,30 +225,83 @@ async def _answer(
                 conversation_id=conversation_id, title=frame.title, payload=frame.payload
             )
         for reply in replies:
-            await _send_message(websocket, reply)
+            await outbox.put({"type": "message", **reply.model_dump(mode="json")})
     finally:
-        await websocket.send_json({"type": "typing", "on": False})
+        await outbox.put({"type": "typing", "on": False})
+
+
+async def _reader(
+    websocket: WebSocket,
+    service: ChatService,
+    conversation_id: str,
+    outbox: asyncio.Queue[Frame],
+) -> None:
+    """Read customer frames until the socket closes; each turn is handled in order."""
+    while True:
+        frame = await _receive_and_answer_errors(websocket, outbox)
+        if isinstance(frame, HelloFrame):
+            await outbox.put(await _history_frame(service, conversation_id))
+            continue
+        try:
+            await _answer(service, conversation_id, frame, outbox)
+        except (ConversationNotFoundError, WebSocketDisconnect):
+            raise
+        except Exception:
+            logger.exception("chat turn failed conversation=%s", conversation_id)
+            await _send_error(outbox, messages.UNEXPECTED_ERROR)
+
+
+async def _writer(websocket: WebSocket, outbox: asyncio.Queue[Frame]) -> None:
+    """Send every queued frame, in order."""
+    while True:
+        await websocket.send_json(await outbox.get())
+
+
+async def _pusher(events: Any, outbox: asyncio.Queue[Frame]) -> None:
+    """Forward the conversation's broker events (agent replies, desk notices)."""
+    async for event in events:
+        await outbox.put(event)
+
+
+async def _serve(
+    websocket: WebSocket, service: ChatService, broker: Broker, conversation_id: str
+) -> None:
+    outbox: asyncio.Queue[Frame] = asyncio.Queue(maxsize=OUTBOX_SIZE)
+    # Subscribe before reading the history, so nothing falls between the two (a message
+    # in both is shown once: clients skip ids they already show).
+    async with broker.subscribe(conversation_topic(conversation_id)) as events:
+        await outbox.put(await _history_frame(service, conversation_id))
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_writer, websocket, outbox)
+                tasks.start_soon(_pusher, events, outbox)
+                try:
+                    await _reader(websocket, service, conversation_id, outbox)
+                finally:
+                    # Let the writer flush what the reader queued, then stop both tasks.
+                    with anyio.move_on_after(1):
+                        while not outbox.empty():
+                            await anyio.sleep(0.01)
+                    tasks.cancel_scope.cancel()
+        except BaseExceptionGroup as group:  # the first failure is what ended the socket
+            raise _first_exception(group) from None
+
+
+def _first_exception(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_exception(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 @router.websocket("/ws/chat")
-async def chat_socket(websocket: WebSocket, service: ChatServiceDep) -> None:
+async def chat_socket(websocket: WebSocket, service: ChatServiceDep, broker: BrokerDep) -> None:
     """Serve one browser tab's chat connection."""
     await websocket.accept()
     conversation_id: str | None = None
     try:
-        conversation_id = await _handshake(websocket, service)
-        while True:
-            frame = await _receive_frame(websocket)
-            if isinstance(frame, HelloFrame):
-                await _send_history(websocket, service, conversation_id)
-                continue
-            try:
-                await _answer(websocket, service, conversation_id, frame)
-            except (ConversationNotFoundError, WebSocketDisconnect):
-                raise
-            except Exception:
-                logger.exception("chat turn failed conversation=%s", conversation_id)
-                await _send_error(websocket, messages.UNEXPECTED_ERROR)
+        conversation_id, session_frame = await _handshake(websocket, service)
+        if session_frame is not None:
+            await websocket.send_json(session_frame)
+        await _serve(websocket, service, broker, conversation_id)
     except WebSocketDisconnect as exc:
         logger.info("websocket closed conversation=%s code=%s", conversation_id, exc.code)
     except TimeoutError:
@@ -237,8 +309,9 @@ async def chat_socket(websocket: WebSocket, service: ChatServiceDep) -> None:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION)
     except ConversationNotFoundError as exc:
         logger.warning("websocket conversation=%s vanished", exc.conversation_id)
-        await _send_error(websocket, messages.UNEXPECTED_ERROR)
-        await websocket.close(code=status.WS_1011_INTERNAL_ERROR)
+        with contextlib.suppress(Exception):
+            await websocket.send_json({"type": "error", "message": messages.UNEXPECTED_ERROR})
+            await websocket.close(code=status.WS_1011_INTERNAL_ERROR)
     except Exception:
         logger.exception("websocket failed conversation=%s", conversation_id)
         with contextlib.suppress(Exception):  # the socket may already be gone
