@@ -1,28 +1,19 @@
 """Answer questions from the knowledge base, in three confidence bands.
 
-``action_answer_from_knowledge`` searches the help articles with the customer's
-latest message and, using ``kb_answer_threshold`` / ``kb_suggest_threshold`` from
-the settings:
+``action_answer_from_knowledge`` asks :func:`knowledge.answering.answer_question` what to
+do with the customer's latest message (the bands and the audience rules live there, so
+``kb search`` and the benchmarks see exactly what the bot does), with the thresholds
+``kb_answer_threshold`` / ``kb_suggest_threshold`` and ``kb_top_k`` from the settings:
 
-* **answer** (best score >= answer threshold): the article's summary as plain text
-  (Markdown stripped, so every channel shows it cleanly), with a ``citation`` in
-  ``json_message`` and feedback buttons;
-* **suggest** (best score >= suggest threshold): ``utter_kb_suggestions`` with one
-  button per plausible article (``/choose_article{"article_id": ...}``) and a
-  "Talk to a person" button;
-* **unknown** (anything lower): ``utter_kb_unknown``, which says so plainly and
-  offers a person, instead of guessing.
+* **answer**: the article's summary as plain text (Markdown stripped, so every channel
+  shows it cleanly), with a ``citation`` in ``json_message`` and feedback buttons;
+* **suggest**: ``utter_kb_suggestions`` with one button per plausible article
+  (``/choose_article{"article_id": ...}``) and a "Talk to a person" button;
+* **unknown**: ``utter_kb_unknown``, which says so plainly and offers a person, instead
+  of guessing.
 
-Audiences: articles are for ``b2c``, ``b2b`` or ``all`` customers. The search first
-covers the customer's own audience (``b2b`` + ``all`` for business contacts,
-``b2c`` + ``all`` for everyone else, including customers not identified yet). Only
-if that finds no answer-band hit are all articles searched, and that result is used
-when *it* has an answer-band hit: a consumer asking how to join Kestrel for Business
-still gets the business article, but business-only articles never crowd the
-suggestions of a consumer (and vice versa). Business contacts also *prefer* business
-articles: a ``b2b`` hit within ``B2B_PREFERENCE_MARGIN`` (0.05) of a better general
-hit, and in the same band, is moved to the top (e.g. "can we pay by invoice?" gets
-the Net-30 article rather than the consumer invoice one).
+The customer's ``customer_segment`` slot picks the audience searched first (business
+articles for verified business contacts, consumer articles for everyone else).
 
 ``action_answer_chosen_article`` answers the article picked from the suggestions.
 """
@@ -40,9 +31,15 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import deps
-from bot.config import get_settings
+from bot.config import Settings, get_settings
+from knowledge.answering import (
+    B2B_PREFERENCE_MARGIN,
+    BAND_ANSWER,
+    BAND_SUGGEST,
+    AnswerPolicy,
+    answer_question,
+)
 from knowledge.chunking import strip_markdown
-from knowledge.index import Hit
 
 __all__ = [
     "B2B_PREFERENCE_MARGIN",
@@ -50,14 +47,12 @@ __all__ = [
     "TALK_TO_PERSON_BUTTON",
     "ActionAnswerChosenArticle",
     "ActionAnswerFromKnowledge",
+    "answer_policy",
     "choose_article_payload",
     "citation",
-    "search_for_customer",
 ]
 
 logger = logging.getLogger(__name__)
-
-B2B_PREFERENCE_MARGIN = 0.05
 
 OUTCOME_ANSWERED = "answered"
 OUTCOME_SUGGESTED = "suggested"
@@ -88,62 +83,13 @@ def citation(article_id: str, title: str, score: float | None) -> dict[str, Any]
     }
 
 
-def _band(score: float, *, answer_threshold: float, suggest_threshold: float) -> int:
-    return 2 if score >= answer_threshold else 1 if score >= suggest_threshold else 0
-
-
-def _prefer_business(
-    hits: list[Hit], *, answer_threshold: float, suggest_threshold: float
-) -> list[Hit]:
-    if not hits or hits[0].audience == "b2b":
-        return hits
-    best = hits[0]
-    band = _band(best.score, answer_threshold=answer_threshold, suggest_threshold=suggest_threshold)
-    for hit in hits[1:]:
-        close = best.score - hit.score <= B2B_PREFERENCE_MARGIN
-        same_band = (
-            _band(hit.score, answer_threshold=answer_threshold, suggest_threshold=suggest_threshold)
-            == band
-        )
-        if hit.audience == "b2b" and close and same_band:
-            return [hit, *(other for other in hits if other is not hit)]
-    return hits
-
-
-def search_for_customer(
-    knowledge_base: deps.KnowledgeSource,
-    query: str,
-    *,
-    segment: str | None,
-    limit: int,
-    answer_threshold: float,
-    suggest_threshold: float,
-) -> list[Hit]:
-    """Search the customer's audience first, then every article (see the module docstring).
-
-    Args:
-        knowledge_base: Where to search.
-        query: The customer's question.
-        segment: The ``customer_segment`` slot (``"b2b"``, ``"b2c"`` or ``None``).
-        limit: Most hits returned.
-        answer_threshold: Score from which a hit is answered directly.
-        suggest_threshold: Score from which a hit is offered as a suggestion.
-
-    Returns:
-        Up to ``limit`` hits, the one to answer with (if any) first.
-    """
-    business = segment == "b2b"
-    hits = knowledge_base.search(query, limit, audience="b2b" if business else "b2c")
-    if business:
-        hits = _prefer_business(
-            hits, answer_threshold=answer_threshold, suggest_threshold=suggest_threshold
-        )
-    if hits and hits[0].score >= answer_threshold:
-        return hits
-    everything = knowledge_base.search(query, limit, audience=None)
-    if everything and everything[0].score >= answer_threshold:
-        return everything
-    return hits
+def answer_policy(settings: Settings) -> AnswerPolicy:
+    """Return the answer bands and number of hits configured in the settings."""
+    return AnswerPolicy(
+        answer_threshold=settings.kb_answer_threshold,
+        suggest_threshold=settings.kb_suggest_threshold,
+        limit=settings.kb_top_k,
+    )
 
 
 def _previous_attempts(tracker: Tracker) -> float:
@@ -172,36 +118,34 @@ class ActionAnswerFromKnowledge(Action):
             dispatcher.utter_message(response="utter_default")
             return []
 
-        settings = get_settings()
+        policy = answer_policy(get_settings())
         attempts = _previous_attempts(tracker) + 1
         try:
             knowledge_base = deps.get_knowledge_base()
-            hits = await asyncio.to_thread(
-                search_for_customer,
+            answer = await asyncio.to_thread(
+                answer_question,
                 knowledge_base,
                 query,
                 segment=tracker.get_slot("customer_segment"),
-                limit=settings.kb_top_k,
-                answer_threshold=settings.kb_answer_threshold,
-                suggest_threshold=settings.kb_suggest_threshold,
+                policy=policy,
             )
         except Exception:
             logger.exception("Knowledge search failed conversation=%s", tracker.sender_id)
             dispatcher.utter_message(response="utter_kb_unavailable")
             return _events(query, None, OUTCOME_UNAVAILABLE, attempts)
 
-        best = hits[0] if hits else None
-        if best is not None and best.score >= settings.kb_answer_threshold:
+        best = answer.top
+        if answer.band == BAND_ANSWER and best is not None:
             dispatcher.utter_message(
                 text=strip_markdown(best.summary),
                 json_message=citation(best.article_id, best.title, best.score),
                 buttons=list(FEEDBACK_BUTTONS),
             )
             outcome, article_id = OUTCOME_ANSWERED, best.article_id
-        elif suggestions := [hit for hit in hits if hit.score >= settings.kb_suggest_threshold]:
+        elif answer.band == BAND_SUGGEST:
             buttons = [
                 {"title": hit.title, "payload": choose_article_payload(hit.article_id)}
-                for hit in suggestions
+                for hit in answer.suggestions
             ]
             dispatcher.utter_message(
                 response="utter_kb_suggestions", buttons=[*buttons, TALK_TO_PERSON_BUTTON]

@@ -8,8 +8,9 @@ Figures: ``top1`` and ``top3`` (right article first / in the first three), ``ans
 (right article and above the answer threshold), ``ood_wrong`` (out-of-domain questions
 that get an answer instead of "I don't know", out of 30) and ``ood_suggested`` (those
 that get suggestions). They are measured on the path the bot takes for a customer who
-has not identified themselves (``actions.knowledge.search_for_customer``: consumer and
-general articles first, business articles only when they are a confident answer);
+has not identified themselves (``knowledge.answering.answer_question``, the code the
+action server runs: consumer and general articles first, business articles only when
+they are a confident answer);
 ``index_top1``/``index_top3`` are the plain index's figures over all articles.
 
 Usage:
@@ -23,10 +24,10 @@ from pathlib import Path
 
 import yaml
 
-from actions.knowledge import search_for_customer
 from bench.common import emit
 from bench.retrieval import answered_correctly, rank_all, top_k_accuracy
 from bot.config import get_settings
+from knowledge.answering import AnswerPolicy, answer_question
 from knowledge.articles import load_articles
 from knowledge.encoder import default_encoder
 from knowledge.index import Hit, KnowledgeIndex
@@ -50,13 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     ]
     queries += [(q, None) for q in spec["out_of_domain"]]
     index = KnowledgeIndex.build(load_articles(settings.articles_dir), default_encoder())
-    settings_kwargs = {
-        "answer_threshold": settings.kb_answer_threshold,
-        "suggest_threshold": settings.kb_suggest_threshold,
-    }
 
     def bot_search(text: str, limit: int) -> list[Hit]:
-        return search_for_customer(index, text, segment=None, limit=limit, **settings_kwargs)
+        policy = AnswerPolicy(
+            answer_threshold=settings.kb_answer_threshold,
+            suggest_threshold=settings.kb_suggest_threshold,
+            limit=limit,
+        )
+        return list(answer_question(index, text, segment=None, policy=policy).hits)
 
     plain = rank_all(index, queries, limit=3)
     ranked = rank_all(index, queries, limit=3, search=bot_search)

@@ -70,9 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["kb"]:  # the editor owns its own arguments, --help included
-        from knowledge.editor import main as editor_main
-
-        return editor_main(argv[1:])
+        return _run_editor(argv[1:])
     args = create_argument_parser().parse_args(argv)
     console = Console(stderr=False)
     # Long-running services log at INFO to their log files; interactive commands stay quiet
@@ -90,6 +88,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:  # invalid settings
         console.print(f"[red]✗ Invalid settings:[/] {error}")
         return 2
+
+
+def _run_editor(argv: list[str]) -> int:
+    """Run the knowledge editor with this deployment's folders and answer bands as defaults."""
+    from knowledge.answering import AnswerPolicy
+    from knowledge.editor import EditorDefaults
+    from knowledge.editor import main as editor_main
+
+    try:
+        settings = get_settings()
+    except ValueError as error:  # invalid settings
+        Console(stderr=True).print(f"[red]✗ Invalid settings:[/] {error}")
+        return 2
+    defaults = EditorDefaults(
+        articles_dir=settings.articles_dir,
+        index_dir=settings.index_dir,
+        policy=AnswerPolicy(
+            answer_threshold=settings.kb_answer_threshold,
+            suggest_threshold=settings.kb_suggest_threshold,
+            limit=settings.kb_top_k,
+        ),
+    )
+    return editor_main(argv, prog="python -m bot kb", defaults=defaults)
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> int:

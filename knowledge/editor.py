@@ -3,13 +3,21 @@
 Usage:
     python -m knowledge.editor validate            # check every article, exit 1 on problems
     python -m knowledge.editor build [--force]     # validate, encode and publish the index
-    python -m knowledge.editor search "how do I return an item?" [--limit 5]
+    python -m knowledge.editor search "how do I return an item?" [--limit 5] [--json]
+    python -m knowledge.editor search "can we pay by invoice?" --segment b2b
     python -m knowledge.editor new --id returns-label-lost --title "I lost my return label"
     python -m knowledge.editor list                # id, audience, updated, title
 
-``python -m knowledge`` and ``python -m bot kb ...`` run the same commands. The articles
-folder and index root default to the settings (``CONCIERGE_ARTICLES_DIR`` and
-``CONCIERGE_INDEX_DIR``); override them with ``--articles-dir`` and ``--index-dir``.
+``python -m knowledge`` and ``python -m bot kb ...`` run the same commands. This library
+reads no settings of its own: ``python -m bot kb`` passes the deployment's folders and
+answer bands (``CONCIERGE_*``) as defaults through :class:`EditorDefaults`; run on its own,
+the articles folder defaults to ``knowledge/articles`` and the index root to ``var/index``
+under the current folder. Override them with ``--articles-dir`` and ``--index-dir``.
+
+``search`` shows what the bot would do with the question (answer, suggestions, or "I
+don't know"), through :func:`knowledge.answering.answer_question`, the code the action
+server runs; ``--json`` prints the same as one JSON object.
+
 A failed build never touches the live index: running services keep answering from the
 last good build and pick up a new one within a second of it being published.
 """
@@ -18,14 +26,24 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from knowledge.answering import (
+    BAND_ANSWER,
+    BAND_SUGGEST,
+    SEGMENTS,
+    Answer,
+    AnswerPolicy,
+    answer_question,
+)
 from knowledge.articles import (
     AUDIENCES,
     ArticleError,
@@ -40,15 +58,56 @@ from knowledge.encoder import Encoder, EncoderUnavailableError, default_encoder
 from knowledge.index import KnowledgeIndexError
 from knowledge.store import load_current, publish_articles
 
-__all__ = ["create_argument_parser", "main"]
+__all__ = [
+    "DEFAULT_ARTICLES_DIR",
+    "DEFAULT_INDEX_DIR",
+    "EditorDefaults",
+    "create_argument_parser",
+    "main",
+]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PROG = "python -m knowledge.editor"
+DEFAULT_ARTICLES_DIR = Path(__file__).resolve().parent / "articles"
+DEFAULT_INDEX_DIR = Path("var") / "index"
 DEFAULT_OWNER = "support-team"
 DEFAULT_AUDIENCE = "all"
 EXIT_OK = 0
 EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+@dataclass(frozen=True)
+class EditorDefaults:
+    """Folders and answer bands used when the command line does not give them.
+
+    ``python -m bot kb`` fills these from the deployment's settings.
+
+    Attributes:
+        articles_dir: Folder of article ``.md`` files.
+        index_dir: Index root holding ``builds/`` and ``current``.
+        policy: The answer bands and number of hits ``search`` applies, as the bot does.
+    """
+
+    articles_dir: Path = DEFAULT_ARTICLES_DIR
+    index_dir: Path = DEFAULT_INDEX_DIR
+    policy: AnswerPolicy = field(default_factory=AnswerPolicy)
+
+
+def threshold(value: str) -> float:
+    """Argparse type for a score threshold between 0 and 1.
+
+    Raises:
+        argparse.ArgumentTypeError: If the value is not a number between 0 and 1.
+    """
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value!r}")
+    return number
 
 
 def article_id(value: str) -> str:
@@ -99,27 +158,31 @@ def positive_int(value: str) -> int:
     return number
 
 
-def create_argument_parser(prog: str | None = None) -> argparse.ArgumentParser:
+def create_argument_parser(
+    prog: str | None = None, defaults: EditorDefaults | None = None
+) -> argparse.ArgumentParser:
     """Build the parser for the editor's subcommands.
 
     Args:
         prog: Program name shown in usage messages (``python -m bot kb`` when embedded).
+        defaults: Folders and bands shown as defaults in the help.
 
     Returns:
         The parser.
     """
+    defaults = defaults or EditorDefaults()
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--articles-dir",
         type=Path,
         default=None,
-        help="folder of article .md files (default: CONCIERGE_ARTICLES_DIR or knowledge/articles)",
+        help=f"folder of article .md files (default: {defaults.articles_dir})",
     )
     common.add_argument(
         "--index-dir",
         type=Path,
         default=None,
-        help="index root holding builds/ and current (default: CONCIERGE_INDEX_DIR or var/index)",
+        help=f"index root holding builds/ and current (default: {defaults.index_dir})",
     )
     common.add_argument("-v", "--verbose", action="store_true", help="show log messages")
 
@@ -140,13 +203,40 @@ def create_argument_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--force", action="store_true", help="rebuild even if the articles have not changed"
     )
 
-    search = commands.add_parser("search", parents=[common], help="ask the live index a question")
+    policy = defaults.policy
+    search = commands.add_parser(
+        "search", parents=[common], help="show what the bot would answer to a question"
+    )
     search.add_argument("query", type=non_empty, help="the question, in quotes")
     search.add_argument(
-        "--limit", type=positive_int, default=None, help="how many articles to show"
+        "--limit",
+        type=positive_int,
+        default=None,
+        help=f"how many articles to search for and offer (default: {policy.limit})",
     )
     search.add_argument(
-        "--audience", choices=("b2c", "b2b"), default=None, help="only articles for this audience"
+        "--segment",
+        "--audience",
+        dest="segment",
+        choices=SEGMENTS,
+        default=None,
+        help="answer as for this kind of customer: b2b = verified business contact "
+        "(default: a customer who has not identified themselves)",
+    )
+    search.add_argument(
+        "--answer-threshold",
+        type=threshold,
+        default=None,
+        help=f"score from which the bot answers (default: {policy.answer_threshold})",
+    )
+    search.add_argument(
+        "--suggest-threshold",
+        type=threshold,
+        default=None,
+        help=f"score from which the bot suggests (default: {policy.suggest_threshold})",
+    )
+    search.add_argument(
+        "--json", action="store_true", help="print the hits and the band as one JSON object"
     )
 
     new = commands.add_parser(
@@ -179,6 +269,7 @@ def main(
     *,
     prog: str | None = None,
     encoder: Encoder | None = None,
+    defaults: EditorDefaults | None = None,
 ) -> int:
     """Run the editor CLI.
 
@@ -186,11 +277,13 @@ def main(
         argv: Arguments without the program name (default: ``sys.argv[1:]``).
         prog: Program name for usage messages.
         encoder: Encoder for ``build`` and ``search`` (default: the real model).
+        defaults: Folders and answer bands when the arguments do not give them.
 
     Returns:
         0 on success, 1 on problems or failures, 2 on usage errors.
     """
-    parser = create_argument_parser(prog)
+    defaults = defaults or EditorDefaults()
+    parser = create_argument_parser(prog, defaults)
     try:
         args = parser.parse_args(list(argv) if argv is not None else None)
     except SystemExit as exc:  # --help or a usage error: hand the code back to the caller
@@ -201,7 +294,12 @@ def main(
     )
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    _fill_defaults(args)
+    try:
+        _fill_defaults(args, defaults)
+    except ValueError as exc:  # e.g. a suggest threshold above the answer threshold
+        parser.print_usage(sys.stderr)
+        err.print(f"[red]error:[/red] {_escape(exc)}")
+        return EXIT_USAGE
     handlers = {
         "validate": _validate,
         "build": _build,
@@ -216,16 +314,25 @@ def main(
         return EXIT_FAILURE
 
 
-def _fill_defaults(args: argparse.Namespace) -> None:
-    if args.articles_dir is not None and args.index_dir is not None:
-        return
-    from bot.config import get_settings
-
-    settings = get_settings()
+def _fill_defaults(args: argparse.Namespace, defaults: EditorDefaults) -> None:
     if args.articles_dir is None:
-        args.articles_dir = settings.articles_dir
+        args.articles_dir = defaults.articles_dir
     if args.index_dir is None:
-        args.index_dir = settings.index_dir
+        args.index_dir = defaults.index_dir
+    if args.command == "search":
+        base = defaults.policy
+        answer_at = args.answer_threshold
+        if answer_at is None:
+            answer_at = base.answer_threshold
+        suggest_at = args.suggest_threshold
+        if suggest_at is None:  # a lower answer threshold alone lowers the suggest one with it
+            suggest_at = min(base.suggest_threshold, answer_at)
+        args.policy = AnswerPolicy(
+            answer_threshold=answer_at,
+            suggest_threshold=suggest_at,
+            limit=args.limit or base.limit,
+            b2b_preference_margin=base.b2b_preference_margin,
+        )
 
 
 def _escape(text: object) -> str:
@@ -307,41 +414,59 @@ def _build(args: argparse.Namespace, out: Console, err: Console, encoder: Encode
 
 
 def _search(args: argparse.Namespace, out: Console, err: Console, encoder: Encoder | None) -> int:
-    from bot.config import get_settings
-
-    settings = get_settings()
-    limit = args.limit or settings.kb_top_k
     try:
         index = load_current(args.index_dir, encoder or default_encoder())
     except KnowledgeIndexError as exc:
         err.print(f"[red]error:[/red] {_escape(exc.message)}")
         return EXIT_FAILURE
-    hits = index.search(args.query, limit, audience=args.audience)
-    if not hits:
-        out.print("No articles found.")
+    answer = answer_question(index, args.query, segment=args.segment, policy=args.policy)
+    if args.json:
+        out.file.write(json.dumps(answer.to_dict(), ensure_ascii=False) + "\n")
         return EXIT_OK
-    table = Table(title=f"Results for {args.query!r}", title_justify="left")
-    table.add_column("rank", justify="right")
-    table.add_column("score", justify="right")
-    table.add_column("id", no_wrap=True)
-    table.add_column("title")
-    table.add_column("audience")
-    for rank, hit in enumerate(hits, start=1):
-        table.add_row(
-            str(rank), f"{hit.score:.3f}", hit.article_id, _escape(hit.title), hit.audience
-        )
-    out.print(table)
-    top = hits[0]
-    if top.score >= settings.kb_answer_threshold:
-        band = f"answered directly (score ≥ {settings.kb_answer_threshold:.2f})"
-    elif top.score >= settings.kb_suggest_threshold:
-        band = f"offered as a suggestion (score ≥ {settings.kb_suggest_threshold:.2f})"
-    else:
-        band = f"below the suggestion threshold {settings.kb_suggest_threshold:.2f}: no answer"
-    out.print(f"Top article would be {band}.")
-    out.print(f"Matched: {_escape(top.matched_text)}")
-    out.print(f"Answer: {_escape(top.summary)}")
+    _print_answer(out, answer)
     return EXIT_OK
+
+
+def _print_answer(out: Console, answer: Answer) -> None:
+    policy = answer.policy
+    who = "a verified business contact" if answer.segment == "b2b" else "a consumer"
+    if answer.segment is None:
+        who = "a customer who has not identified themselves"
+    if not answer.hits:
+        out.print("No articles found.")
+    else:
+        table = Table(title=f"Results for {answer.query!r}", title_justify="left")
+        table.add_column("rank", justify="right")
+        table.add_column("score", justify="right")
+        table.add_column("id", no_wrap=True)
+        table.add_column("title")
+        table.add_column("audience")
+        for rank, hit in enumerate(answer.hits, start=1):
+            table.add_row(
+                str(rank), f"{hit.score:.3f}", hit.article_id, _escape(hit.title), hit.audience
+            )
+        out.print(table)
+    top = answer.top
+    if answer.band == BAND_ANSWER and top is not None:
+        out.print(
+            f"For {who}, the bot would [green]answer[/green] with {top.article_id} "
+            f"(score {top.score:.3f} ≥ answer threshold {policy.answer_threshold:.2f})."
+        )
+        out.print(f"Matched: {_escape(top.matched_text)}")
+        out.print(f"Answer: {_escape(top.summary)}")
+    elif answer.band == BAND_SUGGEST and top is not None:
+        ids = ", ".join(hit.article_id for hit in answer.suggestions)
+        out.print(
+            f"For {who}, the bot would [yellow]suggest[/yellow] {ids} and offer a person "
+            f"(best score {top.score:.3f} ≥ suggest threshold {policy.suggest_threshold:.2f}, "
+            f"< answer threshold {policy.answer_threshold:.2f})."
+        )
+    else:
+        best = f"best score {top.score:.3f}" if top is not None else "no match"
+        out.print(
+            f"For {who}, the bot would say it [red]does not know[/red] and offer a person "
+            f"({best} < suggest threshold {policy.suggest_threshold:.2f})."
+        )
 
 
 def _new(args: argparse.Namespace, out: Console, err: Console, encoder: Encoder | None) -> int:

@@ -19,10 +19,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from bot.constants import EMBEDDING_MODEL_NAME
-
 __all__ = [
     "EMBEDDING_DIMENSION",
+    "EMBEDDING_MODEL_NAME",
     "Encoder",
     "EncoderUnavailableError",
     "SentenceTransformerEncoder",
@@ -32,6 +31,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+EMBEDDING_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 EMBEDDING_DIMENSION = 384
 _INSTALL_HINT = (
     "install the project's dependencies (pip install -e .), which include "

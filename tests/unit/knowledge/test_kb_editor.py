@@ -176,3 +176,101 @@ def test_usage_errors_return_2(capsys):
 def test_help_returns_0(capsys):
     assert editor.main(["--help"], prog="python -m bot kb") == 0
     assert "python -m bot kb" in capsys.readouterr().out
+
+
+def test_search_says_what_the_bot_would_do(run, articles_dir):
+    run("build")
+
+    code, out, _ = run("search", "I forgot my password")
+
+    assert code == 0
+    assert "the bot would answer with account-reset-password" in out
+
+
+def test_search_json_prints_hits_and_band(run, articles_dir):
+    import json
+
+    run("build")
+
+    code, out, _ = run("search", "I forgot my password", "--json", "--limit", "2")
+
+    assert code == 0
+    data = json.loads(out)
+    assert data["band"] == "answer"
+    assert data["answer"] == "account-reset-password"
+    assert data["segment"] is None
+    assert len(data["hits"]) == 2
+    assert data["hits"][0]["article_id"] == "account-reset-password"
+    assert set(data["hits"][0]) == {
+        "rank", "article_id", "title", "score", "audience", "matched_text"
+    }
+
+
+def test_search_json_matches_answer_question(run, articles_dir, tmp_path, encoder):
+    """``kb search`` runs the bot's own decision: same band and hits as answer_question."""
+    import json
+
+    from knowledge.answering import AnswerPolicy, answer_question
+    from knowledge.store import load_current
+
+    run("build")
+    policy = AnswerPolicy(answer_threshold=0.9, suggest_threshold=0.2, limit=3)
+
+    code, out, _ = run(
+        "search", "bulk discount for office chairs", "--json", "--segment", "b2b",
+        "--answer-threshold", "0.9", "--suggest-threshold", "0.2",
+    )
+
+    expected = answer_question(
+        load_current(tmp_path / "index", encoder),
+        "bulk discount for office chairs",
+        segment="b2b",
+        policy=policy,
+    )
+    assert code == 0
+    assert json.loads(out) == expected.to_dict()
+    assert json.loads(out)["band"] == "suggest"
+
+
+def test_search_business_articles_only_for_business_contacts(run, articles_dir):
+    import json
+
+    run("build")
+    question = "volume discounts for businesses"
+
+    _, consumer, _ = run("search", question, "--json", "--answer-threshold", "0.99")
+    _, business, _ = run(
+        "search", question, "--json", "--segment", "b2b", "--answer-threshold", "0.99"
+    )
+
+    assert "business-volume-pricing" not in [h["article_id"] for h in json.loads(consumer)["hits"]]
+    assert json.loads(business)["hits"][0]["article_id"] == "business-volume-pricing"
+
+
+def test_suggest_threshold_above_answer_threshold_is_a_usage_error(run, articles_dir):
+    code, _, err = run("search", "q", "--answer-threshold", "0.3", "--suggest-threshold", "0.5")
+
+    assert code == 2
+    assert "suggest_threshold must not be above answer_threshold" in err
+
+
+def test_defaults_come_from_the_caller(tmp_path, encoder, articles_dir, capsys):
+    """``python -m bot kb`` passes its settings as EditorDefaults; no settings are read here."""
+    import json
+
+    from knowledge.answering import AnswerPolicy
+
+    defaults = editor.EditorDefaults(
+        articles_dir=articles_dir,
+        index_dir=tmp_path / "elsewhere",
+        policy=AnswerPolicy(answer_threshold=0.99, suggest_threshold=0.98, limit=1),
+    )
+    assert editor.main(["build"], encoder=encoder, defaults=defaults) == 0
+    assert current_build(tmp_path / "elsewhere") is not None
+    capsys.readouterr()
+
+    assert editor.main(["search", "password", "--json"], encoder=encoder, defaults=defaults) == 0
+
+    data = json.loads(capsys.readouterr().out)
+    assert (data["answer_threshold"], data["suggest_threshold"]) == (0.99, 0.98)
+    assert len(data["hits"]) == 1
