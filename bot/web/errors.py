@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import logging
 from typing import cast
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bot.agents.service import AgentError
 from bot.chat import messages
 from bot.conversations.service import ConversationNotFoundError
+from bot.handoff.errors import TicketError
 from bot.rasa_client import RasaResponseError, RasaUnavailableError
+from bot.web.auth import SIGN_IN_PATH, SignInRequiredError
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +80,26 @@ async def _rasa_bad_response(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": messages.RASA_UNAVAILABLE}, status_code=502)
 
 
+async def _sign_in_required(request: Request, exc: Exception) -> Response:
+    error = cast(SignInRequiredError, exc)
+    if error.wants_html and request.method == "GET":
+        return RedirectResponse(f"{SIGN_IN_PATH}?next={quote(error.next_path)}", status_code=303)
+    return JSONResponse({"error": "Please sign in."}, status_code=401)
+
+
+async def _ticket_error(request: Request, exc: Exception) -> Response:
+    error = cast(TicketError, exc)
+    logger.info(
+        "ticket action refused ticket=%s on %s: %s", error.ticket_id, request.url.path, error
+    )
+    return JSONResponse({"error": error.message}, status_code=error.status_code)
+
+
+async def _agent_error(request: Request, exc: Exception) -> Response:
+    error = cast(AgentError, exc)
+    return JSONResponse({"error": error.message}, status_code=400)
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"error": messages.UNEXPECTED_ERROR}, status_code=500)
@@ -92,4 +116,7 @@ def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ConversationNotFoundError, _conversation_not_found)
     app.add_exception_handler(RasaUnavailableError, _rasa_unavailable)
     app.add_exception_handler(RasaResponseError, _rasa_bad_response)
+    app.add_exception_handler(SignInRequiredError, _sign_in_required)
+    app.add_exception_handler(TicketError, _ticket_error)
+    app.add_exception_handler(AgentError, _agent_error)
     app.add_exception_handler(Exception, _unexpected)
