@@ -69,7 +69,9 @@ def get_knowledge_base() -> KnowledgeSource:
         if _knowledge_base is None:
             from knowledge.encoder import default_encoder
             from knowledge.store import LiveKnowledgeBase
+            from knowledge.threads import limit_native_threads
 
+            limit_native_threads()  # a request-serving process: one thread per native pool
             settings = get_settings()
             _knowledge_base = LiveKnowledgeBase(settings.index_dir, default_encoder())
             logger.info("Knowledge base follows %s", settings.index_dir)

@@ -16,6 +16,11 @@ The customer's ``customer_segment`` slot picks the audience searched first (busi
 articles for verified business contacts, consumer articles for everyone else).
 
 ``action_answer_chosen_article`` answers the article picked from the suggestions.
+
+``action_knowledge_runtime_report`` is a diagnostic that Rasa never predicts (it is not in
+the domain): it searches once in a worker thread, as questions are searched, and returns
+what serves searches there (native thread limits, whether torch is loaded, the query
+encoder and build) as ``{"knowledge_runtime": {...}}``. The integration tests call it.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from knowledge.answering import (
     answer_question,
 )
 from knowledge.chunking import strip_markdown
+from knowledge.threads import native_thread_report
 
 __all__ = [
     "B2B_PREFERENCE_MARGIN",
@@ -47,6 +53,7 @@ __all__ = [
     "TALK_TO_PERSON_BUTTON",
     "ActionAnswerChosenArticle",
     "ActionAnswerFromKnowledge",
+    "ActionKnowledgeRuntimeReport",
     "answer_policy",
     "choose_article_payload",
     "citation",
@@ -217,3 +224,29 @@ class ActionAnswerChosenArticle(Action):
 
 def _chosen_events(article_id: str | None, outcome: str) -> list[dict[str, Any]]:
     return [SlotSet("kb_last_article_id", article_id), SlotSet("kb_last_outcome", outcome)]
+
+
+class ActionKnowledgeRuntimeReport(Action):
+    """Diagnostic: report the thread settings and query encoder serving searches."""
+
+    def name(self) -> str:
+        """Return the action's name."""
+        return "action_knowledge_runtime_report"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        """Search once in a worker thread and send what is in force there as ``json_message``."""
+        try:
+            report = await asyncio.to_thread(_search_and_report, deps.get_knowledge_base())
+        except Exception as error:
+            logger.exception("Knowledge runtime report failed conversation=%s", tracker.sender_id)
+            report = {"error": f"{type(error).__name__}: {error}"}
+        dispatcher.utter_message(json_message={"knowledge_runtime": report})
+        return []
+
+
+def _search_and_report(knowledge_base: deps.KnowledgeSource) -> dict[str, Any]:
+    knowledge_base.search("warm up", 1)
+    runtime_report = getattr(knowledge_base, "runtime_report", None)
+    return dict(runtime_report()) if callable(runtime_report) else native_thread_report()

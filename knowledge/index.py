@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from knowledge.articles import Article
 from knowledge.chunking import DEFAULT_MAX_CHARS, chunk_article
 from knowledge.encoder import Encoder, normalize_rows
+from knowledge.threads import apply_in_this_thread
 
 __all__ = [
     "ARTICLES_FILE",
@@ -404,6 +405,7 @@ class KnowledgeIndex:
     def _best_per_article(
         self, vector: np.ndarray, k: int, audience: str | None
     ) -> dict[str, tuple[float, int]]:
+        apply_in_this_thread()  # OpenMP thread counts are per calling thread
         scores, ids = self._index.search(vector, k)
         best: dict[str, tuple[float, int]] = {}
         for score, position in zip(scores[0], ids[0], strict=True):

@@ -16,6 +16,7 @@ load is logged and ignored while the old one keeps serving.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import os
 import shutil
@@ -24,6 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from knowledge.articles import Article, load_articles
 from knowledge.encoder import Encoder
@@ -37,6 +39,7 @@ from knowledge.index import (
     content_hash,
     read_manifest,
 )
+from knowledge.threads import native_thread_report
 
 __all__ = [
     "BUILDS_DIR",
@@ -306,7 +309,9 @@ def build_and_publish(
 class LiveKnowledgeBase:
     """The live index, reloaded when a new build is published.
 
-    Safe to share between threads. Nothing is read until the first search.
+    Safe to share between threads. Nothing is read until the first search. The first
+    search in each thread logs the native thread settings in force there
+    (``native threads {...}``, see :mod:`knowledge.threads`).
 
     Args:
         root: The index root.
@@ -324,6 +329,7 @@ class LiveKnowledgeBase:
         self._failed_target: str | None = None
         self._last_check: float | None = None
         self._lock = threading.Lock()
+        self._threads_reported = threading.local()
 
     @property
     def root(self) -> Path:
@@ -342,7 +348,26 @@ class LiveKnowledgeBase:
             IndexNotBuiltError: If no build has been published yet.
             KnowledgeIndexError: If there is no loaded build and the live one is broken.
         """
-        return self._current().search(query, limit, audience=audience)
+        hits = self._current().search(query, limit, audience=audience)
+        if not getattr(self._threads_reported, "done", False):
+            # Once per searching thread, read back there: OpenMP settings are per thread.
+            self._threads_reported.done = True
+            logger.info("native threads %s", json.dumps(self.runtime_report(), sort_keys=True))
+        return hits
+
+    def runtime_report(self) -> dict[str, Any]:
+        """Describe what serves searches in the calling thread (see :mod:`knowledge.threads`).
+
+        Returns:
+            :func:`knowledge.threads.native_thread_report` for the query encoder, plus
+            ``thread`` (this thread's name), ``build`` (the loaded build or ``None``) and
+            ``encoder`` (the query encoder's class and name).
+        """
+        report = native_thread_report(self._encoder)
+        report["thread"] = threading.current_thread().name
+        report["build"] = self.build_id
+        report["encoder"] = f"{type(self._encoder).__name__}:{self._encoder.name}"
+        return report
 
     def article(self, article_id: str) -> Article | None:
         """Return an article of the live index by id, or ``None``."""
