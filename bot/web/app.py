@@ -18,6 +18,7 @@ from bot.db.session import create_db_engine, create_session_factory
 from bot.rasa_client import RasaClient
 from bot.web.errors import register_exception_handlers
 from bot.web.routes import articles, chat, health
+from bot.web.vendor import VENDOR_URL_PREFIX, VendorFiles
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ def create_app(settings: Settings, *, rasa_client: RasaClient | None = None) -> 
     app.state.settings = settings
     app.state.templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
     app.add_middleware(SecurityHeadersMiddleware)
+    app.mount(VENDOR_URL_PREFIX, VendorFiles(), name="vendor")  # before /static
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
     app.include_router(chat.router)
     app.include_router(articles.router)
