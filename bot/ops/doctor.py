@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bot.config import Settings
-from bot.ops import environments, training
+from bot.ops import environments, frontend, training
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,19 @@ def check_ports(settings: Settings) -> CheckResult:
     return CheckResult("ports", True, ", ".join(f"{n}:{p}" for n, p in ports.items()) + " free")
 
 
+def check_frontend_packages(settings: Settings) -> CheckResult:
+    """The pinned browser libraries (htmx, Chart.js, axe-core) are installed for local serving."""
+    versions = frontend.installed_versions(settings)
+    detail = ", ".join(f"{name} {version or 'missing'}" for name, version in versions.items())
+    if frontend.frontend_packages_ready(settings):
+        return CheckResult("front-end packages", True, detail)
+    if all(version is None for version in versions.values()):
+        detail = "not installed"
+    else:
+        detail += " (not installed from the current package-lock.json)"
+    return CheckResult("front-end packages", False, detail, "python -m bot setup")
+
+
 def check_chromium() -> CheckResult:
     """Debian's chromium, needed by the browser tests only."""
     ok = environments.CHROMIUM_PATH.exists()
@@ -177,6 +190,7 @@ def run_checks(settings: Settings) -> list[CheckResult]:
         ("knowledge index", lambda: check_index(settings)),
         ("database", lambda: check_database(settings)),
         ("Rasa model", lambda: check_model(settings)),
+        ("front-end packages", lambda: check_frontend_packages(settings)),
         ("ports", lambda: check_ports(settings)),
         ("chromium", check_chromium),
     ]

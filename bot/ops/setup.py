@@ -9,7 +9,7 @@ import time
 from rich.console import Console
 
 from bot.config import Settings
-from bot.ops import environments, training
+from bot.ops import environments, frontend, training
 from bot.ops.errors import OperationError
 
 
@@ -98,6 +98,7 @@ def run_setup(
     check_embedding_model(console)
     migrate_and_seed(settings, console, demo_data=demo_data)
     build_knowledge_index(settings, console)
+    frontend.ensure_frontend_packages(settings, console)
     training.train(settings, console)
     if for_tests:
         environments.ensure_chromium(console, log_dir=settings.log_dir)
