@@ -214,9 +214,12 @@ def open_ticket(
     created = False
     if existing is None:
         team = route_team(session, account=account)
-        summary = summarize(
-            customer_texts=_customer_texts(session, conversation_id), reason=reason, context=context
-        )
+        # The stored transcript; the bot's own record of the turns when no channel
+        # stored one (e.g. ``rasa shell``).
+        said = _customer_texts(session, conversation_id) or [
+            str(turn.get("text") or "") for turn in context.get("turns") or []
+        ]
+        summary = summarize(customer_texts=said, reason=reason, context=context)
         ticket = Ticket(
             conversation_id=conversation_id,
             status=TicketStatus.QUEUED.value,

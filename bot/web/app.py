@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -12,12 +12,15 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot.channels import webchat
 from bot.chat.service import ChatService
 from bot.config import Settings
 from bot.db.session import create_db_engine, create_session_factory
+from bot.handoff.desk import Desk
 from bot.rasa_client import RasaClient
+from bot.realtime.broker import Broker, create_broker
 from bot.web.errors import register_exception_handlers
-from bot.web.routes import articles, chat, health
+from bot.web.routes import articles, health, internal
 from bot.web.vendor import VENDOR_URL_PREFIX, VendorFiles
 
 logger = logging.getLogger(__name__)
@@ -73,7 +76,23 @@ def rasa_client_for(settings: Settings) -> RasaClient:
     )
 
 
-def create_app(settings: Settings, *, rasa_client: RasaClient | None = None) -> FastAPI:
+def frustration_detector() -> Callable[[str, list[str]], bool] | None:
+    """The local frustration detector, or ``None`` if it is not available."""
+    try:
+        from bot.handoff.frustration import detect_frustration
+    except ImportError:  # pragma: no cover - the module ships with the service
+        logger.warning("frustration detector unavailable; that handoff trigger is off")
+        return None
+
+    def frustrated(text: str, earlier: list[str]) -> bool:
+        return detect_frustration(text, earlier_customer_texts=earlier).frustrated
+
+    return frustrated
+
+
+def create_app(
+    settings: Settings, *, rasa_client: RasaClient | None = None, broker: Broker | None = None
+) -> FastAPI:
     """Create the bot service application.
 
     Nothing is opened here: the lifespan creates the database engine, the session
@@ -84,6 +103,8 @@ def create_app(settings: Settings, *, rasa_client: RasaClient | None = None) -> 
         settings: The process settings.
         rasa_client: A ready client (tests inject one with ``httpx.MockTransport``);
             the caller then owns it and closes it.
+        broker: A ready event broker (tests share one between two apps); by default
+            the settings choose one (Redis when ``redis_url`` is set).
 
     Returns:
         The FastAPI application.
@@ -94,12 +115,22 @@ def create_app(settings: Settings, *, rasa_client: RasaClient | None = None) -> 
         engine = create_db_engine(settings.database_url)
         session_factory = create_session_factory(engine)
         client = rasa_client or rasa_client_for(settings)
+        events = broker or create_broker(settings.redis_url)
         app.state.session_factory = session_factory
         app.state.rasa_client = client
+        app.state.broker = events
         app.state.chat_service = ChatService(
             session_factory=session_factory,
             rasa_client=client,
             max_message_chars=settings.max_message_chars,
+            broker=events,
+            detect_frustration=frustration_detector(),
+        )
+        app.state.desk = Desk(
+            session_factory=session_factory,
+            broker=events,
+            rasa_client=client,
+            max_reply_chars=settings.max_agent_reply_chars,
         )
         logger.info("bot service started rasa=%s", settings.rasa_url)
         try:
@@ -107,6 +138,8 @@ def create_app(settings: Settings, *, rasa_client: RasaClient | None = None) -> 
         finally:
             if rasa_client is None:
                 await client.aclose()
+            if broker is None:
+                await events.aclose()
             engine.dispose()
             logger.info("bot service stopped")
 
@@ -122,7 +155,8 @@ def create_app(settings: Settings, *, rasa_client: RasaClient | None = None) -> 
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount(VENDOR_URL_PREFIX, VendorFiles(), name="vendor")  # before /static
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
-    app.include_router(chat.router)
+    app.include_router(webchat.router)
+    app.include_router(internal.router)
     app.include_router(articles.router)
     app.include_router(health.router)
     register_exception_handlers(app)

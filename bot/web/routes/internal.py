@@ -37,8 +37,14 @@ def require_service_token(
 ) -> None:
     """Refuse a request that does not carry the service token."""
     expected = settings.service_token.get_secret_value() if settings.service_token else None
-    given = (authorization or "").removeprefix("Bearer ").strip()
-    if not expected or not given or not secrets.compare_digest(given, expected):
+    scheme, _, given = (authorization or "").partition(" ")
+    given = given.strip()
+    if (
+        not expected
+        or scheme != "Bearer"
+        or not given
+        or not secrets.compare_digest(given.encode(), expected.encode())
+    ):
         logger.warning("internal API request refused: missing or wrong service token")
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="service token required")
 

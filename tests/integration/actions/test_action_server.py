@@ -1,8 +1,9 @@
 """The real rasa-sdk action server, started as a subprocess, answering Rasa-shaped requests.
 
-The server gets its own var folder (``CONCIERGE_VAR_DIR``), a migrated database with
-the demo customers (``CONCIERGE_DATABASE_URL``) and a knowledge index published there
-with the real all-MiniLM-L6-v2 encoder over four of the project's articles.
+The server gets its own var folder (``CONCIERGE_VAR_DIR``) with a knowledge index
+published there with the real all-MiniLM-L6-v2 encoder over four of the project's
+articles, and the real bot service (``python -m bot web``) on a migrated database with
+the demo customers: actions reach app state only through its internal API.
 """
 
 from __future__ import annotations
@@ -71,55 +72,76 @@ def _log_tail(path: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
+def _start(
+    argv: list[str], env: dict[str, str], health_url: str, log_path: Path
+) -> subprocess.Popen[bytes]:
+    """Start a service and wait until its health URL answers ``{"status": "ok"}``."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            argv, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"{argv} exited with {process.returncode}:\n{_log_tail(log_path)}")
+        try:
+            if httpx.get(health_url, timeout=2.0).json().get("status") == "ok":
+                return process
+        except (httpx.HTTPError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            _stop(process)
+            pytest.fail(f"{argv} not healthy after {STARTUP_TIMEOUT}s:\n{_log_tail(log_path)}")
+        time.sleep(0.25)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
 @pytest.fixture(scope="module")
 def action_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ActionServer]:
-    """Start ``python -m rasa_sdk --actions actions`` on 127.0.0.1 and stop it afterwards."""
+    """Start the bot service and ``python -m rasa_sdk --actions actions`` on 127.0.0.1."""
     var_dir = tmp_path_factory.mktemp("action-server-var")
     database_url = _prepare_var_dir(var_dir)
-    port = free_port()
-    log_path = var_dir / "actions.log"
+    port, web_port = free_port(), free_port()
     env = {
         **os.environ,
         "CONCIERGE_VAR_DIR": str(var_dir),
         "CONCIERGE_DATABASE_URL": database_url,
+        "CONCIERGE_WEB_PORT": str(web_port),
+        "CONCIERGE_SERVICE_TOKEN": "integration-service-token",
         "SANIC_HOST": "127.0.0.1",
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("CONCIERGE_INDEX_DIR", None)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
+    web = _start(
+        [sys.executable, "-m", "bot", "web"],
+        env,
+        f"http://127.0.0.1:{web_port}/health",
+        var_dir / "web.log",
+    )
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"action server exited with {process.returncode}:\n{_log_tail(log_path)}"
-                )
-            try:
-                if httpx.get(f"{url}/health", timeout=2.0).json() == {"status": "ok"}:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"action server not healthy after {STARTUP_TIMEOUT}s:\n{_log_tail(log_path)}"
-                )
-            time.sleep(0.25)
-        yield ActionServer(url=url, log_path=log_path, database_url=database_url)
-    finally:
-        process.terminate()
+        log_path = var_dir / "actions.log"
+        actions = _start(
+            [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
+            env,
+            f"http://127.0.0.1:{port}/health",
+            log_path,
+        )
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+            yield ActionServer(
+                url=f"http://127.0.0.1:{port}", log_path=log_path, database_url=database_url
+            )
+        finally:
+            _stop(actions)
+    finally:
+        _stop(web)
 
 
 @pytest.fixture(scope="module")
@@ -230,9 +252,10 @@ def test_identify_then_hand_off_to_the_business_team(
     assert identified.status_code == 200, identified.text
     body = identified.json()
     [reply] = body["responses"]
-    assert reply["response"] == "utter_identity_confirmed_business"
-    assert (reply["customer_name"], reply["team_name"]) == ("Ingrid", "Key Accounts DACH")
-    assert {e["name"]: e["value"] for e in body["events"]}["customer_segment"] == "b2b"
+    # Nothing about the account is revealed before the contact is verified.
+    assert reply["response"] == "utter_identity_noted"
+    assert "Ingrid" not in identified.text and "Fjord" not in identified.text
+    assert [(e["name"], e["value"]) for e in body["events"]] == [("identity_claimed", True)]
 
     events += [slot(e["name"], e["value"]) for e in body["events"]]
     events.append(user("can I talk to a person please", "request_human", 0.98))
@@ -250,6 +273,7 @@ def test_identify_then_hand_off_to_the_business_team(
     assert [(e["name"], e["value"]) for e in body["events"]] == [
         ("handoff_id", str(handoff_id)),
         ("handoff_requested", True),
+        ("kb_unknown_streak", 0.0),
     ]
 
     again = post(
@@ -263,13 +287,16 @@ def test_identify_then_hand_off_to_the_business_team(
     engine = create_engine(action_server.database_url)
     try:
         with engine.connect() as connection:
-            reason, status = connection.execute(
-                text("SELECT reason, status FROM handoffs WHERE conversation_id = :c"),
+            reason, status, verified = connection.execute(
+                text(
+                    "SELECT reason, status, identity_verified FROM tickets "
+                    "WHERE conversation_id = :c"
+                ),
                 {"c": sender},
             ).one()
     finally:
         engine.dispose()
-    assert (reason, status) == ("customer asked for a human", "pending")
+    assert (reason, status, verified) == ("customer asked for a human", "queued", 0)
 
 
 def test_unknown_action_is_a_404(action_server: ActionServer, domain: dict[str, Any]) -> None:

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
 from actions import deps
-from bot.config import get_settings
+from actions.clients.bot_api import BotServiceClient
+from bot.config import Settings, get_settings
+from bot.rasa_client import RasaClient
+from bot.web.app import create_app
 from knowledge.articles import Article, load_articles
 from tests.unit.actions.support import ARTICLES_DIR, FakeKnowledgeBase
 
+SERVICE_TOKEN = "unit-test-service-token"
 ANSWER_THRESHOLD = 0.55
 SUGGEST_THRESHOLD = 0.40
 
@@ -64,15 +72,45 @@ def _template_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def session_factory(_template_database: Path, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    """A private copy of the demo database, installed in ``actions.deps``."""
-    from bot.db.session import create_db_engine, create_session_factory
+@dataclass
+class BotServiceHarness:
+    """The real bot service app in-process, reached by the actions' real client."""
 
+    client: BotServiceClient
+    session_factory: sessionmaker[Session]
+    app: FastAPI
+
+
+@pytest.fixture
+async def bot_service(
+    _template_database: Path, tmp_path: Path
+) -> AsyncIterator[BotServiceHarness]:
+    """A private copy of the demo database behind the real bot-service app.
+
+    The actions' :class:`BotServiceClient` talks to it through ``httpx.ASGITransport``:
+    the real internal API and its token check, with no sockets.
+    """
     path = tmp_path / "concierge.db"
     shutil.copyfile(_template_database, path)
-    engine = create_db_engine(f"sqlite:///{path}")
-    factory = create_session_factory(engine)
-    deps.set_session_factory(factory)
-    yield factory
-    engine.dispose()
+    settings = Settings(
+        project_root=tmp_path,
+        var_dir=tmp_path / "var",
+        database_url=f"sqlite:///{path}",
+        service_token=SecretStr(SERVICE_TOKEN),
+    )
+    app = create_app(settings, rasa_client=RasaClient(base_url="http://rasa.test", token=None, timeout=1))
+    async with app.router.lifespan_context(app):
+        client = BotServiceClient(
+            base_url="http://bot.test/internal/v1",
+            token=SERVICE_TOKEN,
+            transport=httpx.ASGITransport(app=app),
+        )
+        deps.set_bot_service(client)
+        yield BotServiceHarness(client=client, session_factory=app.state.session_factory, app=app)
+        await client.aclose()
+
+
+@pytest.fixture
+def session_factory(bot_service: BotServiceHarness) -> sessionmaker[Session]:
+    """The bot service's database, for assertions about what the actions caused."""
+    return bot_service.session_factory

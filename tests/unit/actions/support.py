@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session
+import httpx
 
+from actions.clients.bot_api import BotServiceClient
 from knowledge.articles import Article
 from knowledge.index import Hit
 
@@ -51,11 +52,15 @@ class FakeKnowledgeBase:
         return self.articles.get(article_id)
 
 
-def broken_session_factory() -> Session:
-    """A session factory whose database is down."""
-    from sqlalchemy.exc import OperationalError
+def unreachable_bot_service() -> BotServiceClient:
+    """A bot-service client whose service is down (every request: connection refused)."""
 
-    raise OperationalError("SELECT 1", {}, Exception("unable to open database file"))
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    return BotServiceClient(
+        base_url="http://bot.test/internal/v1", token="t", transport=httpx.MockTransport(refuse)
+    )
 
 
 def message(**fields: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""action_record_feedback writes an audit event and never replies."""
+"""action_record_feedback has the bot service write an audit event, and never replies."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from actions import deps
 from actions.feedback import ActionRecordFeedback
 from bot.audit.models import AuditEvent
 from tests.helpers.trackers import build_tracker, conversation, slot, user
-from tests.unit.actions.support import broken_session_factory
+from tests.unit.actions.support import unreachable_bot_service
 
 SENDER = "conversation-feedback"
 
@@ -56,10 +56,10 @@ async def test_feedback_is_audited(
     }
 
 
-async def test_database_failure_is_logged_and_the_conversation_goes_on(
+async def test_bot_service_down_is_logged_and_the_conversation_goes_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    deps.set_session_factory(broken_session_factory)
+    deps.set_bot_service(unreachable_bot_service())
     caplog.set_level(logging.ERROR, logger="actions.feedback")
     dispatcher = CollectingDispatcher()
 

@@ -15,9 +15,9 @@ from actions.handoff import ActionHandoffToHuman, build_handoff_context, handoff
 from actions.identity import ActionIdentifyCustomer
 from actions.knowledge import FEEDBACK_BUTTONS, TALK_TO_PERSON_BUTTON, choose_article_payload
 from bot.accounts.demo import DEMO_BUSINESS_ACCOUNT
-from bot.handoff.models import Handoff
+from bot.handoff.models import Ticket
 from tests.helpers.trackers import action, bot, build_tracker, conversation, entity, slot, user
-from tests.unit.actions.support import broken_session_factory, message
+from tests.unit.actions.support import message, unreachable_bot_service
 
 SENDER = "conversation-handoff"
 
@@ -64,9 +64,11 @@ async def test_handoff_creates_a_record_with_the_conversation_context(
     dispatcher, events = await run_handoff(unknown_answer_then_yes())
 
     with session_factory() as session:
-        [handoff] = session.scalars(select(Handoff)).all()
+        [handoff] = session.scalars(select(Ticket)).all()
         assert handoff.conversation_id == SENDER
-        assert handoff.status == "pending"
+        assert handoff.status == "queued"
+        assert handoff.reason_code == "kb_no_answer"
+        assert "can I pay with bitcoin?" in handoff.summary
         assert handoff.reason == "knowledge base had no answer"
         assert handoff.team is not None and handoff.team.name == "Customer Care"
         context = handoff.context
@@ -75,9 +77,17 @@ async def test_handoff_creates_a_record_with_the_conversation_context(
             response="utter_handoff_queued",
             custom={"handoff": {"id": handoff.id, "team": "Customer Care"}},
             team_name="Customer Care",
+            wait_message=(
+                "Nobody from the team is signed in right now. Your request is saved, and "
+                "their reply will appear in this chat as soon as someone is back."
+            ),
         )
     ]
-    assert events == [SlotSet("handoff_id", str(handoff.id)), SlotSet("handoff_requested", True)]
+    assert events == [
+        SlotSet("handoff_id", str(handoff.id)),
+        SlotSet("handoff_requested", True),
+        SlotSet("kb_unknown_streak", 0.0),
+    ]
     assert context["reason_code"] == "kb_no_answer"
     assert context["channel"] == "rest"
     assert context["latest_message"] == "yes please"
@@ -112,7 +122,7 @@ async def test_a_second_handoff_is_already_queued_and_keeps_its_reason(
     dispatcher, events = await run_handoff(again)
 
     with session_factory() as session:
-        [handoff] = session.scalars(select(Handoff)).all()
+        [handoff] = session.scalars(select(Ticket)).all()
         # The first reason stays; the turns are refreshed.
         assert handoff.reason == "knowledge base had no answer"
         assert handoff.context["reason_code"] == "kb_no_answer"
@@ -122,12 +132,13 @@ async def test_a_second_handoff_is_already_queued_and_keeps_its_reason(
             response="utter_handoff_already_queued",
             custom={"handoff": {"id": handoff.id, "team": "Customer Care"}},
             team_name="Customer Care",
+            wait_message=dispatcher.messages[0]["wait_message"],
         )
     ]
     assert events == first_events
 
 
-async def test_identified_business_customers_go_to_their_team(
+async def test_a_business_claim_routes_to_the_dedicated_team_marked_unverified(
     session_factory: sessionmaker[Session],
 ) -> None:
     identify = conversation(
@@ -150,22 +161,17 @@ async def test_identified_business_customers_go_to_their_team(
     assert dispatcher.messages[0]["custom"]["handoff"]["team"] == "Key Accounts DACH"
     assert dispatcher.messages[0]["team_name"] == "Key Accounts DACH"
     with session_factory() as session:
-        [handoff] = session.scalars(select(Handoff)).all()
+        [handoff] = session.scalars(select(Ticket)).all()
         assert handoff.reason == "customer asked for a human"
-        assert handoff.context["customer"] == {
-            "name": "Ingrid Halvorsen",
-            "email": "ingrid.halvorsen@fjord-architects.example",
-            "account_number": DEMO_BUSINESS_ACCOUNT,
-            "account_name": "Fjord Architects GmbH",
-            "order_number": None,
-            "segment": "b2b",
-        }
+        assert handoff.identity_verified is False
+        assert handoff.account_id is not None
+        assert handoff.priority == 2  # business accounts are high priority
 
 
-async def test_database_failure_gives_a_polite_reply_and_logs_the_conversation(
+async def test_bot_service_down_gives_a_polite_reply_and_logs_the_conversation(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    deps.set_session_factory(broken_session_factory)
+    deps.set_bot_service(unreachable_bot_service())
     caplog.set_level(logging.ERROR, logger="actions.handoff")
 
     dispatcher, events = await run_handoff(unknown_answer_then_yes())
@@ -174,7 +180,6 @@ async def test_database_failure_gives_a_polite_reply_and_logs_the_conversation(
     assert events == []
     [record] = caplog.records
     assert f"conversation={SENDER}" in record.getMessage()
-    assert record.exc_info is not None
 
 
 def test_context_covers_only_this_session_and_every_knowledge_attempt() -> None:

@@ -15,13 +15,14 @@ from actions.parsing import Identifiers
 from bot.accounts.demo import (
     DEMO_BUSINESS_ACCOUNT,
     DEMO_BUSINESS_EMAIL,
+    DEMO_BUSINESS_ORDER,
     DEMO_CONSUMER_ACCOUNT,
     DEMO_CONSUMER_EMAIL,
     DEMO_CONSUMER_ORDER,
 )
 from bot.accounts.service import customer_for_conversation
 from tests.helpers.trackers import build_tracker, conversation, entity, user
-from tests.unit.actions.support import broken_session_factory, message
+from tests.unit.actions.support import message, unreachable_bot_service
 
 SENDER = "conversation-identity"
 
@@ -37,18 +38,10 @@ async def identify(
     return dispatcher, events
 
 
-def consumer_slots(order_number: str | None = None) -> list[dict]:
-    return [
-        SlotSet("customer_email", DEMO_CONSUMER_EMAIL),
-        SlotSet("account_number", DEMO_CONSUMER_ACCOUNT),
-        SlotSet("order_number", order_number),
-        SlotSet("customer_segment", "b2c"),
-        SlotSet("account_name", "Emma Clarke"),
-        SlotSet("customer_name", "Emma Clarke"),
-    ]
+NOTED = [SlotSet("identity_claimed", True)]
 
 
-async def test_identify_by_email_entity_links_the_conversation(
+async def test_identify_by_email_entity_links_the_conversation_and_reveals_nothing(
     session_factory: sessionmaker[Session],
 ) -> None:
     dispatcher, events = await identify(
@@ -56,36 +49,40 @@ async def test_identify_by_email_entity_links_the_conversation(
         [entity("email", DEMO_CONSUMER_EMAIL.upper(), start=12)],
     )
 
-    assert dispatcher.messages == [
-        message(response="utter_identity_confirmed", customer_name="Emma")
-    ]
-    assert events == consumer_slots()
+    assert dispatcher.messages == [message(response="utter_identity_noted")]
+    assert events == NOTED
     with session_factory() as session:
         profile = customer_for_conversation(session, conversation_id=SENDER)
     assert profile is not None and profile.email == DEMO_CONSUMER_EMAIL
 
 
-async def test_identify_business_account_parsed_from_text_mentions_the_dedicated_team(
+async def test_a_business_order_number_routes_but_greets_nobody_by_name(
+    session_factory: sessionmaker[Session],
+) -> None:
+    # The example: "my order is ORD-100120" used to greet a stranger by the
+    # contact's first name, company and team.
+    dispatcher, events = await identify(f"my order is {DEMO_BUSINESS_ORDER}")
+
+    assert dispatcher.messages == [message(response="utter_identity_noted")]
+    assert events == NOTED
+    shown = repr(dispatcher.messages)
+    for secret in ("Ingrid", "Fjord", "Key Accounts"):
+        assert secret not in shown
+    with session_factory() as session:
+        profile = customer_for_conversation(session, conversation_id=SENDER)
+    assert profile is not None and profile.account_number == DEMO_BUSINESS_ACCOUNT
+
+
+async def test_identify_business_account_parsed_from_text(
     session_factory: sessionmaker[Session],
 ) -> None:
     dispatcher, events = await identify(f"we're {DEMO_BUSINESS_ACCOUNT.lower()}, thanks")
 
-    assert dispatcher.messages == [
-        message(
-            response="utter_identity_confirmed_business",
-            customer_name="Ingrid",
-            account_name="Fjord Architects GmbH",
-            team_name="Key Accounts DACH",
-        )
-    ]
-    assert events == [
-        SlotSet("customer_email", DEMO_BUSINESS_EMAIL),
-        SlotSet("account_number", DEMO_BUSINESS_ACCOUNT),
-        SlotSet("order_number", None),
-        SlotSet("customer_segment", "b2b"),
-        SlotSet("account_name", "Fjord Architects GmbH"),
-        SlotSet("customer_name", "Ingrid Halvorsen"),
-    ]
+    assert dispatcher.messages == [message(response="utter_identity_noted")]
+    assert events == NOTED
+    with session_factory() as session:
+        profile = customer_for_conversation(session, conversation_id=SENDER)
+    assert profile is not None and profile.email == DEMO_BUSINESS_EMAIL
 
 
 async def test_identify_by_order_number(session_factory: sessionmaker[Session]) -> None:
@@ -93,10 +90,11 @@ async def test_identify_by_order_number(session_factory: sessionmaker[Session]) 
         f"order {DEMO_CONSUMER_ORDER}", [entity("order_number", DEMO_CONSUMER_ORDER, start=6)]
     )
 
-    assert dispatcher.messages == [
-        message(response="utter_identity_confirmed", customer_name="Emma")
-    ]
-    assert events == consumer_slots(order_number=DEMO_CONSUMER_ORDER)
+    assert dispatcher.messages == [message(response="utter_identity_noted")]
+    assert events == NOTED
+    with session_factory() as session:
+        profile = customer_for_conversation(session, conversation_id=SENDER)
+    assert profile is not None and profile.account_number == DEMO_CONSUMER_ACCOUNT
 
 
 @pytest.mark.parametrize(
@@ -107,19 +105,20 @@ async def test_identify_by_order_number(session_factory: sessionmaker[Session]) 
         f"{DEMO_CONSUMER_EMAIL} and {DEMO_BUSINESS_ACCOUNT}",  # two different customers
     ],
 )
-async def test_unknown_identity_is_not_found(
+async def test_unknown_identity_gets_the_same_reply_and_links_nothing(
     session_factory: sessionmaker[Session], text: str
 ) -> None:
     dispatcher, events = await identify(text)
 
-    assert dispatcher.messages == [message(response="utter_identity_not_found")]
-    assert events == []
+    # The same words as a match: nobody can probe which e-mails are customers.
+    assert dispatcher.messages == [message(response="utter_identity_noted")]
+    assert events == NOTED
     with session_factory() as session:
         assert customer_for_conversation(session, conversation_id=SENDER) is None
 
 
-async def test_no_identifiers_does_not_touch_the_database() -> None:
-    deps.set_session_factory(broken_session_factory)
+async def test_no_identifiers_does_not_call_the_bot_service() -> None:
+    deps.set_bot_service(unreachable_bot_service())
 
     dispatcher, events = await identify("it's me, Emma")
 
@@ -127,8 +126,8 @@ async def test_no_identifiers_does_not_touch_the_database() -> None:
     assert events == []
 
 
-async def test_database_failure_gives_a_polite_reply(caplog: pytest.LogCaptureFixture) -> None:
-    deps.set_session_factory(broken_session_factory)
+async def test_bot_service_down_gives_a_polite_reply(caplog: pytest.LogCaptureFixture) -> None:
+    deps.set_bot_service(unreachable_bot_service())
     caplog.set_level(logging.ERROR, logger="actions.identity")
 
     dispatcher, events = await identify(DEMO_CONSUMER_EMAIL)

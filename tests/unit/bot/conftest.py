@@ -73,6 +73,7 @@ class ScriptedRasa:
         self.down = False
         self.status_code = 200
         self.raw_body: bytes | None = None
+        self.tracker_events: list[tuple[str, list[dict[str, Any]]]] = []
 
     @property
     def sent(self) -> list[dict[str, Any]]:
@@ -90,6 +91,11 @@ class ScriptedRasa:
             return httpx.Response(self.status_code, content=self.raw_body or b"{}")
         if request.url.path == "/status":
             return httpx.Response(200, json={"model_file": "models/test.tar.gz"})
+        if request.url.path.endswith("/tracker/events"):
+            self.tracker_events.append(
+                (request.url.path.split("/")[2], json.loads(request.content))
+            )
+            return httpx.Response(200, json={})
         if request.url.path.endswith("/tracker"):
             return httpx.Response(200, json={"sender_id": request.url.path.split("/")[2]})
         body = json.loads(request.content)

@@ -4,14 +4,19 @@ import logging
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.chat import messages
 from bot.chat.service import ChatService, OutboundMessage, clean_text
 from bot.conversations.models import Conversation
 from bot.conversations.service import ConversationNotFoundError, history, start_conversation
-from bot.handoff.models import Handoff
-from bot.handoff.service import open_handoff
+from bot.accounts.demo import load_demo_data
+from bot.agents.models import Agent
+from bot.agents.service import create_agent
+from bot.chat.service import FRUSTRATION_PAYLOAD
+from bot.handoff import service as tickets
+from bot.handoff.models import Ticket
 
 MAX_CHARS = 2000
 
@@ -222,48 +227,134 @@ async def test_agent_mode_stores_but_does_not_forward(
     ]
 
 
-async def test_handoff_notice_reflects_the_mode_the_action_server_wrote(
+def _agent_owns(factory: sessionmaker[Session], conversation_id: str) -> int:
+    """Open a ticket and let a demo agent claim it; return the ticket id."""
+    with factory() as session:
+        load_demo_data(session)
+        agent = create_agent(
+            session,
+            email="alex@kestrel.example",
+            name="Alex Agent",
+            password="correct-horse-battery",
+            team_slugs=["customer-care"],
+        )
+        opened = tickets.open_ticket(
+            session,
+            conversation_id=conversation_id,
+            reason_code="customer_request",
+            reason="asked",
+            context={},
+        )
+        tickets.claim_ticket(session, ticket_id=opened.ticket.id, agent=agent)
+        return opened.ticket.id
+
+
+async def test_a_reply_under_way_when_a_person_takes_over_is_withheld(
     service: ChatService, rasa: Any, conversation_id: str, session_factory: sessionmaker[Session]
 ) -> None:
-    def action_server_opens_handoff(sender: str, text: str) -> list[dict[str, Any]]:
-        with session_factory() as session:  # another "process"
-            handoff = open_handoff(
-                session, conversation_id=sender, reason="customer_request", context={}
-            )
-        return [
-            {"recipient_id": sender, "text": "Connecting you with a person."},
-            {"recipient_id": sender, "custom": {"handoff": {"id": handoff.id, "team": None}}},
-        ]
+    def agent_claims_meanwhile(sender: str, text: str) -> list[dict[str, Any]]:
+        _agent_owns(session_factory, sender)  # the desk, while Rasa works on the turn
+        return [{"recipient_id": sender, "text": "A late bot answer."}]
 
-    rasa.replies["/human"] = action_server_opens_handoff
+    rasa.replies["is anyone there?"] = agent_claims_meanwhile
 
-    replies = await service.handle_customer_message(conversation_id=conversation_id, text="/human")
+    replies = await service.handle_customer_message(
+        conversation_id=conversation_id, text="is anyone there?"
+    )
 
-    assert replies[0].handoff is not None
-    assert _mode(session_factory, conversation_id) == "handoff_pending"
-    # Still forwarded to Rasa while pending (the bot keeps answering until an agent joins).
-    await service.handle_customer_message(conversation_id=conversation_id, text="still there?")
-    assert rasa.sent[-1]["message"] == "still there?"
+    assert replies == []  # the bot never speaks once a person owns the conversation
+    assert ("bot", "A late bot answer.", "withheld") not in _stored(session_factory, conversation_id)
+    with session_factory() as session:
+        agent_view = history(session, conversation_id=conversation_id, for_agent=True)
+    assert ("bot", "withheld") in [(m.role, m.status) for m in agent_view]
 
 
-async def test_handoff_notice_repairs_a_mode_left_in_bot(
+async def test_after_a_hand_back_rasa_is_resumed_before_the_next_message(
     service: ChatService, rasa: Any, conversation_id: str, session_factory: sessionmaker[Session]
 ) -> None:
-    def handoff_row_only(sender: str, text: str) -> list[dict[str, Any]]:
-        with session_factory() as session:
-            handoff = Handoff(conversation_id=sender, reason="customer_request", context={})
-            session.add(handoff)
-            session.commit()
-        return [
-            {"recipient_id": sender, "text": "Connecting you."},
-            {"recipient_id": sender, "custom": {"handoff": {"id": handoff.id}}},
-        ]
+    ticket_id = _agent_owns(session_factory, conversation_id)
+    with session_factory() as session:
+        agent = session.scalars(select(Agent)).one()
+        tickets.hand_back(session, ticket_id=ticket_id, agent=agent)
 
-    rasa.replies["/human"] = handoff_row_only
+    await service.handle_customer_message(conversation_id=conversation_id, text="hello again")
 
-    await service.handle_customer_message(conversation_id=conversation_id, text="/human")
+    assert rasa.tracker_events[0][0] == conversation_id
+    assert rasa.tracker_events[0][1][0] == {"event": "resume"}
+    assert rasa.sent[-1]["message"] == "hello again"
+    # Resumed once: the flag is cleared, so the next turn goes straight to Rasa.
+    await service.handle_customer_message(conversation_id=conversation_id, text="and again")
+    assert len(rasa.tracker_events) == 1
 
-    assert _mode(session_factory, conversation_id) == "handoff_pending"
+
+async def test_frustration_in_bot_mode_asks_rasa_for_a_person(
+    session_factory: sessionmaker[Session], rasa: Any, conversation_id: str
+) -> None:
+    seen: list[tuple[str, list[str]]] = []
+
+    def detector(text: str, earlier: list[str]) -> bool:
+        seen.append((text, earlier))
+        return "ridiculous" in text
+
+    service = ChatService(
+        session_factory=session_factory,
+        rasa_client=rasa.client(),
+        max_message_chars=MAX_CHARS,
+        detect_frustration=detector,
+    )
+    await service.handle_customer_message(conversation_id=conversation_id, text="where is it?")
+    await service.handle_customer_message(
+        conversation_id=conversation_id, text="this is ridiculous"
+    )
+
+    assert [m["message"] for m in rasa.sent] == ["where is it?", FRUSTRATION_PAYLOAD]
+    assert seen[-1] == ("this is ridiculous", ["where is it?"])
+    # The customer's own words are what the transcript keeps.
+    assert ("customer", "this is ridiculous", "delivered") in _stored(
+        session_factory, conversation_id
+    )
+
+
+async def test_a_rating_is_stored_by_the_service_not_sent_to_rasa(
+    service: ChatService, rasa: Any, conversation_id: str, session_factory: sessionmaker[Session]
+) -> None:
+    ticket_id = _agent_owns(session_factory, conversation_id)
+    with session_factory() as session:
+        agent = session.scalars(select(Agent)).one()
+        tickets.resolve(session, ticket_id=ticket_id, agent=agent, note="sorted")
+
+    replies = await service.handle_button(
+        conversation_id=conversation_id,
+        title="5 ★",
+        payload=tickets.rating_payload(ticket_id, 5),
+    )
+    again = await service.handle_button(
+        conversation_id=conversation_id,
+        title="1 ★",
+        payload=tickets.rating_payload(ticket_id, 1),
+    )
+
+    assert [r.text for r in replies] == [tickets.RATED]
+    assert "already rated" in again[0].text
+    assert rasa.sent == []
+    with session_factory() as session:
+        ticket = session.get(Ticket, ticket_id)
+        assert ticket is not None and ticket.rating == 5
+
+
+async def test_a_forged_rating_is_refused_politely(
+    service: ChatService, rasa: Any, conversation_id: str
+) -> None:
+    replies = await service.handle_button(
+        conversation_id=conversation_id, title="5 ★", payload=tickets.rating_payload(999, 5)
+    )
+    garbage = await service.handle_button(
+        conversation_id=conversation_id, title="5 ★", payload="/concierge_rate{not json"
+    )
+
+    assert replies[0].role == "system" and "doesn't exist" in replies[0].text
+    assert garbage[0].text == messages.RATING_INVALID
+    assert rasa.sent == []
 
 
 async def test_button_stores_title_and_forwards_payload(
