@@ -82,9 +82,7 @@ class BotServiceHarness:
 
 
 @pytest.fixture
-async def bot_service(
-    _template_database: Path, tmp_path: Path
-) -> AsyncIterator[BotServiceHarness]:
+async def bot_service(_template_database: Path, tmp_path: Path) -> AsyncIterator[BotServiceHarness]:
     """A private copy of the demo database behind the real bot-service app.
 
     The actions' :class:`BotServiceClient` talks to it through ``httpx.ASGITransport``:
@@ -98,7 +96,9 @@ async def bot_service(
         database_url=f"sqlite:///{path}",
         service_token=SecretStr(SERVICE_TOKEN),
     )
-    app = create_app(settings, rasa_client=RasaClient(base_url="http://rasa.test", token=None, timeout=1))
+    app = create_app(
+        settings, rasa_client=RasaClient(base_url="http://rasa.test", token=None, timeout=1)
+    )
     async with app.router.lifespan_context(app):
         client = BotServiceClient(
             base_url="http://bot.test/internal/v1",

@@ -7,14 +7,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.chat import messages
-from bot.chat.service import ChatService, OutboundMessage, clean_text
-from bot.conversations.models import Conversation
-from bot.conversations.service import ConversationNotFoundError, history, start_conversation
 from bot.accounts.demo import load_demo_data
 from bot.agents.models import Agent
 from bot.agents.service import create_agent
-from bot.chat.service import FRUSTRATION_PAYLOAD
+from bot.chat import messages
+from bot.chat.service import FRUSTRATION_PAYLOAD, ChatService, OutboundMessage, clean_text
+from bot.conversations.models import Conversation
+from bot.conversations.service import ConversationNotFoundError, history, start_conversation
 from bot.handoff import service as tickets
 from bot.handoff.models import Ticket
 
@@ -263,7 +262,9 @@ async def test_a_reply_under_way_when_a_person_takes_over_is_withheld(
     )
 
     assert replies == []  # the bot never speaks once a person owns the conversation
-    assert ("bot", "A late bot answer.", "withheld") not in _stored(session_factory, conversation_id)
+    assert ("bot", "A late bot answer.", "withheld") not in _stored(
+        session_factory, conversation_id
+    )
     with session_factory() as session:
         agent_view = history(session, conversation_id=conversation_id, for_agent=True)
     assert ("bot", "withheld") in [(m.role, m.status) for m in agent_view]
