@@ -8,9 +8,9 @@ from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
 
+from bot.channels import webchat as chat_routes
 from bot.chat import messages
 from bot.conversations.models import Conversation
-from bot.channels import webchat as chat_routes
 
 
 def _hello(ws: WebSocketTestSession, token: str | None = None) -> tuple[str | None, list[dict]]:
@@ -237,7 +237,7 @@ def test_rasa_down_gives_polite_system_message(client: TestClient, fake_rasa: An
 
 def test_handoff_notice_is_passed_on(client: TestClient, fake_rasa: Any) -> None:
     from bot.db.session import create_db_engine, create_session_factory
-    from bot.handoff.service import open_handoff
+    from bot.handoff.service import open_ticket
 
     database_url = client.app.state.settings.database_url  # type: ignore[attr-defined]
 
@@ -245,9 +245,13 @@ def test_handoff_notice_is_passed_on(client: TestClient, fake_rasa: Any) -> None
         engine = create_db_engine(database_url)
         try:
             with create_session_factory(engine)() as session:
-                handoff = open_handoff(
-                    session, conversation_id=sender, reason="customer_request", context={}
-                )
+                handoff = open_ticket(
+                    session,
+                    conversation_id=sender,
+                    reason_code="customer_request",
+                    reason="customer asked for a human",
+                    context={},
+                ).ticket
         finally:
             engine.dispose()
         return [
