@@ -31,7 +31,7 @@ import logging
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -64,6 +64,8 @@ logger = logging.getLogger(__name__)
 OUTCOME_ANSWERED = "answered"
 OUTCOME_SUGGESTED = "suggested"
 OUTCOME_UNKNOWN = "unknown"
+# This many unanswered questions in a row hand the conversation to a person.
+UNKNOWN_STREAK_FOR_HANDOFF = 2
 OUTCOME_UNAVAILABLE = "unavailable"
 
 FEEDBACK_BUTTONS: list[dict[str, str]] = [
@@ -159,8 +161,14 @@ class ActionAnswerFromKnowledge(Action):
             )
             outcome, article_id = OUTCOME_SUGGESTED, None
         else:
-            dispatcher.utter_message(response="utter_kb_unknown")
             outcome, article_id = OUTCOME_UNKNOWN, None
+
+        streak = _unknown_streak(tracker) + 1 if outcome == OUTCOME_UNKNOWN else 0
+        if streak >= UNKNOWN_STREAK_FOR_HANDOFF:
+            # Two questions in a row without an answer: a person, not a third guess.
+            dispatcher.utter_message(response="utter_kb_unknown_again")
+        elif outcome == OUTCOME_UNKNOWN:
+            dispatcher.utter_message(response="utter_kb_unknown")
 
         logger.info(
             "Knowledge %s conversation=%s article=%s score=%s",
@@ -169,7 +177,19 @@ class ActionAnswerFromKnowledge(Action):
             article_id,
             f"{best.score:.3f}" if best is not None else None,
         )
-        return _events(query, article_id, outcome, attempts)
+        events = [*_events(query, article_id, outcome, attempts)]
+        events.append(SlotSet("kb_unknown_streak", float(streak)))
+        if streak >= UNKNOWN_STREAK_FOR_HANDOFF:
+            events.append(FollowupAction("action_handoff_to_human"))
+        return events
+
+
+def _unknown_streak(tracker: Tracker) -> int:
+    """How many questions in a row before this one the knowledge base could not answer."""
+    try:
+        return int(float(tracker.get_slot("kb_unknown_streak") or 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 def _events(

@@ -268,7 +268,6 @@ def test_context_keeps_the_last_ten_turns() -> None:
         ("utter_kb_suggestions", "request_human", "kb_unsure"),
         ("utter_kb_unavailable", "request_human", "kb_unavailable"),
         ("utter_out_of_scope", "affirm", "out_of_scope"),
-        ("utter_sorry_offer_human", "affirm", "unhelpful_answer"),
         ("utter_offer_human", "affirm", "offer_accepted"),
         ("utter_greet", "request_human", "customer_request"),
         (None, "request_human", "customer_request"),
@@ -286,5 +285,37 @@ def test_reason_comes_from_what_the_bot_said_last(
     events.append(user("the request", latest_intent))
 
     code, _ = handoff_reason(build_tracker(events))
+
+    assert code == expected
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        (
+            [
+                user(
+                    "/request_human",
+                    "request_human",
+                    1.0,
+                    [entity("handoff_reason", "frustration")],
+                )
+            ],
+            "frustration",
+        ),
+        ([user("/feedback_unhelpful", "feedback_unhelpful", 1.0)], "negative_feedback"),
+        (
+            [slot("kb_unknown_streak", 2.0), user("do you sell boats?", "ask_question", 0.7)],
+            "repeated_no_answer",
+        ),
+        (
+            [user("/request_human", "request_human", 1.0, [entity("handoff_reason", "bogus")])],
+            "customer_request",
+        ),
+    ],
+    ids=["frustration", "negative-feedback", "two-unanswered", "unknown-named-reason"],
+)
+def test_triggers_name_their_own_reason(events: list[dict], expected: str) -> None:
+    code, _ = handoff_reason(build_tracker(conversation(*events)))
 
     assert code == expected

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import deps
@@ -35,13 +35,20 @@ async def run_answer(*events: dict, slots: dict | None = None) -> tuple[Collecti
     return dispatcher, result
 
 
-def kb_events(query: str, article_id: str | None, outcome: str, attempts: float) -> list[dict]:
-    return [
+def kb_events(
+    query: str,
+    article_id: str | None,
+    outcome: str,
+    attempts: float,
+    streak: float | None = 0.0,
+) -> list[dict]:
+    events = [
         SlotSet("kb_last_query", query),
         SlotSet("kb_last_article_id", article_id),
         SlotSet("kb_last_outcome", outcome),
         SlotSet("kb_attempts", attempts),
     ]
+    return events if streak is None else [*events, SlotSet("kb_unknown_streak", streak)]
 
 
 async def test_answer_band_sends_summary_with_citation_and_feedback_buttons(
@@ -129,7 +136,36 @@ async def test_unknown_band_says_so_instead_of_guessing(
     dispatcher, events = await run_answer(user("can I pay with bitcoin?", "ask_question", 0.88))
 
     assert dispatcher.messages == [message(response="utter_kb_unknown")]
-    assert events == kb_events("can I pay with bitcoin?", None, "unknown", 1.0)
+    assert events == kb_events("can I pay with bitcoin?", None, "unknown", 1.0, streak=1.0)
+
+
+async def test_a_second_unanswered_question_in_a_row_hands_over_to_a_person(
+    fake_kb: FakeKnowledgeBase,
+) -> None:
+    fake_kb.hits = []
+
+    dispatcher, events = await run_answer(
+        slot("kb_unknown_streak", 1.0), user("do you sell boats?", "ask_question", 0.7)
+    )
+
+    assert dispatcher.messages == [message(response="utter_kb_unknown_again")]
+    assert events == [
+        *kb_events("do you sell boats?", None, "unknown", 1.0, streak=2.0),
+        FollowupAction("action_handoff_to_human"),
+    ]
+
+
+async def test_an_answer_resets_the_unanswered_streak(
+    fake_kb: FakeKnowledgeBase, articles: dict[str, Article]
+) -> None:
+    fake_kb.hits = [make_hit(articles["delivery-costs"], 0.9)]
+
+    _, events = await run_answer(
+        slot("kb_unknown_streak", 1.0), user("how much is shipping?", "ask_question", 0.99)
+    )
+
+    assert SlotSet("kb_unknown_streak", 0.0) in events
+    assert not any(event.get("event") == "followup" for event in events)
 
 
 @pytest.mark.parametrize("text", ["/ask_question", '/choose_article{"article_id":"x"}', "   "])
@@ -205,7 +241,7 @@ async def test_index_not_built_gives_a_polite_reply_and_logs_the_conversation(
     dispatcher, events = await run_answer(user("where is my order?", "ask_question"))
 
     assert dispatcher.messages == [message(response="utter_kb_unavailable")]
-    assert events == kb_events("where is my order?", None, "unavailable", 1.0)
+    assert events == kb_events("where is my order?", None, "unavailable", 1.0, streak=None)
     [record] = caplog.records
     assert f"conversation={SENDER}" in record.getMessage()
     assert record.exc_info is not None
