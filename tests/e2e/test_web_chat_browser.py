@@ -10,6 +10,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from bot.config import Settings
 from bot.ops.environments import CHROMIUM_PATH
+from tests.helpers.axe import assert_no_axe_violations
 
 # Chromium's own background traffic is refused on this closed network; switch it off.
 CHROMIUM_ARGS = [
@@ -97,3 +98,17 @@ def test_suggestion_buttons_are_clickable_and_answer(page: Page) -> None:
     expect(page.locator("#log .message-bot")).to_have_count(
         count_before + 1, timeout=ANSWER_TIMEOUT_MS
     )
+
+
+@pytest.mark.parametrize("color_scheme", ["light", "dark"])
+def test_chat_page_meets_wcag_21_aa(page: Page, color_scheme: str) -> None:
+    page.emulate_media(color_scheme=color_scheme)
+    assert_no_axe_violations(page, where=f"the empty chat page ({color_scheme})")
+
+    send(page, "what about the warranty on things")
+    expect(page.locator("#log .quick-reply").first).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
+    assert_no_axe_violations(page, where=f"the chat page with suggestion buttons ({color_scheme})")
+
+    send(page, "how long does delivery take?")
+    expect(page.locator("#log .citation").last).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
+    assert_no_axe_violations(page, where=f"the chat page with a cited answer ({color_scheme})")
