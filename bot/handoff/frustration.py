@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -479,7 +479,12 @@ def _is_complaint(doc: Doc) -> bool:
 def _context_cues(
     doc: Doc, earlier: Sequence[str], pipeline: _Pipeline
 ) -> Iterable[tuple[str, float]]:
-    """The same complaint as an earlier message (fuzzy match of content words)."""
+    """The same complaint as an earlier message.
+
+    A complaint repeats an earlier message when most of its content words (crude stems,
+    matched with rapidfuzz so typos still match) appear in that message, or when the two
+    read alike as a whole. Messages that name different order numbers never repeat.
+    """
     if not earlier:
         return
     stems, ids = _content(doc)
@@ -487,11 +492,14 @@ def _context_cues(
         return
     current = " ".join(sorted(stems))
     for previous_text in earlier:
-        previous = pipeline.nlp.make_doc(previous_text)
-        previous_stems, previous_ids = _content(previous)
+        previous_stems, previous_ids = _content(pipeline.nlp.make_doc(previous_text))
         if not previous_stems or (ids and previous_ids and not ids & previous_ids):
             continue
-        similarity = fuzz.token_sort_ratio(current, " ".join(sorted(previous_stems)))
-        if similarity >= 75 and len(stems & previous_stems) >= min(2, len(stems)):
+        covered = sum(
+            process.extractOne(stem, previous_stems, scorer=fuzz.ratio, score_cutoff=80) is not None
+            for stem in stems
+        )
+        alike = fuzz.token_sort_ratio(current, " ".join(sorted(previous_stems))) >= 75
+        if covered >= min(2, len(stems)) and (alike or covered / len(stems) >= 0.66):
             yield "repeated_complaint", _WEIGHTS["similar_to_earlier"]
             return
