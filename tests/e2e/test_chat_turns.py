@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.accounts.demo import DEMO_BUSINESS_EMAIL
 from bot.config import Settings
 from bot.db.session import create_db_engine, create_session_factory
-from bot.handoff.models import Handoff
+from bot.handoff.models import Ticket
 from tests.helpers.chat_client import ChatClient
 
 
@@ -13,11 +13,11 @@ def bot_messages(frames: list[dict]) -> list[dict]:
     return [f for f in frames if f.get("role") == "bot"]
 
 
-def load_handoff(settings: Settings, conversation_id: str) -> Handoff:
+def load_handoff(settings: Settings, conversation_id: str) -> Ticket:
     engine = create_db_engine(settings.database_url)
     try:
         with create_session_factory(engine)() as session:
-            handoff = session.query(Handoff).filter_by(conversation_id=conversation_id).one()
+            handoff = session.query(Ticket).filter_by(conversation_id=conversation_id).one()
             session.expunge(handoff)
             return handoff
     finally:
@@ -47,20 +47,23 @@ async def test_handoff_records_what_the_bot_understood_and_tried(running_stack: 
         conversation_id = await _conversation_id(chat, running_stack)
     assert any(r.get("handoff") for r in replies)
     handoff = load_handoff(running_stack, conversation_id)
-    assert handoff.status == "pending"
+    assert handoff.status == "queued"
     context_text = str(handoff.context)
     assert "request_human" in context_text
     assert "account-reset-password" in context_text
 
 
-async def test_business_contact_is_routed_to_the_account_team(running_stack: Settings) -> None:
+async def test_business_claim_routes_to_the_account_team_and_reveals_nothing(
+    running_stack: Settings,
+) -> None:
     async with ChatClient(running_stack.web_url) as chat:
         identified = bot_messages(await chat.say(f"hi, this is {DEMO_BUSINESS_EMAIL}"))
-        assert any("Ingrid" in (r.get("text") or "") for r in identified), identified
+        shown = " ".join(r.get("text") or "" for r in identified)
+        assert identified and "Ingrid" not in shown and "Fjord" not in shown, identified
         await chat.say("please put me through to a person")
         conversation_id = await _conversation_id(chat, running_stack)
     handoff = load_handoff(running_stack, conversation_id)
-    assert handoff.team_id is not None
+    assert handoff.team_id is not None and handoff.identity_verified is False
     engine = create_db_engine(running_stack.database_url)
     try:
         with create_session_factory(engine)() as session:
