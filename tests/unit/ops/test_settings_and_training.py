@@ -51,11 +51,19 @@ def test_settings_round_trip_through_the_environment(
     assert restored.rasa_token.get_secret_value() == original.rasa_token.get_secret_value()
 
 
-def test_a_configured_token_is_kept_and_a_missing_one_is_generated() -> None:
-    configured = Settings(rasa_token=SecretStr("a-real-random-token-123"))
+def test_configured_tokens_are_kept_and_missing_ones_are_generated() -> None:
+    configured = Settings(
+        rasa_token=SecretStr("a-real-random-token-123"),
+        service_token=SecretStr("another-real-token-456"),
+    )
     assert with_run_token(configured) is configured
-    generated = with_run_token(Settings()).rasa_token
-    assert generated is not None and len(generated.get_secret_value()) >= 24
+    half = with_run_token(Settings(rasa_token=SecretStr("a-real-random-token-123")))
+    assert half.rasa_token is not None
+    assert half.rasa_token.get_secret_value() == "a-real-random-token-123"
+    fresh = with_run_token(Settings())
+    for token in (fresh.rasa_token, fresh.service_token):
+        assert token is not None and len(token.get_secret_value()) >= 24
+    assert fresh.rasa_token != fresh.service_token
 
 
 def test_training_digest_changes_with_any_training_input(tmp_path: Path) -> None:
