@@ -67,13 +67,13 @@ def get_knowledge_base() -> KnowledgeSource:
     global _knowledge_base
     with _lock:
         if _knowledge_base is None:
-            from knowledge.encoder import default_encoder
             from knowledge.store import LiveKnowledgeBase
             from knowledge.threads import limit_native_threads
 
             limit_native_threads()  # a request-serving process: one thread per native pool
             settings = get_settings()
-            _knowledge_base = LiveKnowledgeBase(settings.index_dir, default_encoder())
+            # No encoder given: each build's own ONNX int8 query encoder (no torch).
+            _knowledge_base = LiveKnowledgeBase(settings.index_dir)
             logger.info("Knowledge base follows %s", settings.index_dir)
         return _knowledge_base
 

@@ -20,7 +20,8 @@ articles for verified business contacts, consumer articles for everyone else).
 ``action_knowledge_runtime_report`` is a diagnostic that Rasa never predicts (it is not in
 the domain): it searches once in a worker thread, as questions are searched, and returns
 what serves searches there (native thread limits, whether torch is loaded, the query
-encoder and build) as ``{"knowledge_runtime": {...}}``. The integration tests call it.
+encoder and build, the process's resident memory) as ``{"knowledge_runtime": {...}}``.
+The integration tests call it.
 """
 
 from __future__ import annotations
@@ -269,4 +270,18 @@ class ActionKnowledgeRuntimeReport(Action):
 def _search_and_report(knowledge_base: deps.KnowledgeSource) -> dict[str, Any]:
     knowledge_base.search("warm up", 1)
     runtime_report = getattr(knowledge_base, "runtime_report", None)
-    return dict(runtime_report()) if callable(runtime_report) else native_thread_report()
+    report = dict(runtime_report()) if callable(runtime_report) else native_thread_report()
+    report["rss_mb"] = _resident_mb()
+    return report
+
+
+def _resident_mb() -> float | None:
+    """This process's resident memory in MB (Linux), or ``None`` where /proc is missing."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None

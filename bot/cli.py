@@ -95,6 +95,7 @@ def _run_editor(argv: list[str]) -> int:
     from knowledge.answering import AnswerPolicy
     from knowledge.editor import EditorDefaults
     from knowledge.editor import main as editor_main
+    from knowledge.onnx_encoder import EXPORT_DIRNAME
 
     try:
         settings = get_settings()
@@ -104,6 +105,7 @@ def _run_editor(argv: list[str]) -> int:
     defaults = EditorDefaults(
         articles_dir=settings.articles_dir,
         index_dir=settings.index_dir,
+        query_encoder_dir=settings.models_dir / EXPORT_DIRNAME,
         policy=AnswerPolicy(
             answer_threshold=settings.kb_answer_threshold,
             suggest_threshold=settings.kb_suggest_threshold,

@@ -55,12 +55,14 @@ from knowledge.articles import (
     validate_articles,
 )
 from knowledge.encoder import Encoder, EncoderUnavailableError, default_encoder
-from knowledge.index import KnowledgeIndexError
+from knowledge.index import KnowledgeIndexError, Manifest
+from knowledge.onnx_encoder import EXPORT_DIRNAME
 from knowledge.store import load_current, publish_articles
 
 __all__ = [
     "DEFAULT_ARTICLES_DIR",
     "DEFAULT_INDEX_DIR",
+    "DEFAULT_QUERY_ENCODER_DIR",
     "EditorDefaults",
     "create_argument_parser",
     "main",
@@ -71,6 +73,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_PROG = "python -m knowledge.editor"
 DEFAULT_ARTICLES_DIR = Path(__file__).resolve().parent / "articles"
 DEFAULT_INDEX_DIR = Path("var") / "index"
+DEFAULT_QUERY_ENCODER_DIR = Path("var") / "models" / EXPORT_DIRNAME
 DEFAULT_OWNER = "support-team"
 DEFAULT_AUDIENCE = "all"
 EXIT_OK = 0
@@ -87,11 +90,14 @@ class EditorDefaults:
     Attributes:
         articles_dir: Folder of article ``.md`` files.
         index_dir: Index root holding ``builds/`` and ``current``.
+        query_encoder_dir: The ONNX int8 query encoder exported at set-up, which ``build``
+            puts into each build (``None``: builds carry none and queries use torch).
         policy: The answer bands and number of hits ``search`` applies, as the bot does.
     """
 
     articles_dir: Path = DEFAULT_ARTICLES_DIR
     index_dir: Path = DEFAULT_INDEX_DIR
+    query_encoder_dir: Path | None = DEFAULT_QUERY_ENCODER_DIR
     policy: AnswerPolicy = field(default_factory=AnswerPolicy)
 
 
@@ -201,6 +207,13 @@ def create_argument_parser(
     )
     build.add_argument(
         "--force", action="store_true", help="rebuild even if the articles have not changed"
+    )
+    build.add_argument(
+        "--query-encoder-dir",
+        type=Path,
+        default=None,
+        help="ONNX int8 query encoder exported at set-up, carried by the build "
+        f"(default: {defaults.query_encoder_dir})",
     )
 
     policy = defaults.policy
@@ -319,6 +332,8 @@ def _fill_defaults(args: argparse.Namespace, defaults: EditorDefaults) -> None:
         args.articles_dir = defaults.articles_dir
     if args.index_dir is None:
         args.index_dir = defaults.index_dir
+    if args.command == "build" and args.query_encoder_dir is None:
+        args.query_encoder_dir = defaults.query_encoder_dir
     if args.command == "search":
         base = defaults.policy
         answer_at = args.answer_threshold
@@ -392,6 +407,7 @@ def _build(args: argparse.Namespace, out: Console, err: Console, encoder: Encode
             encoder,
             progress=out.is_terminal,
             force=args.force,
+            query_encoder_dir=args.query_encoder_dir,
         )
     except ArticleError as exc:  # an article changed between validation and build
         _print_problems(out, exc.problems)
@@ -404,18 +420,33 @@ def _build(args: argparse.Namespace, out: Console, err: Console, encoder: Encode
             f"({manifest.article_count} articles, {manifest.vector_count} vectors); "
             "nothing to do. Use --force to rebuild."
         )
+        _print_query_encoder(out, manifest, args.query_encoder_dir)
         return EXIT_OK
     out.print(
         f"[green]✓ Built {manifest.article_count} articles, {manifest.vector_count} vectors[/green]"
         f" as build {result.build_id} in {result.seconds:.1f}s; it is now live."
     )
     out.print(f"Index: {_escape(_display(result.build_dir))}")
+    _print_query_encoder(out, manifest, args.query_encoder_dir)
     return EXIT_OK
+
+
+def _print_query_encoder(out: Console, manifest: Manifest, export: Path | None) -> None:
+    ref = manifest.query_encoder
+    if ref is not None:
+        out.print(f"Queries are encoded with the build's {ref.kind} encoder (no torch).")
+        return
+    where = f" at {_escape(_display(export))}" if export is not None else ""
+    out.print(
+        f"[yellow]No usable ONNX query encoder{where}: queries will be encoded with torch. "
+        "Run `python -m bot setup` to export one, then build again.[/yellow]"
+    )
 
 
 def _search(args: argparse.Namespace, out: Console, err: Console, encoder: Encoder | None) -> int:
     try:
-        index = load_current(args.index_dir, encoder or default_encoder())
+        # Without an injected encoder: the build's own query encoder, as in the bot.
+        index = load_current(args.index_dir, encoder)
     except KnowledgeIndexError as exc:
         err.print(f"[red]error:[/red] {_escape(exc.message)}")
         return EXIT_FAILURE

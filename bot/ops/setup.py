@@ -35,6 +35,38 @@ def check_embedding_model(console: Console) -> int:
     return int(vectors.shape[1])
 
 
+# --- ONNX int8 query encoder (knowledge.onnx_encoder) -------------------------------------
+def export_query_encoder(settings: Settings, console: Console) -> None:
+    """Export the index's model to ONNX int8 for queries, unless a sound export exists.
+
+    The action server then encodes questions with onnxruntime and never loads torch;
+    each index build carries the export. A failed export is reported, not fatal: queries
+    fall back to torch and ``python -m bot doctor`` shows the problem.
+    """
+    from knowledge.encoder import EncoderUnavailableError, default_encoder
+    from knowledge.onnx_encoder import EXPORT_DIRNAME, ensure_onnx_export
+
+    started = time.monotonic()
+    encoder = default_encoder()
+    try:
+        with console.status("Exporting the query encoder to ONNX int8…"):
+            manifest, exported = ensure_onnx_export(
+                encoder.model_path,
+                settings.models_dir / EXPORT_DIRNAME,
+                name=encoder.name,
+                dimension=encoder.dimension,
+            )
+    except EncoderUnavailableError as error:
+        console.print(f"[yellow]! ONNX query encoder not exported: {error.message}[/]")
+        return
+    state = f"exported ({time.monotonic() - started:.1f} s)" if exported else "up to date"
+    console.print(
+        f"[green]✓[/] ONNX int8 query encoder {state}: probe cosine "
+        f"{manifest.probe_min_cosine:.3f} to {manifest.name}"
+    )
+
+
+# -------------------------------------------------------------------------------------------
 def migrate_and_seed(settings: Settings, console: Console, *, demo_data: bool) -> None:
     """Apply database migrations and load the demo accounts, contacts and teams."""
     from bot.accounts.demo import seed_demo_database
@@ -52,11 +84,16 @@ def build_knowledge_index(settings: Settings, console: Console) -> None:
     """Validate the articles and build the search index unless it is already current."""
     from knowledge.articles import ArticleError
     from knowledge.encoder import default_encoder
+    from knowledge.onnx_encoder import EXPORT_DIRNAME
     from knowledge.store import build_and_publish
 
     try:
         manifest = build_and_publish(
-            settings.articles_dir, settings.index_dir, default_encoder(), progress=True
+            settings.articles_dir,
+            settings.index_dir,
+            default_encoder(),
+            progress=True,
+            query_encoder_dir=settings.models_dir / EXPORT_DIRNAME,  # see export_query_encoder
         )
     except ArticleError as error:
         raise OperationError(
@@ -96,6 +133,7 @@ def run_setup(
     prepare_directories(settings)
     environments.ensure_rasa_environment(settings, console)
     check_embedding_model(console)
+    export_query_encoder(settings, console)
     migrate_and_seed(settings, console, demo_data=demo_data)
     build_knowledge_index(settings, console)
     frontend.ensure_frontend_packages(settings, console)

