@@ -46,7 +46,7 @@ def create_argument_parser() -> argparse.ArgumentParser:
     setup.add_argument(
         "--for-tests",
         action="store_true",
-        help="also install what the tests need (Debian chromium)",
+        help="also install what the tests need (Debian chromium and redis-server)",
     )
 
     run = commands.add_parser("run", help="start Rasa, the action server and the bot service")

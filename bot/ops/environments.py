@@ -18,6 +18,7 @@ from bot.ops.errors import OperationError
 RASA_VERSION = "3.6.21"
 RASA_REQUIREMENTS = Path("requirements") / "rasa.txt"
 CHROMIUM_PATH = Path("/usr/bin/chromium")
+REDIS_SERVER_PATH = Path("/usr/bin/redis-server")
 _STAMP = ".concierge-requirements.sha256"
 
 
@@ -126,20 +127,32 @@ def rasa_version(settings: Settings) -> str | None:
     return result.stdout.strip() or None
 
 
-def ensure_chromium(console: Console, *, log_dir: Path) -> None:
-    """Install Debian's ``chromium`` for the browser tests when it is missing.
+# Debian packages the tests need, by the file each installs.
+TEST_PACKAGES: dict[str, Path] = {
+    "chromium": CHROMIUM_PATH,  # browser tests (Playwright drives Debian's build)
+    "redis-server": REDIS_SERVER_PATH,  # the Redis broker between bot-service replicas
+}
+
+
+def ensure_test_packages(console: Console, *, log_dir: Path) -> None:
+    """Install the Debian packages the tests need (chromium, redis-server) when missing.
 
     Raises:
-        OperationError: It is missing and cannot be installed (not root, or apt failed).
+        OperationError: One is missing and cannot be installed (not root, or apt failed).
     """
-    if CHROMIUM_PATH.exists():
-        console.print(f"[green]✓[/] Chromium is installed ({CHROMIUM_PATH})")
+    missing = [name for name, path in TEST_PACKAGES.items() if not path.exists()]
+    if not missing:
+        console.print(
+            "[green]✓[/] Test packages are installed ("
+            + ", ".join(str(path) for path in TEST_PACKAGES.values())
+            + ")"
+        )
         return
     apt = shutil.which("apt-get")
     if apt is None or os.geteuid() != 0:
         raise OperationError(
-            "The browser tests need Debian's chromium package.",
-            hint="run `sudo apt-get install chromium` and try again",
+            f"The tests need Debian's {', '.join(missing)}.",
+            hint=f"run `sudo apt-get install {' '.join(missing)}` and try again",
         )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     run_logged(
@@ -150,9 +163,9 @@ def ensure_chromium(console: Console, *, log_dir: Path) -> None:
         env=env,
     )
     run_logged(
-        [apt, "install", "-y", "-q", "--no-install-recommends", "chromium"],
+        [apt, "install", "-y", "-q", "--no-install-recommends", *missing],
         console=console,
-        title="Installing Chromium (Debian package) for browser tests",
-        log_path=log_dir / "setup-apt-chromium.log",
+        title=f"Installing {', '.join(missing)} (Debian packages) for the tests",
+        log_path=log_dir / "setup-apt-test-packages.log",
         env=env,
     )

@@ -139,7 +139,7 @@ def run_setup(
     frontend.ensure_frontend_packages(settings, console)
     training.train(settings, console)
     if for_tests:
-        environments.ensure_chromium(console, log_dir=settings.log_dir)
+        environments.ensure_test_packages(console, log_dir=settings.log_dir)
     console.print(f"[bold green]Set-up complete[/] in {time.monotonic() - started:.0f} s.")
 
 

@@ -1,0 +1,93 @@
+"""The Redis broker against a real redis-server: events cross between two replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from bot.ops.environments import REDIS_SERVER_PATH
+from bot.ops.stack import free_port
+from bot.realtime.broker import DESK_TOPIC, RedisBroker, conversation_topic, create_broker
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway redis-server on 127.0.0.1 (no persistence)."""
+    if not REDIS_SERVER_PATH.exists():
+        pytest.fail("redis-server is missing: run `python -m bot setup --for-tests`")
+    port = free_port()
+    workdir: Path = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [
+            str(REDIS_SERVER_PATH),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if redis.Redis.from_url(url).ping():
+                    break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    pytest.fail("redis-server did not start")
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def _next(events: object) -> dict:
+    return await asyncio.wait_for(anext(events), 5)  # type: ignore[call-overload]
+
+
+async def test_an_event_published_by_one_replica_reaches_the_other(redis_url: str) -> None:
+    replica_a, replica_b = create_broker(redis_url), create_broker(redis_url)
+    assert isinstance(replica_a, RedisBroker)
+    topic = conversation_topic("c-redis")
+    try:
+        async with replica_b.subscribe(topic) as on_b, replica_a.subscribe(DESK_TOPIC) as desk_a:
+            await asyncio.sleep(0.2)  # the SUBSCRIBE reaches Redis
+            await replica_a.publish(topic, {"type": "message", "text": "from replica A"})
+            await replica_b.publish(DESK_TOPIC, {"type": "ticket.created", "team_id": 1})
+
+            assert await _next(on_b) == {"type": "message", "text": "from replica A"}
+            assert await _next(desk_a) == {"type": "ticket.created", "team_id": 1}
+    finally:
+        await replica_a.aclose()
+        await replica_b.aclose()
+
+
+async def test_other_topics_and_garbage_are_not_delivered(redis_url: str) -> None:
+    broker = create_broker(redis_url)
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        async with broker.subscribe(conversation_topic("mine")) as mine:
+            await asyncio.sleep(0.2)
+            await broker.publish(conversation_topic("someone-else"), {"n": 0})
+            raw.publish("concierge:" + conversation_topic("mine"), b"\xff not json")
+            await broker.publish(conversation_topic("mine"), {"n": 1})
+
+            assert await _next(mine) == {"n": 1}
+    finally:
+        await broker.aclose()
