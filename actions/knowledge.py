@@ -55,6 +55,7 @@ __all__ = [
     "ActionAnswerChosenArticle",
     "ActionAnswerFromKnowledge",
     "ActionKnowledgeRuntimeReport",
+    "ActionOutOfScope",
     "answer_policy",
     "choose_article_payload",
     "citation",
@@ -186,7 +187,7 @@ class ActionAnswerFromKnowledge(Action):
 
 
 def _unknown_streak(tracker: Tracker) -> int:
-    """How many questions in a row before this one the knowledge base could not answer."""
+    """How many turns in a row before this one went unanswered (unknown or out of scope)."""
     try:
         return int(float(tracker.get_slot("kb_unknown_streak") or 0))
     except (TypeError, ValueError):
@@ -202,6 +203,29 @@ def _events(
         SlotSet("kb_last_outcome", outcome),
         SlotSet("kb_attempts", attempts),
     ]
+
+
+class ActionOutOfScope(Action):
+    """Say honestly that a request is outside what we cover; a second one in a row gets a person."""
+
+    def name(self) -> str:
+        """Return the action's name."""
+        return "action_out_of_scope"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        """Reply ``utter_out_of_scope``, or hand over after the second unanswered turn."""
+        streak = _unknown_streak(tracker) + 1
+        if streak >= UNKNOWN_STREAK_FOR_HANDOFF:
+            dispatcher.utter_message(response="utter_kb_unknown_again")
+            logger.info("Second unanswered turn in a row conversation=%s", tracker.sender_id)
+            return [
+                SlotSet("kb_unknown_streak", float(streak)),
+                FollowupAction("action_handoff_to_human"),
+            ]
+        dispatcher.utter_message(response="utter_out_of_scope")
+        return [SlotSet("kb_unknown_streak", float(streak))]
 
 
 class ActionAnswerChosenArticle(Action):

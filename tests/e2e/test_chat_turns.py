@@ -87,3 +87,32 @@ async def _conversation_id(chat: ChatClient, settings: Settings) -> str:
             return conversation.id
     finally:
         engine.dispose()
+
+
+async def test_frustration_hands_over_with_its_reason(running_stack: Settings) -> None:
+    async with ChatClient(running_stack.web_url) as chat:
+        await chat.say("where is my parcel?")
+        replies = await chat.say(
+            "This is RIDICULOUS. Third time I ask and still no answer, worst service ever!!!"
+        )
+        conversation_id = await _conversation_id(chat, running_stack)
+    assert any(r.get("handoff") for r in replies), replies
+    ticket = load_handoff(running_stack, conversation_id)
+    assert ticket.reason_code == "frustration"
+    assert ticket.priority >= 2
+
+
+async def test_two_unanswered_turns_hand_over_and_never_mind_withdraws(
+    running_stack: Settings,
+) -> None:
+    async with ChatClient(running_stack.web_url) as chat:
+        first = bot_messages(await chat.say("who won the football world cup in 1998?"))
+        second = bot_messages(await chat.say("what is the capital of mongolia?"))
+        conversation_id = await _conversation_id(chat, running_stack)
+        ticket = load_handoff(running_stack, conversation_id)
+        withdrawn = bot_messages(await chat.say("never mind, I don't need a person anymore"))
+    assert not any(r.get("handoff") for r in first)
+    assert any(r.get("handoff") for r in second), second
+    assert ticket.reason_code == "repeated_no_answer"
+    assert any("cancelled" in (r.get("text") or "") for r in withdrawn), withdrawn
+    assert load_handoff(running_stack, conversation_id).status == "withdrawn"
