@@ -20,7 +20,7 @@ from bot.handoff.desk import Desk
 from bot.rasa_client import RasaClient
 from bot.realtime.broker import Broker, create_broker
 from bot.web.errors import register_exception_handlers
-from bot.web.routes import articles, health, internal
+from bot.web.routes import articles, health, internal, reports
 from bot.web.vendor import VENDOR_URL_PREFIX, VendorFiles
 
 logger = logging.getLogger(__name__)
@@ -159,5 +159,6 @@ def create_app(
     app.include_router(internal.router)
     app.include_router(articles.router)
     app.include_router(health.router)
+    app.include_router(reports.router)
     register_exception_handlers(app)
     return app

@@ -1,0 +1,1 @@
+"""Reports for team leads: figures computed from the stored conversations and tickets."""
