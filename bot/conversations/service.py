@@ -12,6 +12,7 @@ import secrets
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import bot.db.models  # noqa: F401  (every table must be mapped before the first query)
@@ -134,16 +135,22 @@ def ensure_conversation(
     """
     conversation = session.get(Conversation, conversation_id)
     if conversation is None:
-        conversation = Conversation(
-            id=conversation_id, channel=channel, mode=ConversationMode.BOT.value
-        )
-        session.add(conversation)
-        session.flush()
-        logger.info(
-            "conversation created on first use conversation=%s channel=%s",
-            conversation_id,
-            channel,
-        )
+        try:
+            with session.begin_nested():
+                conversation = Conversation(
+                    id=conversation_id, channel=channel, mode=ConversationMode.BOT.value
+                )
+                session.add(conversation)
+        except IntegrityError:  # another process created it a moment ago: use theirs
+            conversation = session.get(Conversation, conversation_id, populate_existing=True)
+            if conversation is None:
+                raise
+        else:
+            logger.info(
+                "conversation created on first use conversation=%s channel=%s",
+                conversation_id,
+                channel,
+            )
     return conversation
 
 
