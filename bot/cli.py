@@ -155,7 +155,7 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
 def _run_stack(settings: Settings, console: Console) -> int:
     from bot.ops.doctor import check_index, check_model
     from bot.ops.stack import started_stack, with_run_token
-    from bot.ops.supervisor import ServiceFailedError
+    from bot.ops.supervisor import RestartPolicy, ServiceFailedError
 
     model, index = check_model(settings), check_index(settings)
     if not model.ok:
@@ -173,10 +173,12 @@ def _run_stack(settings: Settings, console: Console) -> int:
                 f"\n[bold green]Concierge is running.[/] Chat at [link]{settings.web_url}/[/link]"
                 "\nPress Ctrl-C to stop."
             )
-            died = supervisor.watch()
+            policy = RestartPolicy()
+            died = supervisor.watch(restart=policy)
             console.print(
-                f"\n[red]✗ {died.spec.name} stopped unexpectedly "
-                f"(exit code {died.process.returncode}).[/] Last lines of {died.spec.log_path}:"
+                f"\n[red]✗ {died.spec.name} crashed {len(died.crashes)} times within "
+                f"{policy.window_seconds:.0f} s (last exit code {died.last_exit_code}); "
+                f"giving up.[/] Last lines of {died.spec.log_path}:"
             )
             console.print(tail(died.spec.log_path, 30), markup=False, highlight=False)
             console.print("Stopping the other services…")

@@ -7,6 +7,7 @@ import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -119,6 +120,8 @@ def action_server_spec(settings: Settings) -> ServiceSpec:
             "PYTHONWARNINGS": "ignore::UserWarning:rasa_sdk.utils",
         },
         start_timeout=120.0,
+        # Load the query encoder and index now, not on the first customer turn.
+        after_ready=partial(warm_up_action_server, settings),
     )
 
 
@@ -196,11 +199,14 @@ def started_stack(
         for spec in stack_specs(settings):
             supervisor.start(spec)
         supervisor.wait_until_healthy(show_progress=show_progress)
-        try:
-            with console.status("Loading the embedding model in the action server…"):
-                warm_up_action_server(settings)
-        except httpx.HTTPError as error:  # not fatal: the first question just waits longer
-            console.print(f"[yellow]! action server warm-up failed: {error}[/]")
+        for service in supervisor.services:
+            if service.spec.after_ready is None:
+                continue
+            try:
+                with console.status(f"Warming up the {service.spec.name}…"):
+                    service.spec.after_ready()
+            except httpx.HTTPError as error:  # not fatal: the first question just waits longer
+                console.print(f"[yellow]! {service.spec.name} warm-up failed: {error}[/]")
         yield supervisor
     finally:
         supervisor.stop()
