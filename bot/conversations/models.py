@@ -90,9 +90,9 @@ class Message(Base):
     status: Mapped[str] = mapped_column(String(16), default=MessageStatus.DELIVERED.value)
     # Internal notes between agents: stored with the transcript, never sent to the customer.
     private: Mapped[bool] = mapped_column(Boolean, default=False)
-    agent_id: Mapped[int | None] = mapped_column(
-        ForeignKey("agents.id", ondelete="SET NULL"), default=None
-    )
+    # The author of an agent message or note. No foreign key (adding one to an existing
+    # SQLite table means rebuilding it); agents are deactivated, never deleted.
+    agent_id: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     def __repr__(self) -> str:

@@ -105,9 +105,16 @@ def upgrade_database(database_url: str) -> None:
     config = alembic_config(database_url)
     engine = create_db_engine(database_url)
     try:
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        with engine.connect() as connection:
+            if connection.dialect.name == "sqlite":
+                # Foreign keys off while migrating: SQLite can only change some tables by
+                # rebuilding them, and dropping a parent with foreign keys on cascades.
+                # (A PRAGMA inside a transaction is ignored, so this runs before it.)
+                connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
+                connection.commit()
+            with connection.begin():
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
     finally:
         engine.dispose()
     logger.info("database migrated to head")

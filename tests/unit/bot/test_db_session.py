@@ -117,3 +117,39 @@ def test_two_engines_can_write_the_same_file(database_url: str) -> None:
             assert session.query(Conversation).count() == 50
     finally:
         engine.dispose()
+
+
+def test_0002_turns_existing_handoffs_into_tickets(tmp_path: Path) -> None:
+    from alembic import command
+
+    from bot.db.session import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_db_engine(url)
+    try:
+        with engine.begin() as connection:
+            config = alembic_config(url)
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0001")
+            connection.execute(
+                text(
+                    "INSERT INTO conversations (id, channel, mode, created_at, updated_at) "
+                    "VALUES ('c1', 'webchat', 'handoff_pending', '2026-11-01', '2026-11-01')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO handoffs (conversation_id, status, reason, context, "
+                    "created_at, updated_at) VALUES ('c1', 'pending', 'asked', '{\"a\": 1}', "
+                    "'2026-11-01', '2026-11-01')"
+                )
+            )
+        upgrade_database(url)
+        with engine.connect() as connection:
+            row = connection.execute(
+                text("SELECT status, reason, context FROM tickets WHERE conversation_id = 'c1'")
+            ).one()
+    finally:
+        engine.dispose()
+    assert (row.status, row.reason) == ("queued", "asked")
+    assert row.context == '{"a": 1}'

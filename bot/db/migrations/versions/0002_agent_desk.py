@@ -103,30 +103,25 @@ def upgrade() -> None:
     op.create_index(op.f("ix_login_attempts_key"), "login_attempts", ["key"], unique=False)
     op.create_index(op.f("ix_login_attempts_at"), "login_attempts", ["at"], unique=False)
 
-    with op.batch_alter_table("teams") as batch:
-        batch.add_column(sa.Column("business_hours", sa.JSON(), nullable=True))
-    with op.batch_alter_table("conversations") as batch:
-        batch.add_column(
-            sa.Column("rasa_paused", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch.add_column(
-            sa.Column("language", sa.String(length=8), nullable=False, server_default="en")
-        )
-    with op.batch_alter_table("messages") as batch:
-        batch.add_column(
-            sa.Column("private", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch.add_column(sa.Column("agent_id", sa.Integer(), nullable=True))
-        batch.create_foreign_key(
-            op.f("fk_messages_agent_id_agents"),
-            "agents",
-            ["agent_id"],
-            ["id"],
-            ondelete="SET NULL",
-        )
-    with op.batch_alter_table("audit_events") as batch:
-        batch.add_column(sa.Column("ticket_id", sa.Integer(), nullable=True))
-        batch.create_index(op.f("ix_audit_events_ticket_id"), ["ticket_id"], unique=False)
+    # Plain ADD COLUMN, never a batch "move and copy": on SQLite a rebuilt parent table is
+    # dropped, and with foreign keys on that cascades (it deleted every message).
+    op.add_column("teams", sa.Column("business_hours", sa.JSON(), nullable=True))
+    op.add_column(
+        "conversations",
+        sa.Column("rasa_paused", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.add_column(
+        "conversations",
+        sa.Column("language", sa.String(length=8), nullable=False, server_default="en"),
+    )
+    op.add_column(
+        "messages", sa.Column("private", sa.Boolean(), nullable=False, server_default=sa.false())
+    )
+    # No foreign key: SQLite can add one only by rebuilding the table, and agents are
+    # never deleted (they are deactivated), so the id always resolves.
+    op.add_column("messages", sa.Column("agent_id", sa.Integer(), nullable=True))
+    op.add_column("audit_events", sa.Column("ticket_id", sa.Integer(), nullable=True))
+    op.create_index(op.f("ix_audit_events_ticket_id"), "audit_events", ["ticket_id"], unique=False)
 
     op.create_table(
         "tickets",
