@@ -144,12 +144,20 @@ def test_0002_turns_existing_handoffs_into_tickets(tmp_path: Path) -> None:
                     "'2026-11-01', '2026-11-01')"
                 )
             )
+            connection.execute(
+                text(
+                    "INSERT INTO messages (conversation_id, role, text, status, created_at) "
+                    "VALUES ('c1', 'customer', 'hello', 'delivered', '2026-11-01')"
+                )
+            )
         upgrade_database(url)
         with engine.connect() as connection:
             row = connection.execute(
                 text("SELECT status, reason, context FROM tickets WHERE conversation_id = 'c1'")
             ).one()
+            kept = connection.execute(text("SELECT text, private FROM messages")).all()
     finally:
         engine.dispose()
     assert (row.status, row.reason) == ("queued", "asked")
     assert row.context == '{"a": 1}'
+    assert [tuple(message) for message in kept] == [("hello", 0)]
