@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     rasa_timeout_seconds: float = 15.0
     # The bot service's internal API (used by the action server) requires this token.
     service_token: SecretStr | None = None
+    # Signs attachment download links; unset: derived from service_token (set per run).
+    attachment_signing_key: SecretStr | None = None
     # Where people reach the bot service; https makes desk cookies Secure.
     public_url: str = ""
     # Redis for pub/sub between bot-service replicas; empty: in-process delivery.
@@ -79,7 +81,7 @@ class Settings(BaseSettings):
             raise ValueError("kb_suggest_threshold must not be above kb_answer_threshold")
         return self
 
-    @field_validator("rasa_token", "service_token")
+    @field_validator("rasa_token", "service_token", "attachment_signing_key")
     @classmethod
     def _reject_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value().lower() in constants.PLACEHOLDER_SECRETS:
