@@ -17,6 +17,9 @@ Websocket protocol (JSON text frames):
 * server → ``{"type": "typing", "on": true|false}``, ``{"type": "message", ...}`` and
   ``{"type": "error", "message": "..."}`` (the connection stays open); ``message``
   frames also arrive unprompted (agent replies); clients skip ids they already show.
+  A message's ``attachments`` list ``{"id", "filename", "content_type", "size_bytes",
+  "url"}``, the URL signed here, as the frame is sent, and valid for a few minutes
+  (files are uploaded over HTTP: :mod:`bot.web.routes.attachments`).
 
 The conversation (and so the Rasa sender id) is always chosen by the server from the
 token; nothing the client sends can address another conversation.
@@ -39,10 +42,12 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from bot.chat import messages
 from bot.chat.service import ChatService
 from bot.conversations import service as conversations
+from bot.conversations.attachments import AttachmentService
 from bot.conversations.models import Channel
 from bot.conversations.service import ConversationNotFoundError
 from bot.realtime.broker import Broker, conversation_topic
 from bot.web.deps import BrokerDep, ChatServiceDep, SessionDep, SettingsDep, TemplatesDep
+from bot.web.routes.attachments import AttachmentsDep
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +112,12 @@ async def chat_page(
 ) -> HTMLResponse:
     """Serve the chat page."""
     return templates.TemplateResponse(
-        request, "chat.html", {"max_message_chars": settings.max_message_chars}
+        request,
+        "chat.html",
+        {
+            "max_message_chars": settings.max_message_chars,
+            "max_attachment_bytes": settings.max_attachment_bytes,
+        },
     )
 
 
@@ -251,10 +261,18 @@ async def _reader(
             await _send_error(outbox, messages.UNEXPECTED_ERROR)
 
 
-async def _writer(websocket: WebSocket, outbox: asyncio.Queue[Frame]) -> None:
-    """Send every queued frame, in order."""
+async def _writer(
+    websocket: WebSocket,
+    outbox: asyncio.Queue[Frame],
+    attachments: AttachmentService,
+    conversation_id: str,
+) -> None:
+    """Send every queued frame, in order, with attachment links signed as it goes out."""
     while True:
-        await websocket.send_json(await outbox.get())
+        frame = await outbox.get()
+        await websocket.send_json(
+            await attachments.present_frame(frame, conversation_id=conversation_id)
+        )
 
 
 async def _pusher(events: Any, outbox: asyncio.Queue[Frame]) -> None:
@@ -264,7 +282,11 @@ async def _pusher(events: Any, outbox: asyncio.Queue[Frame]) -> None:
 
 
 async def _serve(
-    websocket: WebSocket, service: ChatService, broker: Broker, conversation_id: str
+    websocket: WebSocket,
+    service: ChatService,
+    broker: Broker,
+    attachments: AttachmentService,
+    conversation_id: str,
 ) -> None:
     outbox: asyncio.Queue[Frame] = asyncio.Queue(maxsize=OUTBOX_SIZE)
     # Subscribe before reading the history, so nothing falls between the two (a message
@@ -273,7 +295,7 @@ async def _serve(
         await outbox.put(await _history_frame(service, conversation_id))
         try:
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(_writer, websocket, outbox)
+                tasks.start_soon(_writer, websocket, outbox, attachments, conversation_id)
                 tasks.start_soon(_pusher, events, outbox)
                 try:
                     await _reader(websocket, service, conversation_id, outbox)
@@ -293,7 +315,12 @@ def _first_exception(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 
 @router.websocket("/ws/chat")
-async def chat_socket(websocket: WebSocket, service: ChatServiceDep, broker: BrokerDep) -> None:
+async def chat_socket(
+    websocket: WebSocket,
+    service: ChatServiceDep,
+    broker: BrokerDep,
+    attachments: AttachmentsDep,
+) -> None:
     """Serve one browser tab's chat connection."""
     await websocket.accept()
     conversation_id: str | None = None
@@ -301,7 +328,7 @@ async def chat_socket(websocket: WebSocket, service: ChatServiceDep, broker: Bro
         conversation_id, session_frame = await _handshake(websocket, service)
         if session_frame is not None:
             await websocket.send_json(session_frame)
-        await _serve(websocket, service, broker, conversation_id)
+        await _serve(websocket, service, broker, attachments, conversation_id)
     except WebSocketDisconnect as exc:
         logger.info("websocket closed conversation=%s code=%s", conversation_id, exc.code)
     except TimeoutError:

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.chat import messages
 from bot.conversations import service as conversations
+from bot.conversations.attachments import AttachmentInfo, attachment_ids
 from bot.conversations.models import (
     Conversation,
     ConversationMode,
@@ -66,7 +67,12 @@ EARLIER_TEXTS_FOR_FRUSTRATION = 5
 
 
 class OutboundMessage(BaseModel):
-    """A message as a channel shows it (bot/system replies and history entries)."""
+    """A message as a channel shows it (bot/system replies and history entries).
+
+    ``attachments`` holds only ids when built from a stored message; the channel fills
+    in names and short-lived signed URLs when it sends the message
+    (:meth:`bot.conversations.attachments.AttachmentService.present_frame`).
+    """
 
     id: int | None = None
     role: str
@@ -75,6 +81,7 @@ class OutboundMessage(BaseModel):
     citation: Citation | None = None
     handoff: HandoffNotice | None = None
     agent_name: str | None = None
+    attachments: list[AttachmentInfo] = Field(default_factory=list)
     status: str = MessageStatus.DELIVERED.value
     created_at: dt.datetime = Field(default_factory=utcnow)
 
@@ -83,7 +90,8 @@ class OutboundMessage(BaseModel):
         """Build the outbound form of a stored message.
 
         Args:
-            message: A stored message; its payload may hold buttons, citation, handoff.
+            message: A stored message; its payload may hold buttons, citation, handoff,
+                agent name and attachment ids.
 
         Returns:
             The outbound message.
@@ -98,6 +106,7 @@ class OutboundMessage(BaseModel):
             citation=Citation.model_validate(citation) if citation else None,
             handoff=HandoffNotice.model_validate(handoff) if handoff else None,
             agent_name=payload.get("agent_name"),
+            attachments=[AttachmentInfo(id=i) for i in attachment_ids(payload)],
             status=message.status,
             created_at=message.created_at,
         )

@@ -15,12 +15,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot.channels import webchat
 from bot.chat.service import ChatService
 from bot.config import Settings
+from bot.conversations.attachments import AttachmentService
 from bot.db.session import create_db_engine, create_session_factory
 from bot.handoff.desk import Desk
 from bot.rasa_client import RasaClient
 from bot.realtime.broker import Broker, create_broker
 from bot.web.errors import register_exception_handlers
-from bot.web.routes import articles, health, internal, reports
+from bot.web.routes import articles, attachments, health, internal, reports
 from bot.web.vendor import VENDOR_URL_PREFIX, VendorFiles
 
 logger = logging.getLogger(__name__)
@@ -132,6 +133,9 @@ def create_app(
             rasa_client=client,
             max_reply_chars=settings.max_agent_reply_chars,
         )
+        app.state.attachments = AttachmentService.from_settings(
+            settings, session_factory=session_factory
+        )
         logger.info("bot service started rasa=%s", settings.rasa_url)
         try:
             yield
@@ -159,6 +163,7 @@ def create_app(
     app.include_router(internal.router)
     app.include_router(articles.router)
     app.include_router(health.router)
+    app.include_router(attachments.router)
     app.include_router(reports.router)
     register_exception_handlers(app)
     return app
