@@ -6,6 +6,7 @@ Usage:
     python -m bot train [--force]  # retrain Rasa (skipped when data/domain/config are unchanged)
     python -m bot doctor           # check every component and say how to fix what is broken
     python -m bot kb validate|build|search|new|list   # the knowledge-base editor
+    python -m bot agents add|list|deactivate|reset-password|enroll-totp   # desk accounts
     python -m bot web              # serve only the bot service (used by `run`)
 
 Settings come from CONCIERGE_* environment variables (see docs/operations.md).
@@ -22,6 +23,7 @@ from types import FrameType
 
 from rich.console import Console
 
+from bot.agents.cli import add_agents_parser
 from bot.config import Settings, get_settings
 from bot.ops.commands import tail
 from bot.ops.errors import OperationError
@@ -61,6 +63,8 @@ def create_argument_parser() -> argparse.ArgumentParser:
         "kb", help="knowledge-base editor (validate, build, search, new, list)", add_help=False
     )
     kb.add_argument("kb_args", nargs=argparse.REMAINDER, help="arguments for the editor")
+
+    add_agents_parser(commands)
 
     commands.add_parser("web", help="serve only the bot service (web chat and websocket)")
     return parser
@@ -136,6 +140,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings, console: Console) ->
         return _serve_web(settings)
     if args.command == "run":
         return _run_stack(settings, console)
+    if args.command == "agents":
+        from bot.agents.cli import run_agents_command
+
+        return run_agents_command(args, settings, console)
     raise AssertionError(f"unhandled command {args.command}")
 
 
