@@ -70,6 +70,7 @@ def export_query_encoder(settings: Settings, console: Console) -> None:
 def migrate_and_seed(settings: Settings, console: Console, *, demo_data: bool) -> None:
     """Apply database migrations and load the demo accounts, contacts and teams."""
     from bot.accounts.demo import seed_demo_database
+    from bot.agents.demo import seed_demo_agents
     from bot.db.session import upgrade_database
 
     upgrade_database(settings.database_url)
@@ -78,6 +79,7 @@ def migrate_and_seed(settings: Settings, console: Console, *, demo_data: bool) -
         return
     added = seed_demo_database(settings.database_url)
     console.print(f"[green]✓[/] Demo accounts loaded ({added} new rows)")
+    seed_demo_agents(settings, console)  # desk accounts; credentials printed once
 
 
 def build_knowledge_index(settings: Settings, console: Console) -> None:
