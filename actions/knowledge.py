@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -37,16 +38,19 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import deps
+from actions.timing import report_timing
 from bot.config import Settings, get_settings
 from knowledge.answering import (
     B2B_PREFERENCE_MARGIN,
     BAND_ANSWER,
     BAND_SUGGEST,
+    Answer,
     AnswerPolicy,
     answer_question,
 )
 from knowledge.chunking import strip_markdown
 from knowledge.threads import native_thread_report
+from knowledge.timing import collecting
 
 __all__ = [
     "B2B_PREFERENCE_MARGIN",
@@ -122,6 +126,15 @@ class ActionAnswerFromKnowledge(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
         """Search the knowledge base with the latest message and reply in its band."""
+        started = time.perf_counter()
+        stages_ms: dict[str, float] = {}
+        events = await self._answer(dispatcher, tracker, stages_ms)
+        report_timing(dispatcher, action=self.name(), started=started, stages_ms=stages_ms)
+        return events
+
+    async def _answer(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, stages_ms: dict[str, float]
+    ) -> list[dict[str, Any]]:
         query = (tracker.latest_message.get("text") or "").strip()
         if not query or query.startswith("/"):
             # A button payload or an empty message: there is no question to search for.
@@ -134,11 +147,12 @@ class ActionAnswerFromKnowledge(Action):
         try:
             knowledge_base = deps.get_knowledge_base()
             answer = await asyncio.to_thread(
-                answer_question,
+                _timed_answer,
                 knowledge_base,
                 query,
                 segment=tracker.get_slot("customer_segment"),
                 policy=policy,
+                stages_ms=stages_ms,
             )
         except Exception:
             logger.exception("Knowledge search failed conversation=%s", tracker.sender_id)
@@ -184,6 +198,28 @@ class ActionAnswerFromKnowledge(Action):
         if streak >= UNKNOWN_STREAK_FOR_HANDOFF:
             events.append(FollowupAction("action_handoff_to_human"))
         return events
+
+
+def _timed_answer(
+    knowledge_base: deps.KnowledgeSource,
+    query: str,
+    *,
+    segment: str | None,
+    policy: AnswerPolicy,
+    stages_ms: dict[str, float],
+) -> Answer:
+    """``answer_question`` in this worker thread, noting ``encode_ms`` and ``search_ms``.
+
+    ``search_ms`` is the rest of the decision: faiss, ranking and the audience rules.
+    """
+    started = time.perf_counter()
+    with collecting() as seconds:
+        answer = answer_question(knowledge_base, query, segment=segment, policy=policy)
+    total = time.perf_counter() - started
+    encode = seconds.get("encode", 0.0)
+    stages_ms["encode_ms"] = encode * 1000
+    stages_ms["search_ms"] = (total - encode) * 1000
+    return answer
 
 
 def _unknown_streak(tracker: Tracker) -> int:
@@ -239,6 +275,14 @@ class ActionAnswerChosenArticle(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
         """Look up the chosen ``article_id`` entity and send its summary with a citation."""
+        started = time.perf_counter()
+        events = await self._answer(dispatcher, tracker)
+        report_timing(dispatcher, action=self.name(), started=started)
+        return events
+
+    async def _answer(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> list[dict[str, Any]]:
         article_id = next(tracker.get_latest_entity_values("article_id"), None)
         if not article_id:
             logger.info("No article chosen conversation=%s", tracker.sender_id)

@@ -9,6 +9,11 @@ measures, over N turns each:
 Knowledge turns run in conversations of ``--per-conversation`` turns (default 10).
 Reports p50/p95 of each, their ratio, and each process's resident memory afterwards.
 
+The stack runs with ``CONCIERGE_TURN_TIMING_LOG=true``: the bot service logs where each
+turn's time went (``bot.chat.timing``: admission, Rasa, the action's own run with its
+encoding and search, storing the replies), and the benchmark prints the p50/p95 of each
+stage over the measured knowledge turns, read back from the bot service's log.
+
 Usage:
     python -m bench.turn_latency [--turns 200]
 """
@@ -29,6 +34,7 @@ import yaml
 from rich.console import Console
 
 from bench.common import emit, percentile, rss_mb
+from bot.chat.timing import STAGES, parse_timing_line
 from bot.config import Settings, get_settings
 from bot.ops.setup import prepare_state
 from bot.ops.stack import isolated_settings, started_stack
@@ -37,9 +43,21 @@ QUESTIONS = Path(__file__).resolve().parent / "data" / "demo_kb_questions.yml"
 
 
 async def knowledge_turns(
-    settings: Settings, questions: list[str], turns: int, *, per_conversation: int
+    settings: Settings,
+    questions: list[str],
+    turns: int,
+    *,
+    per_conversation: int,
+    conversations: list[str] | None = None,
 ) -> list[float]:
     """Send ``turns`` questions, ``per_conversation`` per websocket conversation.
+
+    Args:
+        settings: The stack's settings.
+        questions: Asked in turn.
+        turns: How many.
+        per_conversation: Turns per websocket conversation.
+        conversations: Receives the id of each conversation opened.
 
     Returns:
         Each turn's milliseconds, from sending the question to the end of the bot's reply.
@@ -49,6 +67,9 @@ async def knowledge_turns(
     while len(timings) < turns:
         async with websockets.connect(url, max_size=2**22) as socket:
             await socket.send(json.dumps({"type": "hello"}))
+            session = await _until(socket, "session")
+            if conversations is not None:
+                conversations.append(str(session["conversation_id"]))
             await _until(socket, "history")
             for _ in range(min(per_conversation, turns - len(timings))):
                 text = questions[len(timings) % len(questions)]
@@ -94,6 +115,26 @@ def greet_turns(settings: Settings, turns: int) -> list[float]:
     return timings
 
 
+def stage_breakdown(log_path: Path, conversations: set[str]) -> dict[str, list[float]]:
+    """Each stage's milliseconds per turn, from the bot service's ``turn timing`` lines.
+
+    Args:
+        log_path: The bot service's log.
+        conversations: Only turns of these conversations count.
+
+    Returns:
+        Milliseconds per stage name (``total`` and :data:`bot.chat.timing.STAGES`).
+    """
+    stages: dict[str, list[float]] = {name: [] for name in ("total", *STAGES)}
+    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        parsed = parse_timing_line(line)
+        if parsed is None or parsed[0] not in conversations:
+            continue
+        for name, value in parsed[1].items():
+            stages.setdefault(name, []).append(value)
+    return stages
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its JSON line."""
     parser = argparse.ArgumentParser(
@@ -115,16 +156,26 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=True)
     with tempfile.TemporaryDirectory(prefix="concierge-bench-") as tmp:
         settings = isolated_settings(get_settings(), Path(tmp))
+        settings = settings.model_copy(update={"turn_timing_log": True})
         prepare_state(settings, console)
+        measured: list[str] = []
         with started_stack(settings, console) as supervisor:
             per = args.per_conversation
             asyncio.run(knowledge_turns(settings, questions, args.warmup, per_conversation=per))
             greet_turns(settings, args.warmup)
             knowledge = asyncio.run(
-                knowledge_turns(settings, questions, args.turns, per_conversation=per)
+                knowledge_turns(
+                    settings, questions, args.turns, per_conversation=per, conversations=measured
+                )
             )
             greet = greet_turns(settings, args.turns)
             memory = {s.spec.name.replace(" ", "_"): rss_mb(s.pid) for s in supervisor.services}
+        stages = stage_breakdown(settings.log_dir / "web.log", set(measured))
+    console.print(f"Where a knowledge turn's time goes ({len(stages['total'])} turns, ms):")
+    for name, values in stages.items():
+        console.print(
+            f"  {name:<10} p50 {percentile(values, 0.5):7.1f}   p95 {percentile(values, 0.95):7.1f}"
+        )
     p50, greet_p50 = percentile(knowledge, 0.5), percentile(greet, 0.5)
     emit(
         {
@@ -137,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             "rasa_greet_p95_ms": round(percentile(greet, 0.95), 1),
             "ratio": round(p50 / greet_p50, 2),
             "rss_mb": memory,
+            "stages_p50_ms": {k: round(percentile(v, 0.5), 1) for k, v in stages.items() if v},
+            "stages_p95_ms": {k: round(percentile(v, 0.95), 1) for k, v in stages.items() if v},
         }
     )
     return 0

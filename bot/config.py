@@ -58,6 +58,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:
+    # One log line per customer turn with where its time went (bot/chat/timing.py); the
+    # knowledge actions then report their own durations through Rasa (actions/timing.py).
+    turn_timing_log: bool = False
         root = self.project_root
         if self.var_dir is None:
             self.var_dir = root / "var"

@@ -17,6 +17,8 @@ from pydantic import BaseModel, Field, ValidationError
 logger = logging.getLogger(__name__)
 
 _MERGEABLE_CUSTOM_KEYS = frozenset({"citation", "handoff"})
+# Durations an action reports about itself (actions/timing.py); never shown or stored.
+TIMING_KEY = "concierge_timing"
 
 
 class RasaError(Exception):
@@ -115,12 +117,16 @@ def _merge_into(previous: BotReply, custom: dict[str, Any]) -> bool:
     return True
 
 
-def parse_replies(data: Any, *, sender_id: str | None = None) -> list[BotReply]:
+def parse_replies(
+    data: Any, *, sender_id: str | None = None, timings: list[dict[str, Any]] | None = None
+) -> list[BotReply]:
     """Turn the REST channel's JSON answer into bot replies.
 
     Args:
         data: The decoded JSON (a list of message objects).
         sender_id: For error messages and logs.
+        timings: Receives the durations actions reported (``concierge_timing``), which
+            are always taken out of the replies.
 
     Returns:
         The replies in order; custom items that only carry ``citation``/``handoff`` are
@@ -137,6 +143,12 @@ def parse_replies(data: Any, *, sender_id: str | None = None) -> list[BotReply]:
     for item in data:
         custom = item.get("custom")
         custom = custom if isinstance(custom, dict) else None
+        if custom is not None and TIMING_KEY in custom:
+            custom = dict(custom)
+            report = custom.pop(TIMING_KEY)
+            if timings is not None and isinstance(report, dict):
+                timings.append(report)
+            custom = custom or None
         text = item.get("text")
         text = text if isinstance(text, str) else None
         buttons = _parse_buttons(item.get("buttons"))
@@ -229,12 +241,15 @@ class RasaClient:
                 status_code=response.status_code,
             ) from exc
 
-    async def send_message(self, *, sender_id: str, text: str) -> list[BotReply]:
+    async def send_message(
+        self, *, sender_id: str, text: str, timings: list[dict[str, Any]] | None = None
+    ) -> list[BotReply]:
         """Send a customer turn to the REST channel and return the bot's replies.
 
         Args:
             sender_id: The conversation id.
             text: The customer's text or a button payload such as ``/greet``.
+            timings: Receives the durations actions reported for this turn.
 
         Returns:
             The parsed replies (possibly empty).
@@ -249,7 +264,7 @@ class RasaClient:
             sender_id=sender_id,
             json={"sender": sender_id, "message": text},
         )
-        return parse_replies(data, sender_id=sender_id)
+        return parse_replies(data, sender_id=sender_id, timings=timings)
 
     async def tracker(self, *, sender_id: str) -> dict[str, Any]:
         """Return the conversation tracker (slots, events) from the HTTP API.

@@ -41,6 +41,7 @@ from knowledge.encoder import Encoder, normalize_rows
 from knowledge.threads import apply_in_this_thread
 
 __all__ = [
+from knowledge.timing import timed
     "ARTICLES_FILE",
     "FORMAT_VERSION",
     "INDEX_FILE",
@@ -451,7 +452,8 @@ class KnowledgeIndex:
         cached = self._last_query
         if cached is not None and cached[0] == text:
             return cached[1]
-        vector = _encode_batch(self._encoder, [text])
+        with timed("encode"):  # knowledge.timing: callers may ask how long this took
+            vector = _encode_batch(self._encoder, [text])
         self._last_query = (text, vector)
         return vector
 

@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.chat import messages
+from bot.chat.timing import TurnTiming, timed_stage
 from bot.conversations import service as conversations
 from bot.conversations.attachments import AttachmentInfo, attachment_ids
 from bot.conversations.models import (
@@ -174,6 +175,7 @@ class ChatService:
         max_message_chars: int,
         broker: Broker | None = None,
         detect_frustration: Callable[[str, list[str]], bool] | None = None,
+        turn_timing_log: bool = False,
     ) -> None:
         """Create the service.
 
@@ -185,12 +187,14 @@ class ChatService:
             broker: Tells the desk of customer messages in open tickets.
             detect_frustration: ``(text, earlier_texts) -> bool``; a frustrated
                 customer in bot mode is handed to a person. ``None`` disables it.
+            turn_timing_log: Log where each turn's time went (:mod:`bot.chat.timing`).
         """
         self._session_factory = session_factory
         self._rasa = rasa_client
         self._max_chars = max_message_chars
         self._broker: Broker = broker or InProcessBroker()
         self._detect_frustration = detect_frustration
+        self._turn_timing_log = turn_timing_log
 
     async def _db(self, func: Callable[..., _T], /, **kwargs: Any) -> _T:
         """Run ``func(session, **kwargs)`` in a worker thread with its own session."""
@@ -278,6 +282,7 @@ class ChatService:
     async def _handle_turn(
         self, *, conversation_id: str, shown: str, forwarded: str | None
     ) -> list[OutboundMessage]:
+        timing = TurnTiming(conversation_id) if self._turn_timing_log else None
         text = clean_text(shown).strip()
         to_rasa = clean_text(forwarded).strip() if forwarded is not None else text
         if not text or not to_rasa:
@@ -289,9 +294,10 @@ class ChatService:
                 conversation_id=conversation_id, text=text, payload=extra
             )
 
-        admission = await self._db(
-            _admit_customer_message, conversation_id=conversation_id, text=text, payload=extra
-        )
+        with timed_stage(timing, "admission"):
+            admission = await self._db(
+                _admit_customer_message, conversation_id=conversation_id, text=text, payload=extra
+            )
         if admission.desk_event is not None:
             await self._broker.publish(DESK_TOPIC, admission.desk_event)
         if to_rasa.startswith(tickets.RATING_PAYLOAD_PREFIX):
@@ -320,7 +326,12 @@ class ChatService:
             if admission.rasa_paused:
                 await self._rasa.resume(sender_id=conversation_id)
                 await self._db(mark_rasa_resumed, conversation_id=conversation_id)
-            replies = await self._rasa.send_message(sender_id=conversation_id, text=to_rasa)
+            with timed_stage(timing, "rasa"):
+                replies = await self._rasa.send_message(
+                    sender_id=conversation_id,
+                    text=to_rasa,
+                    timings=timing.action_reports if timing else None,
+                )
         except RasaUnavailableError as exc:
             logger.error("rasa unavailable conversation=%s: %s", conversation_id, exc.message)
             return [await self._undelivered(conversation_id, admission.message_id)]
@@ -337,9 +348,14 @@ class ChatService:
                 admission.message_id,
             )
             return [await self._store_system(conversation_id, messages.NO_REPLY)]
-        stored = await self._db(_store_replies, conversation_id=conversation_id, replies=replies)
+        with timed_stage(timing, "store"):
+            stored = await self._db(
+                _store_replies, conversation_id=conversation_id, replies=replies
+            )
         for event in stored.desk_events:
             await self._broker.publish(DESK_TOPIC, event)
+        if timing is not None:
+            timing.log(message_id=admission.message_id)
         return stored.outbound
 
     async def _rate(self, conversation_id: str, payload: str) -> OutboundMessage:

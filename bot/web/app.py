@@ -128,6 +128,7 @@ def create_app(
             broker=events,
             detect_frustration=frustration_detector(),
         )
+            turn_timing_log=settings.turn_timing_log,
         app.state.desk = Desk(
             session_factory=session_factory,
             broker=events,
