@@ -152,7 +152,15 @@ def _serve_web(settings: Settings) -> int:
 
     from bot.web.app import create_app
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.web_port, log_level="info")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.web_port,
+        log_level="info",
+        # uvicorn serves TLS itself when both files are set (the production profile).
+        ssl_certfile=settings.tls_certfile,
+        ssl_keyfile=settings.tls_keyfile,
+    )
     return 0
 
 

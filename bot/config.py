@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     public_url: str = ""
     # Redis for pub/sub between bot-service replicas; empty: in-process delivery.
     redis_url: str = ""
+    # TLS served by the bot service itself (uvicorn); both files or neither.
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
 
     desk_session_hours: float = Field(constants.DEFAULT_DESK_SESSION_HOURS, gt=0)
     login_max_failures: int = Field(constants.DEFAULT_LOGIN_MAX_FAILURES, ge=1)
@@ -82,6 +85,8 @@ class Settings(BaseSettings):
         self.public_url = self.public_url.rstrip("/")
         if self.kb_suggest_threshold > self.kb_answer_threshold:
             raise ValueError("kb_suggest_threshold must not be above kb_answer_threshold")
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("set both CONCIERGE_TLS_CERTFILE and _TLS_KEYFILE, or neither")
         return self
 
     @field_validator("rasa_token", "service_token", "attachment_signing_key")
