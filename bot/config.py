@@ -58,12 +58,12 @@ class Settings(BaseSettings):
     kb_suggest_threshold: float = Field(constants.DEFAULT_KB_SUGGEST_THRESHOLD, ge=0, le=1)
     kb_top_k: int = Field(constants.DEFAULT_KB_TOP_K, ge=1, le=10)
     max_message_chars: int = Field(constants.DEFAULT_MAX_MESSAGE_CHARS, ge=1)
-
-    @model_validator(mode="after")
-    def _fill_paths(self) -> Settings:
     # One log line per customer turn with where its time went (bot/chat/timing.py); the
     # knowledge actions then report their own durations through Rasa (actions/timing.py).
     turn_timing_log: bool = False
+
+    @model_validator(mode="after")
+    def _fill_paths(self) -> Settings:
         root = self.project_root
         if self.var_dir is None:
             self.var_dir = root / "var"
