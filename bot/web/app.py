@@ -127,8 +127,8 @@ def create_app(
             max_message_chars=settings.max_message_chars,
             broker=events,
             detect_frustration=frustration_detector(),
-        )
             turn_timing_log=settings.turn_timing_log,
+        )
         app.state.desk = Desk(
             session_factory=session_factory,
             broker=events,
