@@ -180,7 +180,7 @@ async def verify_csrf(request: Request, row: CurrentSessionDep) -> None:
         form = await request.form()
         value = form.get(CSRF_FIELD)
         given = value if isinstance(value, str) else None
-    if not given or not secrets.compare_digest(given, row.csrf_token):
+    if not given or not secrets.compare_digest(given.encode(), row.csrf_token.encode()):
         logger.warning(
             "refused %s %s agent=%s: missing or wrong CSRF token",
             request.method,

@@ -334,6 +334,11 @@ def test_logout_without_csrf_is_403_and_with_it_ends_the_session(
 
     refused = client.post("/desk/logout", follow_redirects=False)
     assert refused.status_code == 403
+    # A hostile token (non-ASCII, as a header) is refused too, not a server error.
+    hostile = client.post(
+        "/desk/logout", headers={"X-CSRF-Token": "é".encode("latin-1")}, follow_redirects=False
+    )
+    assert hostile.status_code == 403
     assert client.get("/desk/admin/agents", follow_redirects=False).status_code == 200
 
     done = client.post("/desk/logout", data={"csrf_token": csrf}, follow_redirects=False)
