@@ -238,15 +238,22 @@ def _ensure_account(session: Session, spec: _AccountSpec, teams: dict[str, Team]
 def load_demo_data(session: Session) -> int:
     """Add the demo teams, accounts, contacts and orders that are not there yet.
 
+    Also adds the desk's demo canned replies (:mod:`bot.handoff.demo`, logged there and
+    not counted here).
+
     Args:
         session: The open session (committed here).
 
     Returns:
-        How many rows were added (0 when everything was already loaded).
+        How many teams, accounts, contacts and orders were added (0 when everything
+        was already loaded).
     """
+    from bot.handoff.demo import load_demo_canned_replies
+
     teams, added = _ensure_teams(session)
     for spec in ACCOUNTS:
         added += _ensure_account(session, spec, teams)
+    load_demo_canned_replies(session)
     session.commit()
     logger.info("demo data loaded: %s new rows", added)
     return added
