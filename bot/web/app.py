@@ -22,6 +22,7 @@ from bot.rasa_client import RasaClient
 from bot.realtime.broker import Broker, create_broker
 from bot.web.errors import register_exception_handlers
 from bot.web.routes import articles, attachments, health, internal, reports
+from bot.web.routes.desk import router as desk_router
 from bot.web.routes.desk_auth import router as desk_auth_router
 from bot.web.vendor import VENDOR_URL_PREFIX, VendorFiles
 
@@ -168,5 +169,6 @@ def create_app(
     app.include_router(attachments.router)
     app.include_router(reports.router)
     app.include_router(desk_auth_router)
+    app.include_router(desk_router)
     register_exception_handlers(app)
     return app
