@@ -38,7 +38,11 @@ class TicketClosedError(TicketConflictError):
     """The ticket is resolved, handed back or withdrawn; it takes no more replies."""
 
     def __init__(self, ticket_id: int | None) -> None:
-        super().__init__(ticket_id, "This ticket is closed; reopen the conversation to reply.")
+        super().__init__(
+            ticket_id,
+            "This ticket is closed. If the customer writes again and asks for a person, "
+            "a new ticket opens.",
+        )
 
 
 class TicketPermissionError(TicketError):

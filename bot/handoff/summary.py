@@ -62,6 +62,6 @@ def summarize(*, customer_texts: Sequence[str], reason: str, context: dict[str, 
         tried.append("suggested " + ", ".join(offered[:3]))
     if unknown:
         tried.append(f"found no answer {unknown}×")
-    lines.append(("Bot " + "; ".join(tried)) if tried else "Bot has not tried an article.")
+    lines.append(("Bot " + "; ".join(tried)) if tried else "Bot has not tried an article")
     lines[-1] += f". Handed over: {reason}."
     return "\n".join(lines)

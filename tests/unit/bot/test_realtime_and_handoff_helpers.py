@@ -76,3 +76,9 @@ def test_summary_of_a_silent_customer_and_a_huge_message() -> None:
     assert summarize(customer_texts=[], reason="x", context={}).startswith("Customer has not")
     huge = summarize(customer_texts=["a" * 100_000], reason="x", context={})
     assert len(huge) < 600
+
+
+def test_summary_punctuation_when_the_bot_tried_nothing() -> None:
+    summary = summarize(customer_texts=["refund please"], reason="asked", context={})
+    assert "Bot has not tried an article. Handed over: asked." in summary
+    assert ".." not in summary
