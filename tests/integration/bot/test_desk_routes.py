@@ -386,7 +386,7 @@ def test_a_reply_to_a_resolved_ticket_is_refused_with_a_clear_message(desk: Desk
     response = desk.post(ana, ticket_id, "reply", text="one more thing")
 
     assert response.status_code == 409
-    assert response.json() == {"error": "This ticket is closed; reopen the conversation to reply."}
+    assert response.json()["error"].startswith("This ticket is closed.")
     assert desk.message_count(ticket_id) == before
 
 
