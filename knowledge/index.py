@@ -39,9 +39,9 @@ from knowledge.articles import Article
 from knowledge.chunking import DEFAULT_MAX_CHARS, chunk_article
 from knowledge.encoder import Encoder, normalize_rows
 from knowledge.threads import apply_in_this_thread
+from knowledge.timing import timed
 
 __all__ = [
-from knowledge.timing import timed
     "ARTICLES_FILE",
     "FORMAT_VERSION",
     "INDEX_FILE",
