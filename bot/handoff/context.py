@@ -27,7 +27,13 @@ import bot.db.models  # noqa: F401  (every table must be mapped before the first
 from bot.accounts.models import Contact, Team
 from bot.agents.models import Agent, Role
 from bot.audit.models import AuditEvent
-from bot.conversations.models import Conversation, Message, MessageRole, MessageStatus
+from bot.conversations.models import (
+    Attachment,
+    Conversation,
+    Message,
+    MessageRole,
+    MessageStatus,
+)
 from bot.conversations.service import history
 from bot.db.base import utcnow
 from bot.handoff.models import CannedReply, Priority, Ticket, TicketStatus
@@ -355,6 +361,21 @@ def knowledge_view(context: Mapping[str, Any], feedback: Iterable[AuditEvent]) -
 # -- the transcript ----------------------------------------------------------------------------
 
 
+class AttachmentLink(_View):
+    """A file in the transcript, with the desk's download address."""
+
+    id: int
+    filename: str
+    content_type: str
+    size_bytes: int
+    url: str
+
+    @property
+    def is_image(self) -> bool:
+        """Whether the desk can show it inline."""
+        return self.content_type.startswith("image/")
+
+
 class MessageView(_View):
     """One message of the agent's transcript.
 
@@ -378,9 +399,15 @@ class MessageView(_View):
     buttons: list[str] = Field(default_factory=list)
     cited_article_id: str | None = None
     attachment_count: int = 0
+    attachments: list[AttachmentLink] = Field(default_factory=list)
 
     @classmethod
-    def of(cls, message: Message, agent_names: Mapping[int, str] | None = None) -> MessageView:
+    def of(
+        cls,
+        message: Message,
+        agent_names: Mapping[int, str] | None = None,
+        files: Mapping[int, AttachmentLink] | None = None,
+    ) -> MessageView:
         """Describe a stored message for the desk."""
         payload = message.payload or {}
         author = ROLE_LABELS.get(message.role, message.role)
@@ -408,6 +435,11 @@ class MessageView(_View):
             buttons=[title for title in buttons if title],
             cited_article_id=_text(cited),
             attachment_count=len(attachments) if isinstance(attachments, list) else 0,
+            attachments=[
+                (files or {})[int(ref)]
+                for ref in (attachments if isinstance(attachments, list) else [])
+                if isinstance(ref, int) and int(ref) in (files or {})
+            ],
         )
 
 
@@ -423,7 +455,23 @@ def transcript(session: Session, *, conversation_id: str) -> list[MessageView]:
     """The agent's transcript of a conversation, oldest first (notes and withheld included)."""
     messages = history(session, conversation_id=conversation_id, for_agent=True)
     names = _agent_names(session, (message.agent_id for message in messages))
-    return [MessageView.of(message, names) for message in messages]
+    files = _attachment_links(session, conversation_id)
+    return [MessageView.of(message, names, files) for message in messages]
+
+
+def _attachment_links(session: Session, conversation_id: str) -> dict[int, AttachmentLink]:
+    """The conversation's files by id, linked to the desk's download route."""
+    rows = session.scalars(select(Attachment).where(Attachment.conversation_id == conversation_id))
+    return {
+        row.id: AttachmentLink(
+            id=row.id,
+            filename=row.filename,
+            content_type=row.content_type,
+            size_bytes=row.size_bytes,
+            url=f"/desk/attachments/{row.id}",
+        )
+        for row in rows
+    }
 
 
 # -- earlier conversations and tickets ---------------------------------------------------------

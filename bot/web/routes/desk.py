@@ -304,6 +304,7 @@ def ticket_page(
         "agentName": agent.name,
         "isLead": agent.role in (Role.LEAD.value, Role.ADMIN.value),
         "maxChars": request.app.state.settings.max_agent_reply_chars,
+        "maxAttachmentBytes": request.app.state.settings.max_attachment_bytes,
     }
     return templates.TemplateResponse(
         request,

@@ -73,6 +73,27 @@
     });
   }
 
+  // Attachments: the file itself is the request body (see bot/web/routes/attachments.py).
+  function uploadFile(url, file) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      body: file,
+      headers: {
+        "Content-Type": file.type || "application/octet-stream",
+        "X-Filename": encodeURIComponent(file.name),
+        "X-CSRF-Token": csrfToken
+      }
+    }).then(function (response) {
+      return response.json().catch(function () { return null; }).then(function (data) {
+        var error = data && (data.detail || data.error);
+        return { ok: response.ok, status: response.status, data: response.ok ? data : { error: error || "The file could not be attached." } };
+      });
+    }, function () {
+      return { ok: false, status: 0, data: { error: "The desk can't reach the server. Check your connection." } };
+    });
+  }
+
   function formFields(form) {
     var fields = {};
     new FormData(form).forEach(function (value, key) {
@@ -303,7 +324,9 @@
       return {
         id: m.id, role: m.role, author: author, text: m.text, note: note, withheld: withheld,
         status: m.status, created_at: m.created_at, buttons: m.buttons || [],
-        cited_article_id: m.cited_article_id || null, attachment_count: m.attachment_count || 0
+        cited_article_id: m.cited_article_id || null,
+        attachments: Array.isArray(m.attachments) ? m.attachments.filter(function (f) { return f && typeof f === "object"; }) : [],
+        attachment_count: m.attachment_count || (Array.isArray(m.attachments) ? m.attachments.length : 0)
       };
     }
 
@@ -334,7 +357,32 @@
         cited.appendChild(link);
         li.appendChild(cited);
       }
-      if (m.attachment_count) {
+      if (m.attachments.length) {
+        var files = el("ul", "msg-files");
+        files.setAttribute("aria-label", "Attachments");
+        m.attachments.forEach(function (f) {
+          var item = el("li");
+          var url = "/desk/attachments/" + encodeURIComponent(String(f.id));
+          if (String(f.content_type || "").indexOf("image/") === 0) {
+            var thumbLink = el("a");
+            thumbLink.href = url;
+            thumbLink.target = "_blank";
+            thumbLink.rel = "noopener";
+            var img = el("img", "msg-thumb");
+            img.src = url;
+            img.alt = String(f.filename || "attachment");
+            thumbLink.appendChild(img);
+            item.appendChild(thumbLink);
+          }
+          var link = el("a", null, String(f.filename || "attachment"));
+          link.href = url;
+          link.target = "_blank";
+          link.rel = "noopener";
+          item.appendChild(link);
+          files.appendChild(item);
+        });
+        li.appendChild(files);
+      } else if (m.attachment_count) {
         li.appendChild(el("p", "msg-extra", m.attachment_count + (m.attachment_count === 1 ? " attachment" : " attachments")));
       }
       list.appendChild(li);
@@ -424,7 +472,17 @@
       }
       if (submitter) { submitter.disabled = true; }
       showError("");
-      request("POST", url, fields).then(function (result) {
+      var fileInput = document.getElementById("composer-file");
+      var file = kind === "reply" && fileInput && fileInput.files && fileInput.files[0];
+      var uploaded = file ? uploadFile(fileInput.getAttribute("data-upload-url"), file) : Promise.resolve(null);
+      uploaded.then(function (upload) {
+        if (upload && !upload.ok) {
+          return { ok: false, status: upload.status, data: upload.data };
+        }
+        if (upload) { fields.attachment_ids = [upload.data.id]; }
+        return request("POST", url, fields);
+      }).then(function (result) {
+        if (file && result.ok && fileInput) { fileInput.value = ""; }
         if (submitter) { submitter.disabled = false; }
         if (!result.ok) {
           showError(errorText(result.data));

@@ -627,3 +627,37 @@ def test_rating_buttons_after_resolve_store_the_rating(
     with _sessions(client)() as session:
         ticket = session.get(Ticket, ticket_id)
         assert ticket is not None and ticket.rating == 5
+
+
+def test_the_desk_ticket_page_shows_files_both_ways(
+    client: TestClient, sign_in: Callable[[str], SignedInAgent]
+) -> None:
+    token, conversation_id = _new_conversation(client)
+    ticket_id = _open_ticket(client, conversation_id)
+    photo = _upload(client, token, PNG, filename="<b>broken</b> lamp.png").json()
+    agent = sign_in("customer-care")
+    claimed = client.post(
+        f"/desk/api/tickets/{ticket_id}/claim", headers={"X-CSRF-Token": agent.csrf}
+    )
+    assert claimed.status_code == 200, claimed.text
+    label = _agent_upload(client, ticket_id, agent, PDF).json()
+    reply = client.post(
+        f"/desk/api/tickets/{ticket_id}/reply",
+        json={"text": "Here is your returns label.", "attachment_ids": [label["id"]]},
+        headers={"X-CSRF-Token": agent.csrf},
+    )
+    assert reply.status_code == 200, reply.text
+
+    page = client.get(f"/desk/tickets/{ticket_id}").text
+
+    photo_id = photo["attachments"][0]["id"]
+    assert f'src="/desk/attachments/{photo_id}"' in page  # the customer's photo, inline
+    assert "&lt;b&gt;" not in page and "<b>broken" not in page  # the name is sanitised
+    assert f'href="/desk/attachments/{label["id"]}"' in page
+    assert 'id="composer-file"' in page
+    # The customer's side sees the agent's file with a signed link.
+    with client.websocket_connect("/ws/chat") as ws:
+        shown = _hello(ws, token)
+    agent_files = [a for m in shown if m["role"] == "agent" for a in m.get("attachments", [])]
+    assert [a["filename"] for a in agent_files] == ["returns label.pdf"]
+    assert agent_files[0]["url"].startswith(f"/attachments/{label['id']}?")
