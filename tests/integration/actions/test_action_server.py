@@ -205,6 +205,7 @@ def test_knowledge_answer_over_the_real_model(
         ("slot", "kb_last_article_id", "returns-start-a-return"),
         ("slot", "kb_last_outcome", "answered"),
         ("slot", "kb_attempts", 1.0),
+        ("slot", "kb_unknown_streak", 0.0),
     ]
 
 
