@@ -58,3 +58,23 @@ def datasets_dir() -> Path:
             f"public datasets not found at {DATASETS_DIR} (see shared/datasets/README.md)"
         )
     return DATASETS_DIR
+
+
+def query_encoder_export(tmp: Path, source: Path) -> tuple[Path, bool]:
+    """The deployment's ONNX query encoder if sound, else a fresh export in ``tmp``.
+
+    Args:
+        tmp: A temporary folder for a fresh export.
+        source: The model folder the index is built with.
+
+    Returns:
+        The export folder, and whether it was exported now (the deployment is never touched).
+    """
+    from bot.config import get_settings
+    from knowledge.onnx_encoder import EXPORT_DIRNAME, ensure_onnx_export, export_is_current
+
+    deployed = get_settings().models_dir / EXPORT_DIRNAME
+    if export_is_current(deployed, source) is not None:
+        return deployed, False
+    ensure_onnx_export(source, tmp / EXPORT_DIRNAME)
+    return tmp / EXPORT_DIRNAME, True

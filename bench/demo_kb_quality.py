@@ -13,8 +13,13 @@ action server runs: consumer and general articles first, business articles only 
 they are a confident answer);
 ``index_top1``/``index_top3`` are the plain index's figures over all articles.
 
+The index is built as ``kb build`` builds it, with the classifier head
+(``knowledge.head.DEFAULT_HEAD``). Levers (``bench.levers`` measures them on public data):
+``--head none|rerank|blend`` and ``--head-weight``; ``--no-passages`` gives only titles
+and alternate questions vectors.
+
 Usage:
-    python -m bench.demo_kb_quality
+    python -m bench.demo_kb_quality [--head none] [--no-passages]
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from bot.config import get_settings
 from knowledge.answering import AnswerPolicy, answer_question
 from knowledge.articles import load_articles
 from knowledge.encoder import default_encoder
+from knowledge.head import DEFAULT_HEAD
 from knowledge.index import Hit, KnowledgeIndex
 
 QUESTIONS = Path(__file__).resolve().parent / "data" / "demo_kb_questions.yml"
@@ -42,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--questions", type=Path, default=QUESTIONS)
     parser.add_argument("--show-misses", action="store_true", help="list every wrong top-1")
+    parser.add_argument("--head", choices=("none", "rerank", "blend"), default=DEFAULT_HEAD.mode)
+    parser.add_argument("--head-weight", type=float, default=DEFAULT_HEAD.weight)
+    parser.add_argument("--no-passages", action="store_true")
     args = parser.parse_args(argv)
     settings = get_settings()
 
@@ -50,7 +59,15 @@ def main(argv: list[str] | None = None) -> int:
         (q, article_id) for article_id, qs in spec["in_domain"].items() for q in qs
     ]
     queries += [(q, None) for q in spec["out_of_domain"]]
-    index = KnowledgeIndex.build(load_articles(settings.articles_dir), default_encoder())
+    head = None
+    if args.head != "none":
+        head = DEFAULT_HEAD.model_copy(update={"weight": args.head_weight, "mode": args.head})
+    index = KnowledgeIndex.build(
+        load_articles(settings.articles_dir),
+        default_encoder(),
+        head=head,
+        passages=not args.no_passages,
+    )
 
     def bot_search(text: str, limit: int) -> list[Hit]:
         policy = AnswerPolicy(
@@ -70,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     emit(
         {
             "benchmark": "demo_kb_quality",
+            "head": args.head if head is None else f"{args.head}:{args.head_weight}",
+            "passages": not args.no_passages,
             "articles": len(index.manifest.article_ids),
             "in_domain_questions": len(ranked) - len(ood),
             "ood_questions": len(ood),

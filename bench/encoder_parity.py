@@ -33,19 +33,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from bench.common import emit, percentile
+from bench.common import emit, percentile, query_encoder_export
 from bench.retrieval import Ranked, answered_correctly, top_k_accuracy
 from bot.config import get_settings
 from knowledge.answering import BAND_ANSWER, AnswerPolicy, answer_question
 from knowledge.articles import load_articles
 from knowledge.encoder import Encoder, SentenceTransformerEncoder
 from knowledge.index import KnowledgeIndex
-from knowledge.onnx_encoder import (
-    EXPORT_DIRNAME,
-    OnnxEncoder,
-    ensure_onnx_export,
-    export_is_current,
-)
+from knowledge.onnx_encoder import OnnxEncoder
 from knowledge.store import publish
 from knowledge.threads import limit_native_threads
 
@@ -72,16 +67,6 @@ for line in open("/proc/self/status"):
         rss = int(line.split()[1]) / 1024
 print(json.dumps({"rss_mb": round(rss, 1), "torch_loaded": "torch" in sys.modules}))
 """
-
-
-def _export_dir(tmp: Path, source: Path) -> tuple[Path, bool]:
-    """The deployment's export if sound, else a fresh one in ``tmp``; and whether it was made."""
-    deployed = get_settings().models_dir / EXPORT_DIRNAME
-    if export_is_current(deployed, source) is not None:
-        return deployed, False
-    folder = tmp / EXPORT_DIRNAME
-    ensure_onnx_export(source, folder)
-    return folder, True
 
 
 def _ms(function: Callable[[str], object], text: str) -> float:
@@ -148,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     torch_encoder.load()
     with tempfile.TemporaryDirectory(prefix="concierge-parity-") as tmp_name:
         tmp = Path(tmp_name)
-        export, exported_now = _export_dir(tmp, torch_encoder.model_path)
+        export, exported_now = query_encoder_export(tmp, torch_encoder.model_path)
         articles = load_articles(settings.articles_dir)
         torch_index = KnowledgeIndex.build(articles, torch_encoder, query_encoder_dir=export)
         root = tmp / "index"

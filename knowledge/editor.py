@@ -55,6 +55,7 @@ from knowledge.articles import (
     validate_articles,
 )
 from knowledge.encoder import Encoder, EncoderUnavailableError, default_encoder
+from knowledge.head import DEFAULT_HEAD
 from knowledge.index import KnowledgeIndexError, Manifest
 from knowledge.onnx_encoder import EXPORT_DIRNAME
 from knowledge.store import load_current, publish_articles
@@ -207,6 +208,11 @@ def create_argument_parser(
     )
     build.add_argument(
         "--force", action="store_true", help="rebuild even if the articles have not changed"
+    )
+    build.add_argument(
+        "--no-head",
+        action="store_true",
+        help="skip the classifier head (nearest-neighbour ranking only)",
     )
     build.add_argument(
         "--query-encoder-dir",
@@ -408,6 +414,7 @@ def _build(args: argparse.Namespace, out: Console, err: Console, encoder: Encode
             progress=out.is_terminal,
             force=args.force,
             query_encoder_dir=args.query_encoder_dir,
+            head=None if args.no_head else DEFAULT_HEAD,
         )
     except ArticleError as exc:  # an article changed between validation and build
         _print_problems(out, exc.problems)
@@ -432,6 +439,11 @@ def _build(args: argparse.Namespace, out: Console, err: Console, encoder: Encode
 
 
 def _print_query_encoder(out: Console, manifest: Manifest, export: Path | None) -> None:
+    if manifest.head is not None:
+        out.print(
+            f"Articles are ranked with a classifier head ({manifest.head.kind}, "
+            f"weight {manifest.head.weight}, {manifest.head.mode})."
+        )
     ref = manifest.query_encoder
     if ref is not None:
         out.print(f"Queries are encoded with the build's {ref.kind} encoder (no torch).")

@@ -11,6 +11,7 @@ A saved index is a folder::
     manifest.json   model, dimension, counts, content hash, build time, article ids,
                     and the query encoder (if any)
     articles.json   the articles (with their summaries) and what each vector encodes
+    head.npz        the classifier head's weights, when built with one (knowledge.head)
     query-encoder/  the ONNX int8 query encoder exported from the model that built the
                     index (see knowledge.onnx_encoder), when one was given to build()
 
@@ -38,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from knowledge.articles import Article
 from knowledge.chunking import DEFAULT_MAX_CHARS, chunk_article
 from knowledge.encoder import Encoder, normalize_rows
+from knowledge.head import HEAD_FILE, ArticleHead, HeadConfig
 from knowledge.threads import apply_in_this_thread
 from knowledge.timing import timed
 
@@ -153,6 +155,8 @@ class Manifest(BaseModel):
         article_ids: The ids of the indexed articles, sorted.
         query_encoder: The query encoder the build carries (``None``: queries are
             encoded with the model itself, through torch).
+        head: The classifier head's settings (``None``: nearest-neighbour only).
+        passages: Whether body passages got vectors (titles and questions always do).
         format_version: Layout version of the saved files.
     """
 
@@ -166,6 +170,8 @@ class Manifest(BaseModel):
     built_at: datetime.datetime
     article_ids: list[str]
     query_encoder: QueryEncoderRef | None = None
+    head: HeadConfig | None = None
+    passages: bool = True
     format_version: int = FORMAT_VERSION
 
 
@@ -238,13 +244,16 @@ def _faiss() -> Any:
     return faiss
 
 
-def _vector_sources(articles: Sequence[Article], max_chars: int) -> list[VectorSource]:
+def _vector_sources(
+    articles: Sequence[Article], max_chars: int, *, passages: bool = True
+) -> list[VectorSource]:
     sources: list[VectorSource] = []
     for article in articles:
         seen: set[str] = set()
         candidates: list[tuple[VectorKind, str]] = [("title", article.title)]
         candidates += [("question", question) for question in article.questions]
-        candidates += [("chunk", chunk) for chunk in chunk_article(article, max_chars)]
+        if passages or not article.questions:  # an article needs more than its title
+            candidates += [("chunk", chunk) for chunk in chunk_article(article, max_chars)]
         for kind, text in candidates:
             key = " ".join(text.lower().split())
             if key and key not in seen:
@@ -305,6 +314,7 @@ class KnowledgeIndex:
         manifest: Manifest,
         encoder: Encoder,
         query_encoder_source: Path | None = None,
+        head: ArticleHead | None = None,
     ) -> None:
         self._articles = {article.id: article for article in articles}
         self._summaries = {article.id: article.summary for article in articles}
@@ -314,6 +324,12 @@ class KnowledgeIndex:
         self._encoder = encoder
         self._query_encoder_source = query_encoder_source
         self._last_query: tuple[str, np.ndarray] | None = None
+        self._head = head
+        self._order = list(self._articles)  # article positions, as the head's rows
+        self._starts: np.ndarray | None = None
+        self._vectors: np.ndarray | None = None
+        if head is not None:
+            self._starts, self._vectors = self._segments()
 
     @classmethod
     def build(
@@ -324,6 +340,8 @@ class KnowledgeIndex:
         progress: bool = False,
         max_chars: int = DEFAULT_MAX_CHARS,
         query_encoder_dir: Path | None = None,
+        head: HeadConfig | None = None,
+        passages: bool = True,
     ) -> KnowledgeIndex:
         """Encode articles and build an index.
 
@@ -337,6 +355,9 @@ class KnowledgeIndex:
                 it in their manifest. An export from another model, or a missing or
                 damaged one, is left out with a warning (queries then use ``encoder``'s
                 model through torch).
+            head: Train a classifier head on the vectors (see :mod:`knowledge.head`).
+            passages: Give body passages vectors (an article without alternate
+                questions always gets them).
 
         Returns:
             The index, not yet saved.
@@ -349,13 +370,18 @@ class KnowledgeIndex:
         if len(set(ids)) != len(ids):
             raise ValueError("article ids must be unique")
         started = time.perf_counter()
-        sources = _vector_sources(ordered, max_chars)
+        sources = _vector_sources(ordered, max_chars, passages=passages)
         vectors = _encode_all(encoder, [source.text for source in sources], progress=progress)
         faiss = _faiss()
         index = faiss.IndexIDMap(faiss.IndexFlatIP(encoder.dimension))
         if len(sources):
             index.add_with_ids(vectors, np.arange(len(sources), dtype=np.int64))
         query_encoder = query_encoder_ref(query_encoder_dir, encoder)
+        trained = None
+        if head is not None:
+            position = {article_id: number for number, article_id in enumerate(ids)}
+            labels = np.array([position[source.article_id] for source in sources])
+            trained = ArticleHead.train(vectors, labels, len(ids), head)
         manifest = Manifest(
             model=encoder.name,
             dimension=encoder.dimension,
@@ -365,6 +391,8 @@ class KnowledgeIndex:
             built_at=datetime.datetime.now(datetime.UTC),
             article_ids=ids,
             query_encoder=query_encoder,
+            head=None if trained is None else head,
+            passages=passages,
         )
         logger.info(
             "Built knowledge index: %d articles, %d vectors in %.2fs",
@@ -379,6 +407,7 @@ class KnowledgeIndex:
             manifest=manifest,
             encoder=encoder,
             query_encoder_source=query_encoder_dir if query_encoder else None,
+            head=trained,
         )
 
     @property
@@ -390,6 +419,45 @@ class KnowledgeIndex:
     def encoder(self) -> Encoder:
         """The encoder that embeds queries."""
         return self._encoder
+
+    @property
+    def head(self) -> ArticleHead | None:
+        """The classifier head, if the index has one."""
+        return self._head
+
+    def with_head_config(self, config: HeadConfig) -> KnowledgeIndex:
+        """Return this index with its head blended differently (no retraining).
+
+        Args:
+            config: New ``weight``/``mode`` (the trained weights are kept).
+
+        Raises:
+            ValueError: If the index has no head.
+        """
+        if self._head is None:
+            raise ValueError("this index has no classifier head")
+        return KnowledgeIndex(
+            articles=list(self._articles.values()),
+            sources=self._sources,
+            faiss_index=self._index,
+            manifest=self._manifest.model_copy(update={"head": config}),
+            encoder=self._encoder,
+            query_encoder_source=self._query_encoder_source,
+            head=self._head.with_config(config),
+        )
+
+    def _segments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each article's first vector row (rows are grouped by article) and all vectors."""
+        starts = [
+            row
+            for row, source in enumerate(self._sources)
+            if row == 0 or source.article_id != self._sources[row - 1].article_id
+        ]
+        if [self._sources[row].article_id for row in starts] != self._order:
+            raise IndexCorruptError("vectors are not grouped by article in article order")
+        inner = _faiss().downcast_index(self._index.index)
+        vectors = inner.reconstruct_n(0, inner.ntotal)
+        return np.array(starts, dtype=np.int64), np.asarray(vectors, dtype=np.float32)
 
     @property
     def articles(self) -> list[Article]:
@@ -433,6 +501,8 @@ class KnowledgeIndex:
         if not query or not query.strip() or limit < 1 or not self._sources:
             return []
         vector = self._query_vector(query.strip())
+        if self._head is not None:
+            return self._search_with_head(vector, limit, audience)
         total = len(self._sources)
         k = min(total, max(limit * 16, 64))
         while True:
@@ -456,6 +526,29 @@ class KnowledgeIndex:
             vector = _encode_batch(self._encoder, [text])
         self._last_query = (text, vector)
         return vector
+
+    def _search_with_head(
+        self, vector: np.ndarray, limit: int, audience: str | None
+    ) -> list[Hit]:
+        """Rank every article by the blend of its best cosine and the head's probability."""
+        assert self._head is not None and self._vectors is not None and self._starts is not None
+        cosines = self._vectors @ vector[0]
+        best = np.maximum.reduceat(cosines, self._starts)
+        config = self._head.config
+        blend = (1.0 - config.weight) * best + config.weight * self._head.probabilities(vector)
+        hits: list[Hit] = []
+        for number in np.lexsort((np.arange(len(blend)), -blend)):
+            article_id = self._order[int(number)]
+            if audience and self._articles[article_id].audience not in (audience, "all"):
+                continue
+            start = int(self._starts[number])
+            end = int(self._starts[number + 1]) if number + 1 < len(self._starts) else None
+            position = start + int(np.argmax(cosines[start:end]))
+            score = float(blend[number]) if config.mode == "blend" else float(best[number])
+            hits.append(self._hit(article_id, score, position))
+            if len(hits) >= limit:
+                break
+        return hits
 
     def _best_per_article(
         self, vector: np.ndarray, k: int, audience: str | None
@@ -512,6 +605,8 @@ class KnowledgeIndex:
             if target.exists():
                 shutil.rmtree(target)
             copy_export(self._query_encoder_source, target)
+        if self._head is not None:
+            self._head.save(directory / HEAD_FILE)
         _write_json(directory / MANIFEST_FILE, self._manifest.model_dump(mode="json"))
 
     @staticmethod
@@ -558,12 +653,19 @@ class KnowledgeIndex:
         faiss_index = _read_faiss(directory / INDEX_FILE)
         articles, sources = _read_articles(directory / ARTICLES_FILE)
         _check_consistent(directory, manifest, faiss_index, articles, sources)
+        head = None
+        if manifest.head is not None:
+            try:
+                head = ArticleHead.load(directory / HEAD_FILE, manifest.head)
+            except (OSError, ValueError) as exc:
+                raise IndexCorruptError(f"cannot read the classifier head: {exc}") from exc
         return cls(
             articles=articles,
             sources=sources,
             faiss_index=faiss_index,
             manifest=manifest,
             encoder=encoder,
+            head=head,
         )
 
 

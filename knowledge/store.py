@@ -29,6 +29,7 @@ from typing import Any
 
 from knowledge.articles import Article, load_articles
 from knowledge.encoder import Encoder
+from knowledge.head import DEFAULT_HEAD, HeadConfig
 from knowledge.index import (
     Hit,
     IndexCorruptError,
@@ -241,16 +242,23 @@ class BuildResult:
 
 
 def _is_unchanged(
-    root: Path, articles: list[Article], encoder: Encoder, query_encoder_dir: Path | None
+    root: Path,
+    articles: list[Article],
+    encoder: Encoder,
+    query_encoder_dir: Path | None,
+    head: HeadConfig | None,
 ) -> Manifest | None:
     manifest = current_manifest(root)
     if manifest is None:
         return None
+    expected_head = head if head is not None and head.applies_to(len(articles)) else None
     same = (
         manifest.model == encoder.name
         and manifest.dimension == encoder.dimension
         and manifest.content_hash == content_hash(articles)
         and manifest.query_encoder == query_encoder_ref(query_encoder_dir, encoder, warn=False)
+        and manifest.head == expected_head
+        and manifest.passages
     )
     return manifest if same else None
 
@@ -263,6 +271,7 @@ def publish_articles(
     progress: bool = False,
     force: bool = False,
     query_encoder_dir: Path | None = None,
+    head: HeadConfig | None = DEFAULT_HEAD,
 ) -> BuildResult:
     """Load, index and publish the articles, unless the live build already has them.
 
@@ -275,6 +284,8 @@ def publish_articles(
         query_encoder_dir: The ONNX query encoder exported from ``encoder``'s model
             (see :meth:`KnowledgeIndex.build`); a different one than the live build's
             means a rebuild.
+        head: The classifier head to train (:data:`knowledge.head.DEFAULT_HEAD` unless
+            ``None``); a different one than the live build's means a rebuild.
 
     Returns:
         What happened.
@@ -286,13 +297,13 @@ def publish_articles(
     started = time.perf_counter()
     articles = load_articles(articles_dir)
     if not force:
-        existing = _is_unchanged(root, articles, encoder, query_encoder_dir)
+        existing = _is_unchanged(root, articles, encoder, query_encoder_dir, head)
         build = current_build(root)
         if existing is not None and build is not None:
             logger.info("Knowledge articles unchanged; keeping build %s", build.name)
             return BuildResult(existing, build, True, time.perf_counter() - started)
     index = KnowledgeIndex.build(
-        articles, encoder, progress=progress, query_encoder_dir=query_encoder_dir
+        articles, encoder, progress=progress, query_encoder_dir=query_encoder_dir, head=head
     )
     build = publish(index, root)
     return BuildResult(index.manifest, build, False, time.perf_counter() - started)
@@ -306,6 +317,7 @@ def build_and_publish(
     progress: bool = False,
     force: bool = False,
     query_encoder_dir: Path | None = None,
+    head: HeadConfig | None = DEFAULT_HEAD,
 ) -> Manifest:
     """Load, index and publish the articles; see :func:`publish_articles`.
 
@@ -322,6 +334,7 @@ def build_and_publish(
         progress=progress,
         force=force,
         query_encoder_dir=query_encoder_dir,
+        head=head,
     ).manifest
 
 

@@ -18,6 +18,8 @@ knowledge base, before the first search):
   (``KnowledgeIndex.search`` calls it);
 * torch's intra-op threads (``torch.set_num_threads``), only if torch is already loaded:
   this never imports torch;
+* numpy's BLAS threads (OpenBLAS, through ``threadpoolctl``): the classifier head's
+  matrix products (``knowledge.head``) run there;
 * onnxruntime's intra-op threads: sessions created afterwards (the ONNX query encoder)
   read :func:`thread_limit` for ``SessionOptions.intra_op_num_threads``.
 
@@ -76,8 +78,28 @@ def limit_native_threads(threads: int = DEFAULT_SERVING_THREADS) -> None:
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(threads)
+    _limit_blas(threads)
     apply_in_this_thread()
     logger.info("Native thread pools limited to %d thread(s) each", threads)
+
+
+def _limit_blas(threads: int) -> None:
+    """Limit the BLAS libraries already loaded (numpy's OpenBLAS); process-wide."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - installed with scikit-learn
+        logger.warning("threadpoolctl is missing; numpy's BLAS threads are not limited")
+        return
+    threadpool_limits(limits=threads, user_api="blas")
+
+
+def _blas_threads() -> int | None:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover
+        return None
+    counts = [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+    return max(counts) if counts else None
 
 
 def thread_limit() -> int | None:
@@ -112,8 +134,9 @@ def native_thread_report(encoder: object | None = None) -> dict[str, Any]:
 
     Returns:
         ``limit``, ``faiss_omp_threads`` (``None`` if faiss is not loaded),
-        ``torch_loaded``, ``torch_threads`` (``None`` if torch is not loaded) and
-        ``onnxruntime_intra_op_threads`` (``None`` without an ONNX encoder).
+        ``torch_loaded``, ``torch_threads`` (``None`` if torch is not loaded),
+        ``blas_threads`` (numpy's BLAS) and ``onnxruntime_intra_op_threads`` (``None``
+        without an ONNX encoder).
     """
     faiss = sys.modules.get("faiss")
     torch = sys.modules.get("torch")
@@ -122,6 +145,7 @@ def native_thread_report(encoder: object | None = None) -> dict[str, Any]:
         "faiss_omp_threads": None if faiss is None else int(faiss.omp_get_max_threads()),
         "torch_loaded": torch is not None,
         "torch_threads": None if torch is None else int(torch.get_num_threads()),
+        "blas_threads": _blas_threads(),
         "onnxruntime_intra_op_threads": getattr(encoder, "intra_op_threads", None),
     }
 

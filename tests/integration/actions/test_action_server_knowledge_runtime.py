@@ -46,13 +46,16 @@ class Server:
 def _publish_index(var_dir: Path, export: Path) -> None:
     from knowledge.articles import load_articles
     from knowledge.encoder import SentenceTransformerEncoder
+    from knowledge.head import DEFAULT_HEAD
     from knowledge.index import KnowledgeIndex
     from knowledge.store import publish
 
     articles = [
         a for a in load_articles(PROJECT_ROOT / "knowledge" / "articles") if a.id in ARTICLE_IDS
     ]
-    index = KnowledgeIndex.build(articles, SentenceTransformerEncoder(), query_encoder_dir=export)
+    index = KnowledgeIndex.build(
+        articles, SentenceTransformerEncoder(), query_encoder_dir=export, head=DEFAULT_HEAD
+    )
     assert index.manifest.query_encoder is not None
     publish(index, var_dir / "index")
 
@@ -149,6 +152,7 @@ def test_thread_limits_in_force_and_no_torch_where_the_action_server_searches(
         assert report["limit"] == 1
         assert report["faiss_omp_threads"] == 1
         assert report["onnxruntime_intra_op_threads"] == 1
+        assert report["blas_threads"] == 1  # the classifier head's matrix products
         # Answering questions with the ONNX query encoder never loads torch.
         assert report["encoder"] == "OnnxEncoder:sentence-transformers/all-MiniLM-L6-v2"
         assert report["torch_loaded"] is False

@@ -221,10 +221,15 @@ def test_export_status(export: Path, articles_dir: Path, tmp_path: Path) -> None
 def test_answering_through_the_onnx_encoder_never_imports_torch(
     export: Path, articles_dir: Path, tmp_path: Path
 ) -> None:
+    from knowledge.head import DEFAULT_HEAD
+
     root = tmp_path / "index"
-    publish(
+    publish(  # as published: with the classifier head, which searching reads with numpy
         KnowledgeIndex.build(
-            load_articles(articles_dir), TinyEncoder(export), query_encoder_dir=export
+            load_articles(articles_dir),
+            TinyEncoder(export),
+            query_encoder_dir=export,
+            head=DEFAULT_HEAD,
         ),
         root,
     )
@@ -237,8 +242,8 @@ from knowledge.threads import limit_native_threads
 limit_native_threads()
 live = LiveKnowledgeBase(Path({str(root)!r}))
 answer = answer_question(live, "I forgot my password", policy=AnswerPolicy(answer_threshold=0.5))
-heavy = sorted(m for m in ("torch", "sentence_transformers", "transformers", "spacy")
-               if m in sys.modules)
+heavy = sorted(m for m in ("torch", "sentence_transformers", "transformers", "spacy",
+                          "sklearn") if m in sys.modules)
 print(json.dumps({{"band": answer.band, "article": answer.article.article_id,
                   "encoder": live.runtime_report()["encoder"], "heavy": heavy}}))
 """

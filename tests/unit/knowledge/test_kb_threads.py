@@ -45,7 +45,9 @@ def test_limit_sets_env_and_faiss_in_this_thread() -> None:
     assert threads.thread_limit() == 1
     assert os.environ["OMP_NUM_THREADS"] == "1"
     assert faiss.omp_get_max_threads() == 1
-    assert threads.native_thread_report()["faiss_omp_threads"] == 1
+    report = threads.native_thread_report()
+    assert report["faiss_omp_threads"] == 1
+    assert report["blas_threads"] == 1  # numpy's OpenBLAS, process-wide
 
 
 def test_searching_threads_get_the_limit(articles_dir: Path, encoder) -> None:

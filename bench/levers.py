@@ -1,0 +1,277 @@
+"""Retrieval levers, one at a time, on Banking77 and CLINC150, through the bot's own code.
+
+Every variant is a real ``KnowledgeIndex`` built with the torch MiniLM (as ``kb build``
+does) and searched with the ONNX int8 query encoder (as the action server does), each
+question decided by ``knowledge.answering.answer_question``. Texts are encoded once per
+run and memoised (the index code is unchanged; only repeated encodings are skipped).
+
+Levers, each against the baseline (title + alternate questions + passages, nearest
+neighbour, cosine thresholds):
+
+- ``no_passages``: titles and alternate questions only;
+- ``head_rerank``: a logistic-regression head per knowledge base (``knowledge.head``),
+  articles ordered by the blend of cosine and probability, thresholds still on cosine;
+- ``head_blend``: the same head, the blend as the score (answer threshold chosen on val);
+- ``margin``: answer only when the first article's score beats the second's by a margin
+  (chosen on val), on the baseline's hits.
+
+Tuning uses train (articles) and val only: CLINC150's val split, and for Banking77 the
+last 10 % of each category's training rows (articles for val exclude them; articles for
+test use the whole training set, as ``bench.banking77_routing`` does). The head's weight
+is chosen once for all settings (best mean val top-1). Test is reported once per run.
+
+Usage:
+    python -m bench.levers [--query-encoder onnx|torch]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import datasets_dir, emit, query_encoder_export
+from bench.retrieval import Ranked, article_id_for, intent_articles, sweep, top_k_accuracy
+from bot.config import get_settings
+from knowledge.answering import AnswerPolicy, answer_question
+from knowledge.articles import Article
+from knowledge.encoder import Encoder, SentenceTransformerEncoder
+from knowledge.head import HeadConfig
+from knowledge.index import KnowledgeIndex
+from knowledge.onnx_encoder import OnnxEncoder
+
+Query = tuple[str, str | None]
+HEAD_WEIGHTS = (0.3, 0.5, 0.7)
+MARGINS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08)
+
+
+class CachedEncoder:
+    """Memoises another encoder's vectors (same name and dimension, same vectors)."""
+
+    def __init__(self, inner: Encoder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dimension = inner.dimension
+        self._cache: dict[str, np.ndarray] = {}
+
+    def prime(self, texts: Sequence[str], batch: int = 64) -> None:
+        """Encode the texts not seen yet, in batches of similar length."""
+        todo = sorted({t for t in texts if t not in self._cache}, key=len)
+        for start in range(0, len(todo), batch):
+            chunk = todo[start : start + batch]
+            for text, vector in zip(chunk, self.inner.encode(chunk), strict=True):
+                self._cache[text] = vector
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Return the memoised vectors, encoding unseen texts first."""
+        self.prime(texts)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([self._cache[text] for text in texts])
+
+
+class Setting:
+    """One data set at one K: articles for val and for test, and the questions."""
+
+    def __init__(
+        self,
+        name: str,
+        val_articles: list[Article],
+        test_articles: list[Article],
+        val: list[Query],
+        test: list[Query],
+    ) -> None:
+        self.name, self.val, self.test = name, val, test
+        self.val_articles, self.test_articles = val_articles, test_articles
+        self.has_oos = any(expected is None for _, expected in test)
+
+
+def _banking77(k: int | None) -> Setting:
+    def rows(name: str) -> list[tuple[str, str]]:
+        path = datasets_dir() / "banking77" / name
+        with path.open(newline="", encoding="utf-8") as handle:
+            return [(row["text"], row["category"]) for row in csv.DictReader(handle)]
+
+    train, test = rows("train.csv"), rows("test.csv")
+    by_category: dict[str, list[int]] = defaultdict(list)
+    for number, (_, category) in enumerate(train):
+        by_category[category].append(number)
+    held = {n for numbers in by_category.values() for n in numbers[-max(1, len(numbers) // 10) :]}
+    fit = [row for number, row in enumerate(train) if number not in held]
+    val: list[Query] = [
+        (text, article_id_for(category)) for n, (text, category) in enumerate(train) if n in held
+    ]
+    return Setting(
+        f"banking77_k{k or 'all'}",
+        intent_articles(fit, k, source="banking77"),
+        intent_articles(train, k, source="banking77"),
+        val,
+        [(text, article_id_for(category)) for text, category in test],
+    )
+
+
+def _clinc150(k: int | None) -> Setting:
+    data = json.loads((datasets_dir() / "clinc150" / "data_full.json").read_text())
+    articles = intent_articles(data["train"], k, source="clinc150")
+
+    def queries(split: str) -> list[Query]:
+        in_scope: list[Query] = [(t, article_id_for(i)) for t, i in data[split]]
+        return in_scope + [(t, None) for t, _ in data[f"oos_{split}"]]
+
+    return Setting(f"clinc150_k{k or 'all'}", articles, articles, queries("val"), queries("test"))
+
+
+def _rank(index: KnowledgeIndex, queries: Sequence[Query], policy: AnswerPolicy) -> list[Ranked]:
+    ranked = []
+    for text, expected in queries:
+        hits = answer_question(index, text, segment=None, policy=policy).hits
+        ranked.append(
+            Ranked(expected, tuple(h.article_id for h in hits), tuple(h.score for h in hits))
+        )
+    return ranked
+
+
+def _answered(ranked: Sequence[Ranked], threshold: float, margin: float = 0.0) -> list[bool]:
+    def answers(r: Ranked) -> bool:
+        second = r.scores[1] if len(r.scores) > 1 else -1.0
+        return bool(r.ids) and r.top_score >= threshold and r.top_score - second >= margin
+
+    return [answers(r) for r in ranked]
+
+
+def _in_scope_and_oos(
+    ranked: Sequence[Ranked], threshold: float, margin: float = 0.0
+) -> tuple[float, float]:
+    answered = _answered(ranked, threshold, margin)
+    inside = [(r, a) for r, a in zip(ranked, answered, strict=True) if r.expected is not None]
+    outside = [a for r, a in zip(ranked, answered, strict=True) if r.expected is None]
+    accuracy = sum(a and r.ids[0] == r.expected for r, a in inside) / max(1, len(inside))
+    recall = sum(not a for a in outside) / max(1, len(outside))
+    return accuracy, recall
+
+
+def _tune_threshold(ranked: Sequence[Ranked], margin: float = 0.0) -> float:
+    return max(sweep(), key=lambda t: sum(_in_scope_and_oos(ranked, t, margin)))
+
+
+def _figures(ranked: list[Ranked], threshold: float, margin: float = 0.0) -> dict[str, float]:
+    figures = {"top1": top_k_accuracy(ranked, 1), "recall_at_3": top_k_accuracy(ranked, 3)}
+    if any(r.expected is None for r in ranked):
+        accuracy, recall = _in_scope_and_oos(ranked, threshold, margin)
+        figures.update(
+            {"threshold": threshold, "in_scope_accuracy": accuracy, "oos_recall": recall}
+        )
+    return {key: round(value, 4) for key, value in figures.items()}
+
+
+def _built(
+    articles: list[Article],
+    builder: Encoder,
+    query_encoder: Encoder,
+    tmp: Path,
+    *,
+    head: HeadConfig | None = None,
+    passages: bool = True,
+) -> KnowledgeIndex:
+    """Build with the torch model, then load it back with the query encoder (as deployed)."""
+    index = KnowledgeIndex.build(articles, builder, head=head, passages=passages)
+    folder = Path(tempfile.mkdtemp(dir=tmp))
+    index.save(folder)
+    return KnowledgeIndex.load(folder, query_encoder)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its JSON line."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--query-encoder", choices=("onnx", "torch"), default="onnx")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    bot_threshold = settings.kb_answer_threshold
+    policy = AnswerPolicy(
+        answer_threshold=bot_threshold, suggest_threshold=settings.kb_suggest_threshold, limit=3
+    )
+    started = time.monotonic()
+
+    torch_model = SentenceTransformerEncoder(threads=2, batch_size=64)
+    builder = CachedEncoder(torch_model)
+    result: dict[str, object] = {"benchmark": "levers", "query_encoder": args.query_encoder}
+    with tempfile.TemporaryDirectory(prefix="concierge-levers-") as tmp_name:
+        tmp = Path(tmp_name)
+        querier = builder
+        if args.query_encoder == "onnx":
+            export, _ = query_encoder_export(tmp, torch_model.model_path)
+            querier = CachedEncoder(OnnxEncoder(export))
+        setups = [_banking77(10), _banking77(None), _clinc150(10), _clinc150(None)]
+
+        # Val: every lever's candidates; the head weight is chosen across all settings.
+        val_scores: dict[float, list[float]] = defaultdict(list)
+        for setup in setups:
+            texts = [q for q, _ in setup.val + setup.test]
+            querier.prime(texts)
+            head_index = _built(setup.val_articles, builder, querier, tmp, head=HeadConfig())
+            for weight in HEAD_WEIGHTS:
+                config = HeadConfig(weight=weight)
+                val_scores[weight].append(
+                    top_k_accuracy(_rank(head_index.with_head_config(config), setup.val, policy), 1)
+                )
+        weight = max(HEAD_WEIGHTS, key=lambda w: float(np.mean(val_scores[w])))
+        result["head_weight"] = weight
+        result["head_weight_val_top1"] = {
+            str(w): round(float(np.mean(v)), 4) for w, v in val_scores.items()
+        }
+
+        for setup in setups:
+            variants: dict[str, Callable[[list[Article]], KnowledgeIndex]] = {
+                "baseline": lambda a: _built(a, builder, querier, tmp),
+                "no_passages": lambda a: _built(a, builder, querier, tmp, passages=False),
+                "head_rerank": lambda a: _built(
+                    a, builder, querier, tmp, head=HeadConfig(weight=weight)
+                ),
+                "head_blend": lambda a: _built(
+                    a, builder, querier, tmp, head=HeadConfig(weight=weight, mode="blend")
+                ),
+            }
+            same_articles = setup.val_articles is setup.test_articles
+            for name, make in variants.items():
+                val_index = make(setup.val_articles)
+                test_index = val_index if same_articles else make(setup.test_articles)
+                val_ranked = _rank(val_index, setup.val, policy)
+                test_ranked = _rank(test_index, setup.test, policy)
+                threshold = bot_threshold
+                if setup.has_oos and name == "head_blend":  # a new score scale: tune on val
+                    threshold = _tune_threshold(val_ranked)
+                entry = {
+                    "val_top1": round(top_k_accuracy(val_ranked, 1), 4),
+                    **_figures(test_ranked, threshold),
+                }
+                if setup.has_oos:
+                    tuned = _tune_threshold(val_ranked)
+                    entry["val_tuned_threshold"] = tuned
+                    accuracy, recall = _in_scope_and_oos(test_ranked, tuned)
+                    entry["in_scope_accuracy_at_val_tuned"] = round(accuracy, 4)
+                    entry["oos_recall_at_val_tuned"] = round(recall, 4)
+                result[f"{setup.name}.{name}"] = entry
+                if name == "baseline" and setup.has_oos:
+                    margin = max(
+                        MARGINS, key=lambda m: sum(_in_scope_and_oos(val_ranked, bot_threshold, m))
+                    )
+                    result[f"{setup.name}.margin"] = {
+                        "margin": margin,
+                        **_figures(test_ranked, bot_threshold, margin),
+                    }
+    result["seconds"] = round(time.monotonic() - started)
+    emit(result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,151 @@
+"""A per-knowledge-base classifier head on top of the embeddings (logistic regression).
+
+Nearest-neighbour search asks "which stored text is closest?"; the head asks "which
+article does this question belong to?", learnt in seconds at build time from every vector
+of the index (each article's title, alternate questions and passages, labelled with the
+article). At search time the article's best cosine and the head's probability are blended:
+
+    blend = (1 - weight) * best_cosine + weight * probability
+
+``mode`` decides what the bands see: ``rerank`` orders the articles by the blend but
+keeps the cosine as each hit's score (so the answer/suggest thresholds, chosen for cosine
+scores, keep their meaning); ``blend`` makes the blend the score (thresholds must be
+chosen for it).
+
+Measured on Banking77 and CLINC150 by ``python -m bench.levers`` (docs/benchmarks.md);
+published builds use :data:`DEFAULT_HEAD`.
+Training needs scikit-learn; searching needs numpy only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["DEFAULT_HEAD", "HEAD_FILE", "ArticleHead", "HeadConfig", "HeadMode"]
+
+logger = logging.getLogger(__name__)
+
+HEAD_FILE = "head.npz"
+HeadMode = Literal["rerank", "blend"]
+
+
+class HeadConfig(BaseModel):
+    """How the head is trained and blended (recorded in the index manifest).
+
+    Attributes:
+        kind: ``logistic-regression``.
+        c: Inverse regularisation strength of the logistic regression.
+        weight: Share of the head's probability in the blended score (0..1).
+        mode: ``rerank`` (order by the blend, score stays the cosine) or ``blend``.
+        max_articles: Above this many articles no head is trained (training time grows
+            with articles x vectors).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["logistic-regression"] = "logistic-regression"
+    c: float = Field(10.0, gt=0)
+    weight: float = Field(0.7, ge=0, le=1)
+    mode: HeadMode = "rerank"
+    max_articles: int = Field(2000, ge=2)
+
+    def applies_to(self, articles: int) -> bool:
+        """Whether a head is trained for a knowledge base of this many articles."""
+        return 2 <= articles <= self.max_articles
+
+
+# What published builds use (``kb build``, set-up): chosen on Banking77 and CLINC150 val by
+# ``python -m bench.levers`` (weight 0.7 had the best mean val top-1 of 0.3/0.5/0.7), and
+# in ``rerank`` mode so the cosine answer/suggest thresholds keep their meaning.
+DEFAULT_HEAD = HeadConfig(c=10.0, weight=0.7, mode="rerank")
+
+
+class ArticleHead:
+    """A trained head: one weight row and one bias per article, in the index's article order.
+
+    Args:
+        weights: Array of shape ``(articles, dimension)``.
+        bias: Array of shape ``(articles,)``.
+        config: How it was trained and is blended.
+    """
+
+    def __init__(self, weights: np.ndarray, bias: np.ndarray, config: HeadConfig) -> None:
+        self.weights = np.ascontiguousarray(weights, dtype=np.float32)
+        self.bias = np.ascontiguousarray(bias, dtype=np.float32)
+        self.config = config
+
+    @classmethod
+    def train(
+        cls, vectors: np.ndarray, labels: np.ndarray, articles: int, config: HeadConfig
+    ) -> ArticleHead | None:
+        """Fit the logistic regression on the index's vectors.
+
+        Args:
+            vectors: The index's vectors, shape ``(n, dimension)``.
+            labels: The article position (0..articles-1) of each vector.
+            articles: Number of articles.
+            config: Training settings.
+
+        Returns:
+            The head, or ``None`` when there are fewer than two or more than
+            ``config.max_articles`` articles.
+
+        Raises:
+            ImportError: If scikit-learn is not installed.
+        """
+        if not config.applies_to(articles):
+            logger.info("No classifier head for %d articles", articles)
+            return None
+        from sklearn.linear_model import LogisticRegression
+
+        started = time.perf_counter()
+        model = LogisticRegression(C=config.c, max_iter=2000)
+        model.fit(vectors, labels)
+        weights = np.zeros((articles, vectors.shape[1]), dtype=np.float32)
+        bias = np.full(articles, -1e4, dtype=np.float32)  # an article with no vector: never
+        classes = model.classes_.astype(int)
+        weights[classes] = model.coef_
+        bias[classes] = model.intercept_
+        logger.info(
+            "Trained the classifier head on %d vectors, %d articles in %.1fs",
+            len(vectors),
+            articles,
+            time.perf_counter() - started,
+        )
+        return cls(weights, bias, config)
+
+    def probabilities(self, vector: np.ndarray) -> np.ndarray:
+        """Return each article's probability for one query vector (softmax over articles)."""
+        logits = self.weights @ np.asarray(vector, dtype=np.float32).reshape(-1) + self.bias
+        logits -= logits.max()
+        exp = np.exp(logits)
+        return np.asarray(exp / exp.sum(), dtype=np.float32)
+
+    def save(self, path: Path) -> None:
+        """Write the weights to an ``.npz`` file."""
+        with Path(path).open("wb") as handle:
+            np.savez(handle, weights=self.weights, bias=self.bias)
+
+    @classmethod
+    def load(cls, path: Path, config: HeadConfig) -> ArticleHead:
+        """Read a head written by :meth:`save`.
+
+        Raises:
+            OSError: If the file cannot be read.
+            ValueError: If it is not a head file.
+        """
+        with np.load(Path(path)) as data:
+            try:
+                return cls(data["weights"], data["bias"], config)
+            except KeyError as exc:
+                raise ValueError(f"{path} is not a classifier head: {exc}") from exc
+
+    def with_config(self, config: HeadConfig) -> ArticleHead:
+        """Return the same weights blended differently (``weight``/``mode`` only)."""
+        return ArticleHead(self.weights, self.bias, config)

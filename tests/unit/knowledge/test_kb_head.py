@@ -1,0 +1,124 @@
+"""knowledge.head: a logistic-regression head per knowledge base, blended with the cosine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from knowledge.articles import load_articles
+from knowledge.head import HEAD_FILE, HeadConfig
+from knowledge.index import IndexCorruptError, KnowledgeIndex, read_manifest
+
+
+@pytest.fixture
+def articles(articles_dir: Path):
+    return load_articles(articles_dir)
+
+
+def test_head_is_trained_saved_and_loaded(articles, encoder, tmp_path: Path) -> None:
+    index = KnowledgeIndex.build(articles, encoder, head=HeadConfig(c=5.0, weight=0.4))
+    index.save(tmp_path / "build")
+
+    manifest = read_manifest(tmp_path / "build")
+    loaded = KnowledgeIndex.load(tmp_path / "build", encoder)
+
+    assert manifest.head == HeadConfig(c=5.0, weight=0.4)
+    assert (tmp_path / "build" / HEAD_FILE).is_file()
+    assert loaded.head is not None
+    assert np.allclose(loaded.head.weights, index.head.weights)
+    question = "I forgot my password"
+    assert loaded.search(question, 4) == index.search(question, 4)
+
+
+def test_rerank_keeps_cosine_scores_and_blend_scores_the_blend(articles, encoder) -> None:
+    plain = KnowledgeIndex.build(articles, encoder)
+    rerank = KnowledgeIndex.build(articles, encoder, head=HeadConfig(weight=0.5))
+    blend = rerank.with_head_config(HeadConfig(weight=0.5, mode="blend"))
+    question = "track my delivery please"
+
+    cosine = {h.article_id: h.score for h in plain.search(question, 4)}
+    reranked = rerank.search(question, 4)
+    blended = blend.search(question, 4)
+
+    assert {h.article_id: h.score for h in reranked} == pytest.approx(cosine)
+    assert [h.article_id for h in reranked] == [h.article_id for h in blended]
+    probabilities = rerank.head.probabilities(encoder.encode([question])[0])
+    order = rerank.articles
+    for hit in blended:
+        number = [a.id for a in order].index(hit.article_id)
+        expected = 0.5 * cosine[hit.article_id] + 0.5 * probabilities[number]
+        assert hit.score == pytest.approx(expected)
+    assert [h.score for h in blended] == sorted((h.score for h in blended), reverse=True)
+
+
+def test_weight_zero_ranks_like_plain_search(articles, encoder) -> None:
+    plain = KnowledgeIndex.build(articles, encoder)
+    head = KnowledgeIndex.build(articles, encoder, head=HeadConfig(weight=0.0))
+
+    for question in ("return a present", "bulk chairs", "password reset link"):
+        assert [h.article_id for h in head.search(question, 4)] == [
+            h.article_id for h in plain.search(question, 4)
+        ]
+        assert [h.matched_text for h in head.search(question, 4)] == [
+            h.matched_text for h in plain.search(question, 4)
+        ]
+
+
+def test_head_search_respects_audience_and_limit(articles, encoder) -> None:
+    index = KnowledgeIndex.build(articles, encoder, head=HeadConfig())
+
+    consumer = index.search("volume discounts for businesses", 4, audience="b2c")
+    business = index.search("volume discounts for businesses", 1, audience="b2b")
+
+    assert "business-volume-pricing" not in [h.article_id for h in consumer]
+    assert [h.article_id for h in business] == ["business-volume-pricing"]
+
+
+def test_no_head_for_a_single_article(articles, encoder) -> None:
+    index = KnowledgeIndex.build(articles[:1], encoder, head=HeadConfig())
+
+    assert index.head is None
+    assert index.manifest.head is None
+
+
+def test_without_passages_only_titles_and_questions_get_vectors(articles, encoder) -> None:
+    index = KnowledgeIndex.build(articles, encoder, passages=False)
+
+    kinds = {(s.article_id, s.kind) for s in index.sources}
+    with_questions = {a.id for a in articles if a.questions}
+    assert not any(kind == "chunk" for article_id, kind in kinds if article_id in with_questions)
+    assert index.manifest.passages is False
+
+
+def test_a_missing_head_file_is_corruption(articles, encoder, tmp_path: Path) -> None:
+    KnowledgeIndex.build(articles, encoder, head=HeadConfig()).save(tmp_path / "build")
+    (tmp_path / "build" / HEAD_FILE).unlink()
+
+    with pytest.raises(IndexCorruptError, match="classifier head"):
+        KnowledgeIndex.load(tmp_path / "build", encoder)
+
+
+def test_with_head_config_needs_a_head(articles, encoder) -> None:
+    with pytest.raises(ValueError, match="no classifier head"):
+        KnowledgeIndex.build(articles, encoder).with_head_config(HeadConfig())
+
+
+def test_published_builds_get_the_default_head_and_rebuild_when_it_changes(
+    articles_dir: Path, encoder, tmp_path: Path
+) -> None:
+    from knowledge.head import DEFAULT_HEAD
+    from knowledge.store import publish_articles
+
+    root = tmp_path / "index"
+    first = publish_articles(articles_dir, root, encoder)
+    same = publish_articles(articles_dir, root, encoder)
+    other = publish_articles(articles_dir, root, encoder, head=HeadConfig(weight=0.2))
+    none = publish_articles(articles_dir, root, encoder, head=None)
+
+    assert first.manifest.head == DEFAULT_HEAD
+    assert (first.build_dir / HEAD_FILE).is_file()
+    assert same.skipped
+    assert not other.skipped and other.manifest.head == HeadConfig(weight=0.2)
+    assert not none.skipped and none.manifest.head is None
