@@ -37,7 +37,10 @@ CONTENT_SECURITY_POLICY = (
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    # Not "no-referrer": under it browsers send "Origin: null" with same-origin form posts
+    # and fetches, which the desk's Origin check (bot.web.auth.check_origin) must refuse.
+    # "same-origin" still sends nothing to other sites.
+    (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 )
 
