@@ -14,8 +14,13 @@ turn's time went (``bot.chat.timing``: admission, Rasa, the action's own run wit
 encoding and search, storing the replies), and the benchmark prints the p50/p95 of each
 stage over the measured knowledge turns, read back from the bot service's log.
 
+``--long-conversation N`` also compares one N-turn conversation with 10-turn ones, turn
+for turn: each turn of the long conversation is followed by a turn of a short one (a new
+short conversation every 10 turns), so load from elsewhere on the machine hits both
+alike; it reports both p95s and their ratio (the goal: within 1.2).
+
 Usage:
-    python -m bench.turn_latency [--turns 200]
+    python -m bench.turn_latency [--turns 200] [--long-conversation 200]
 """
 
 from __future__ import annotations
@@ -100,6 +105,49 @@ async def _until_turn_done(socket: websockets.ClientConnection) -> None:
             return
 
 
+async def _timed_turn(socket: websockets.ClientConnection, text: str) -> float:
+    started = time.perf_counter()
+    await socket.send(json.dumps({"type": "message", "text": text}))
+    await _until_turn_done(socket)
+    return (time.perf_counter() - started) * 1000
+
+
+async def _opened(url: str) -> websockets.ClientConnection:
+    socket = await websockets.connect(url, max_size=2**22)
+    await socket.send(json.dumps({"type": "hello"}))
+    await _until(socket, "history")
+    return socket
+
+
+async def long_against_short(
+    settings: Settings, questions: list[str], long_turns: int, *, short_per_conversation: int
+) -> tuple[list[float], list[float]]:
+    """One ``long_turns``-turn conversation, each turn followed by a turn of a short one.
+
+    Returns:
+        The long conversation's turn milliseconds and the short conversations' ones.
+    """
+    url = f"ws://{settings.host}:{settings.web_port}/ws/chat"
+    long_ms: list[float] = []
+    short_ms: list[float] = []
+    long_socket = await _opened(url)
+    short_socket: websockets.ClientConnection | None = None
+    try:
+        for turn in range(long_turns):
+            long_ms.append(await _timed_turn(long_socket, questions[turn % len(questions)]))
+            if short_socket is None or turn % short_per_conversation == 0:
+                if short_socket is not None:
+                    await short_socket.close()
+                short_socket = await _opened(url)
+            text = questions[(turn * 7 + 3) % len(questions)]
+            short_ms.append(await _timed_turn(short_socket, text))
+    finally:
+        await long_socket.close()
+        if short_socket is not None:
+            await short_socket.close()
+    return long_ms, short_ms
+
+
 def greet_turns(settings: Settings, turns: int) -> list[float]:
     """Send ``turns`` "hello" messages straight to Rasa's REST channel."""
     timings: list[float] = []
@@ -149,6 +197,13 @@ def main(argv: list[str] | None = None) -> int:
         help="turns per conversation (default 10, a long support chat); Rasa's SQL tracker "
         "store reloads the whole history each turn, so very long conversations get slower",
     )
+    parser.add_argument(
+        "--long-conversation",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also compare one N-turn conversation with 10-turn ones, turn for turn",
+    )
     args = parser.parse_args(argv)
 
     spec = yaml.safe_load(QUESTIONS.read_text())
@@ -169,6 +224,14 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             greet = greet_turns(settings, args.turns)
+            long_ms: list[float] = []
+            short_ms: list[float] = []
+            if args.long_conversation:
+                long_ms, short_ms = asyncio.run(
+                    long_against_short(
+                        settings, questions, args.long_conversation, short_per_conversation=10
+                    )
+                )
             memory = {s.spec.name.replace(" ", "_"): rss_mb(s.pid) for s in supervisor.services}
         stages = stage_breakdown(settings.log_dir / "web.log", set(measured))
     console.print(f"Where a knowledge turn's time goes ({len(stages['total'])} turns, ms):")
@@ -177,8 +240,20 @@ def main(argv: list[str] | None = None) -> int:
             f"  {name:<10} p50 {percentile(values, 0.5):7.1f}   p95 {percentile(values, 0.95):7.1f}"
         )
     p50, greet_p50 = percentile(knowledge, 0.5), percentile(greet, 0.5)
+    long_figures = {}
+    if long_ms:
+        long_figures = {
+            "long_conversation_turns": args.long_conversation,
+            "long_p50_ms": round(percentile(long_ms, 0.5), 1),
+            "long_p95_ms": round(percentile(long_ms, 0.95), 1),
+            "short_p50_ms": round(percentile(short_ms, 0.5), 1),
+            "short_p95_ms": round(percentile(short_ms, 0.95), 1),
+            "long_to_short_p95": round(percentile(long_ms, 0.95) / percentile(short_ms, 0.95), 2),
+            "long_last50_p95_ms": round(percentile(long_ms[-50:], 0.95), 1),
+        }
     emit(
         {
+            **long_figures,
             "benchmark": "turn_latency",
             "turns": args.turns,
             "turns_per_conversation": args.per_conversation,

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     # One log line per customer turn with where its time went (bot/chat/timing.py); the
     # knowledge actions then report their own durations through Rasa (actions/timing.py).
     turn_timing_log: bool = False
+    # Events of a session Rasa rebuilds per turn (BoundedSQLTrackerStore); 0: all of them.
+    rasa_tracker_max_events: int = Field(constants.DEFAULT_RASA_TRACKER_MAX_EVENTS, ge=0)
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:

@@ -18,6 +18,11 @@ DEFAULT_KB_TOP_K = 3
 # Longest customer message forwarded to Rasa; longer ones are stored and politely refused.
 DEFAULT_MAX_MESSAGE_CHARS = 2000
 
+# Events of a conversation's session that Rasa gets per turn (rasa_addons/tracker_store.py):
+# about ten turns of knowledge questions, beyond the policies' max_history and the
+# handoff context's ten turns. 0: Rasa's own SQL tracker store (the whole session).
+DEFAULT_RASA_TRACKER_MAX_EVENTS = 100
+
 # Agent desk.
 DEFAULT_DESK_SESSION_HOURS = 12.0
 DEFAULT_LOGIN_MAX_FAILURES = 5  # per e-mail and per client address, in the window below

@@ -45,8 +45,16 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+TRACKER_STORE_CLASS = "rasa_addons.tracker_store.BoundedSQLTrackerStore"
+
+
 def write_runtime_endpoints(settings: Settings) -> Path:
-    """Write the endpoints file Rasa runs with: this run's action server and tracker store."""
+    """Write the endpoints file Rasa runs with: this run's action server and tracker store.
+
+    The tracker store keeps every event in SQLite but rebuilds only about the last
+    ``rasa_tracker_max_events`` of a session per turn (``rasa_addons/tracker_store.py``),
+    so a turn costs the same in a long conversation as in a short one.
+    """
     run_dir = settings.var_dir / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "endpoints.yml"
@@ -55,9 +63,10 @@ def write_runtime_endpoints(settings: Settings) -> Path:
         "action_endpoint:\n"
         f"  url: {settings.action_url}\n"
         "tracker_store:\n"
-        "  type: SQL\n"
+        f"  type: {TRACKER_STORE_CLASS}\n"
         "  dialect: sqlite\n"
-        f"  db: {settings.var_dir / 'rasa_tracker.db'}\n",
+        f"  db: {settings.var_dir / 'rasa_tracker.db'}\n"
+        f"  max_events: {settings.rasa_tracker_max_events}\n",
         encoding="utf-8",
     )
     return path
