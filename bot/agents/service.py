@@ -160,7 +160,8 @@ def agent_by_email(session: Session, email: str) -> Agent | None:
 # -- sign-in --------------------------------------------------------------------------------
 
 
-def _recent_failures(session: Session, key: str, since: dt.datetime) -> int:
+def recent_failures(session: Session, key: str, since: dt.datetime) -> int:
+    """Failed attempts recorded under ``key`` (``email:…``, ``ip:…``) since ``since``."""
     return int(
         session.scalar(
             select(func.count(LoginAttempt.id)).where(
@@ -194,7 +195,7 @@ def authenticate(
     """
     now = utcnow()
     keys = [f"email:{_normal_email(email)}"[:400], f"ip:{client_address}"[:400]]
-    if any(_recent_failures(session, key, now - window) >= max_failures for key in keys):
+    if any(recent_failures(session, key, now - window) >= max_failures for key in keys):
         logger.warning("sign-in rate-limited address=%s", client_address)
         raise RateLimitedError
     agent = agent_by_email(session, email)

@@ -18,11 +18,11 @@ import logging
 import re
 
 import pyotp
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from bot.agents.models import Agent, AgentSession, LoginAttempt
-from bot.agents.service import RateLimitedError, verify_second_factor
+from bot.agents.service import RateLimitedError, recent_failures, verify_second_factor
 from bot.audit.service import record_event
 from bot.db.base import utcnow
 
@@ -61,19 +61,6 @@ def is_well_formed(code: str) -> bool:
     return CODE_PATTERN.fullmatch(code) is not None
 
 
-def _recent_failures(session: Session, key: str, since: dt.datetime) -> int:
-    return int(
-        session.scalar(
-            select(func.count(LoginAttempt.id)).where(
-                LoginAttempt.key == key,
-                LoginAttempt.succeeded.is_(False),
-                LoginAttempt.at > since,
-            )
-        )
-        or 0
-    )
-
-
 def complete_second_factor(
     session: Session,
     *,
@@ -108,7 +95,7 @@ def complete_second_factor(
     agent: Agent = row.agent
     key = f"totp:{agent.id}"
     now = utcnow()
-    if _recent_failures(session, key, now - window) >= max_failures:
+    if recent_failures(session, key, now - window) >= max_failures:
         session.execute(delete(AgentSession).where(AgentSession.id == row.id))
         session.commit()
         logger.warning("second factor rate-limited agent=%s", agent.id)
