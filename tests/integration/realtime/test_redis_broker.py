@@ -3,58 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
-from bot.ops.environments import REDIS_SERVER_PATH
-from bot.ops.stack import free_port
 from bot.realtime.broker import DESK_TOPIC, RedisBroker, conversation_topic, create_broker
+from tests.helpers.redis_server import running_redis
 
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A throwaway redis-server on 127.0.0.1 (no persistence)."""
-    if not REDIS_SERVER_PATH.exists():
-        pytest.fail("redis-server is missing: run `python -m bot setup --for-tests`")
-    port = free_port()
-    workdir: Path = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [
-            str(REDIS_SERVER_PATH),
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if redis.Redis.from_url(url).ping():
-                    break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    pytest.fail("redis-server did not start")
-                time.sleep(0.1)
+    with running_redis(tmp_path_factory.mktemp("redis")) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 async def _next(events: object) -> dict:
