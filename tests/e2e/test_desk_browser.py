@@ -207,7 +207,6 @@ def test_handoff_round_trip_between_a_customer_and_an_agent(
     before = bot_turn_count(chat)
     say(chat, HOSTILE)
     wait_for_turn(chat, before)
-    before = bot_turn_count(chat)
     say(chat, "I want to talk to a person")
     expect(chat.locator("#log")).to_contain_text("asked a member of our", timeout=ANSWER_TIMEOUT_MS)
     opened = ticket_of(running_stack, chat)
@@ -262,7 +261,9 @@ def test_handoff_round_trip_between_a_customer_and_an_agent(
     )
     expect(agent_messages.last.locator(".sender")).to_have_text(AGENT_LABEL)
 
-    # Markup the customer sends while the agent owns the chat arrives live, as text.
+    # Markup the customer sends while the agent owns the chat arrives live, as text,
+    # and the bot stays silent.
+    bot_replies = chat.locator("#log .message-bot").count()
     say(chat, HOSTILE_LIVE)
     expect(transcript.locator(".msg-customer .msg-text").last).to_have_text(
         HOSTILE_LIVE, timeout=LIVE_TIMEOUT_MS
@@ -290,6 +291,7 @@ def test_handoff_round_trip_between_a_customer_and_an_agent(
     expect(chat.locator("#log .message-customer .text")).to_contain_text(
         [HOSTILE, "I want to talk to a person", HOSTILE_LIVE]
     )
+    expect(chat.locator("#log .message-bot")).to_have_count(bot_replies)  # the bot kept quiet
     assert chat.evaluate("() => window.__pwned") is None
 
     # Hand back: the bot answers the next question itself, from the knowledge base.
