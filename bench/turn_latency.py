@@ -211,7 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=True)
     with tempfile.TemporaryDirectory(prefix="concierge-bench-") as tmp:
         settings = isolated_settings(get_settings(), Path(tmp))
-        settings = settings.model_copy(update={"turn_timing_log": True})
+        # Timing lines on; no chat rate limit (the benchmark sends turns back to back).
+        settings = settings.model_copy(
+            update={"turn_timing_log": True, "chat_rate_limit_messages": 0}
+        )
         prepare_state(settings, console)
         measured: list[str] = []
         with started_stack(settings, console) as supervisor:

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     turn_timing_log: bool = False
     # Events of a session Rasa rebuilds per turn (BoundedSQLTrackerStore); 0: all of them.
     rasa_tracker_max_events: int = Field(constants.DEFAULT_RASA_TRACKER_MAX_EVENTS, ge=0)
+    # Customer messages per conversation sent to Rasa per window (0: no limit); shared by
+    # every replica through the app database (bot/chat/rate_limit.py).
+    chat_rate_limit_messages: int = Field(constants.DEFAULT_CHAT_RATE_LIMIT_MESSAGES, ge=0)
+    chat_rate_limit_window_seconds: float = Field(
+        constants.DEFAULT_CHAT_RATE_LIMIT_WINDOW_SECONDS, gt=0
+    )
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:

@@ -23,6 +23,11 @@ DEFAULT_MAX_MESSAGE_CHARS = 2000
 # handoff context's ten turns. 0: Rasa's own SQL tracker store (the whole session).
 DEFAULT_RASA_TRACKER_MAX_EVENTS = 100
 
+# Customer messages per conversation sent to Rasa in any window (bot/chat/rate_limit.py):
+# a person types far slower; a burst beyond it is stored and politely not answered.
+DEFAULT_CHAT_RATE_LIMIT_MESSAGES = 10
+DEFAULT_CHAT_RATE_LIMIT_WINDOW_SECONDS = 10.0
+
 # Agent desk.
 DEFAULT_DESK_SESSION_HOURS = 12.0
 DEFAULT_LOGIN_MAX_FAILURES = 5  # per e-mail and per client address, in the window below

@@ -21,4 +21,8 @@ FRAME_TOO_LARGE = "Sorry — that message is far too long for me. Could you send
 INVALID_FRAME = "Sorry — I couldn't read that message. Please type it again."
 HELLO_FIRST = "Sorry — the chat isn't ready yet. Please reload the page."
 UNEXPECTED_ERROR = "Sorry — something went wrong on our side. Please try again in a minute."
+RATE_LIMITED = (
+    "You're sending messages faster than I can answer them. Everything you sent is saved; "
+    "please give me a moment before sending more."
+)
 RATING_INVALID = "Sorry — I couldn't record that rating. Please tap one of the stars again."

@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.chat import messages
+from bot.chat.rate_limit import RateDecision, RateLimit, apply_rate_limit
 from bot.chat.timing import TurnTiming, timed_stage
 from bot.conversations import service as conversations
 from bot.conversations.attachments import AttachmentInfo, attachment_ids
@@ -162,6 +163,8 @@ class Admission(BaseModel):
     ticket_id: int | None = None
     desk_event: dict[str, Any] | None = None
     earlier_texts: list[str] = Field(default_factory=list)
+    rate_limited: bool = False  # over the chat rate limit: stored, not forwarded
+    rate_limit_notice: bool = False  # the first of a burst: tell the customer once
 
 
 class ChatService:
@@ -176,6 +179,7 @@ class ChatService:
         broker: Broker | None = None,
         detect_frustration: Callable[[str, list[str]], bool] | None = None,
         turn_timing_log: bool = False,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         """Create the service.
 
@@ -188,6 +192,8 @@ class ChatService:
             detect_frustration: ``(text, earlier_texts) -> bool``; a frustrated
                 customer in bot mode is handed to a person. ``None`` disables it.
             turn_timing_log: Log where each turn's time went (:mod:`bot.chat.timing`).
+            rate_limit: Most customer messages per conversation sent to Rasa per window
+                (:mod:`bot.chat.rate_limit`); ``None``: no limit.
         """
         self._session_factory = session_factory
         self._rasa = rasa_client
@@ -195,6 +201,7 @@ class ChatService:
         self._broker: Broker = broker or InProcessBroker()
         self._detect_frustration = detect_frustration
         self._turn_timing_log = turn_timing_log
+        self._rate_limit = rate_limit
 
     async def _db(self, func: Callable[..., _T], /, **kwargs: Any) -> _T:
         """Run ``func(session, **kwargs)`` in a worker thread with its own session."""
@@ -296,7 +303,13 @@ class ChatService:
 
         with timed_stage(timing, "admission"):
             admission = await self._db(
-                _admit_customer_message, conversation_id=conversation_id, text=text, payload=extra
+                _admit_customer_message,
+                conversation_id=conversation_id,
+                text=text,
+                payload=extra,
+                rate_limit=(
+                    None if to_rasa.startswith(tickets.RATING_PAYLOAD_PREFIX) else self._rate_limit
+                ),
             )
         if admission.desk_event is not None:
             await self._broker.publish(DESK_TOPIC, admission.desk_event)
@@ -308,6 +321,16 @@ class ChatService:
                 conversation_id,
                 admission.message_id,
             )
+            return []
+        if admission.rate_limited:  # bot/chat/rate_limit.py: stored and marked, not forwarded
+            logger.info(
+                "rate limited conversation=%s message=%s notice=%s",
+                conversation_id,
+                admission.message_id,
+                admission.rate_limit_notice,
+            )
+            if admission.rate_limit_notice:
+                return [await self._store_system(conversation_id, messages.RATE_LIMITED)]
             return []
         if (
             admission.mode == ConversationMode.BOT.value
@@ -429,7 +452,12 @@ def _locked_conversation(session: Session, conversation_id: str) -> Conversation
 
 
 def _admit_customer_message(
-    session: Session, *, conversation_id: str, text: str, payload: dict[str, Any] | None
+    session: Session,
+    *,
+    conversation_id: str,
+    text: str,
+    payload: dict[str, Any] | None,
+    rate_limit: RateLimit | None = None,
 ) -> Admission:
     """Store the customer's message and decide who answers it, in one transaction."""
     conversation = _locked_conversation(session, conversation_id)
@@ -441,6 +469,11 @@ def _admit_customer_message(
         payload=payload,
         commit=False,
     )
+    # The chat rate limit (bot/chat/rate_limit.py), decided with the conversation locked;
+    # messages to a person are never limited.
+    rate = RateDecision()
+    if rate_limit is not None and conversation.mode != ConversationMode.AGENT.value:
+        rate = apply_rate_limit(session, message=message, limit=rate_limit)
     ticket = tickets.open_ticket_for(session, conversation_id=conversation_id)
     desk_event = None
     if ticket is not None:
@@ -456,6 +489,8 @@ def _admit_customer_message(
         ticket_id=ticket.id if ticket else None,
         desk_event=desk_event,
         earlier_texts=earlier,
+        rate_limited=rate.limited,
+        rate_limit_notice=rate.notify,
     )
     session.commit()
     return admission

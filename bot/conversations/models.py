@@ -45,6 +45,7 @@ class MessageStatus(StrEnum):
     REJECTED = "rejected"  # stored but not forwarded (e.g. too long)
     UNDELIVERED = "undelivered"  # could not be forwarded (e.g. Rasa down)
     WITHHELD = "withheld"  # a bot reply that arrived after a person took over; never shown
+    RATE_LIMITED = "rate_limited"  # stored, not forwarded: over the chat rate limit
 
 
 def new_conversation_id() -> str:

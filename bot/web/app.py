@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.channels import webchat
+from bot.chat.rate_limit import rate_limit_for
 from bot.chat.service import ChatService
 from bot.config import Settings
 from bot.conversations.attachments import AttachmentService
@@ -132,6 +133,7 @@ def create_app(
             broker=events,
             detect_frustration=frustration_detector(),
             turn_timing_log=settings.turn_timing_log,
+            rate_limit=rate_limit_for(settings),
         )
         app.state.desk = Desk(
             session_factory=session_factory,
