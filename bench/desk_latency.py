@@ -44,7 +44,7 @@ from bench.common import emit, percentile
 from bot.agents.service import create_agent
 from bot.config import Settings, get_settings
 from bot.db.session import create_db_engine, create_session_factory
-from bot.ops.environments import CHROMIUM_PATH
+from bot.ops.environments import CHROMIUM_HEADLESS_ARGS, CHROMIUM_PATH
 from bot.ops.setup import prepare_state
 from bot.ops.stack import isolated_settings, started_stack
 
@@ -52,15 +52,6 @@ REQUEST_TEXT = "I want to talk to a person"
 TEAM = "customer-care"
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Records, in the queue page, when each ticket's row first appears (wall-clock ms).
 ROW_WATCH = """() => {
   window.__rowSeen = {};
@@ -206,7 +197,7 @@ async def queue_page(settings: Settings, agent: Agent) -> AsyncIterator[Any]:
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM_PATH), headless=True, args=CHROMIUM_ARGS
+            executable_path=str(CHROMIUM_PATH), headless=True, args=list(CHROMIUM_HEADLESS_ARGS)
         )
         try:
             page = await (await browser.new_context()).new_page()

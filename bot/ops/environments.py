@@ -18,6 +18,17 @@ from bot.ops.errors import OperationError
 RASA_VERSION = "3.6.21"
 RASA_REQUIREMENTS = Path("requirements") / "rasa.txt"
 CHROMIUM_PATH = Path("/usr/bin/chromium")
+# Headless Chromium for tests and benchmarks: its own background traffic (updates, sync,
+# QUIC probes) is refused on a closed network, so it is switched off.
+CHROMIUM_HEADLESS_ARGS: tuple[str, ...] = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 REDIS_SERVER_PATH = Path("/usr/bin/redis-server")
 _STAMP = ".concierge-requirements.sha256"
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 from rich.console import Console
 
 from bot.config import Settings, get_settings
 from bot.ops.doctor import check_model
+from bot.ops.environments import CHROMIUM_HEADLESS_ARGS, CHROMIUM_PATH
 from bot.ops.setup import prepare_state
 from bot.ops.stack import isolated_settings, started_stack
 from bot.ops.supervisor import ServiceFailedError, Supervisor
@@ -43,3 +45,18 @@ def stack_supervisor(stack_settings: Settings) -> Iterator[Supervisor]:
 def running_stack(stack_supervisor: Supervisor, stack_settings: Settings) -> Settings:
     """Settings of the running stack (ports, token, database)."""
     return stack_settings
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's headless Chromium, driven by Playwright, one per test module."""
+    if not CHROMIUM_PATH.exists():
+        pytest.fail("Debian's chromium is missing: run `python -m bot setup --for-tests`")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM_PATH),
+            headless=True,
+            args=list(CHROMIUM_HEADLESS_ARGS),
+        )
+        yield launched
+        launched.close()

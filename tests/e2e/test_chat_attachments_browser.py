@@ -23,7 +23,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from playwright.sync_api import Browser, FilePayload, Page, expect, sync_playwright
+from playwright.sync_api import Browser, FilePayload, Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,21 +36,11 @@ from bot.db.session import upgrade_database
 from bot.handoff import service as tickets
 from bot.handoff.desk import Desk
 from bot.handoff.models import Ticket
-from bot.ops.environments import CHROMIUM_PATH
 from bot.ops.stack import free_port
 from bot.rasa_client import RasaClient
 from bot.web.app import create_app
 from tests.helpers.axe import assert_no_axe_violations
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TIMEOUT_MS = 10_000
 _T = TypeVar("_T")
 
@@ -140,18 +130,6 @@ def served(tmp_path: Path) -> Iterator[Served]:
         server.should_exit = True
         thread.join(timeout=10)
         loop.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM_PATH.exists():
-        pytest.fail("Debian's chromium is missing: run `python -m bot setup --for-tests`")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM_PATH), headless=True, args=CHROMIUM_ARGS
-        )
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -19,15 +19,13 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from bot.agents.service import create_agent
 from bot.config import Settings
 from bot.conversations.service import conversation_for_token
 from bot.db.session import create_db_engine, create_session_factory
 from bot.handoff.models import Ticket
-from bot.ops.environments import CHROMIUM_PATH
-from tests.e2e.test_web_chat_browser import CHROMIUM_ARGS
 from tests.helpers.axe import assert_no_axe_violations
 
 ANSWER_TIMEOUT_MS = 30_000
@@ -45,18 +43,6 @@ MAX_TABS = 80
 class DeskAccount:
     email: str
     password: str
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM_PATH.exists():
-        pytest.fail("Debian's chromium is missing: run `python -m bot setup --for-tests`")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM_PATH), headless=True, args=CHROMIUM_ARGS
-        )
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")
