@@ -14,9 +14,6 @@ import asyncio
 import json
 import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +31,8 @@ from bot.ops.stack import free_port
 from tests.helpers.desk import DeskUser
 from tests.helpers.desk import sign_in as sign_in_form
 from tests.helpers.redis_server import running_redis
+from tests.helpers.web_process import WebProcess, start_web
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "two-replicas-service-token"
 CONVERSATIONS = 12
 CLAIM_RACES = 8
@@ -48,20 +45,6 @@ FRAME_TIMEOUT = 10.0
 class Replicas:
     urls: tuple[str, str]
     database_url: str
-
-
-def _wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"replica exited:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"replica at {url} never became healthy")
 
 
 @pytest.fixture(scope="module")
@@ -80,42 +63,21 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
 def _start_replicas(
     var_dir: Path, database_url: str, redis_url: str, rasa_port: int
 ) -> Iterator[Replicas]:
-    processes: list[subprocess.Popen[bytes]] = []
-    urls: list[str] = []
+    env = {
+        "CONCIERGE_VAR_DIR": str(var_dir),
+        "CONCIERGE_DATABASE_URL": database_url,
+        "CONCIERGE_SERVICE_TOKEN": TOKEN,
+        "CONCIERGE_REDIS_URL": redis_url,
+        "CONCIERGE_RASA_PORT": str(rasa_port),
+    }
+    started: list[WebProcess] = []
     try:
         for number in range(2):
-            port = free_port()
-            log = var_dir / f"web-{number}.log"
-            env = {
-                **os.environ,
-                "CONCIERGE_VAR_DIR": str(var_dir),
-                "CONCIERGE_DATABASE_URL": database_url,
-                "CONCIERGE_WEB_PORT": str(port),
-                "CONCIERGE_SERVICE_TOKEN": TOKEN,
-                "CONCIERGE_REDIS_URL": redis_url,
-                "CONCIERGE_RASA_PORT": str(rasa_port),
-            }
-            with log.open("wb") as out:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "bot", "web"],
-                    cwd=PROJECT_ROOT,
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            processes.append(process)
-            url = f"http://127.0.0.1:{port}"
-            _wait_healthy(process, url, log)
-            urls.append(url)
-        yield Replicas(urls=(urls[0], urls[1]), database_url=database_url)
+            started.append(start_web(port=free_port(), env=env, log=var_dir / f"web-{number}.log"))
+        yield Replicas(urls=(started[0].url, started[1].url), database_url=database_url)
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        for web in started:
+            web.stop()
 
 
 async def test_simultaneous_handoff_requests_on_two_replicas_give_one_ticket(
