@@ -142,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         onnx_encoder = onnx_index.encoder
         assert isinstance(onnx_encoder, OnnxEncoder)
 
-        cosines = np.sum(torch_encoder.encode(texts) * onnx_encoder.encode(texts), axis=1)
+        # One question per call, as the action server does (int8 dynamic quantisation
+        # scales activations per call: a batch would give each question other vectors).
+        singles = np.vstack([onnx_encoder.encode([text]) for text in texts])
+        cosines = np.sum(torch_encoder.encode(texts) * singles, axis=1)
         result: dict[str, object] = {
             "benchmark": "encoder_parity",
             "questions": len(queries),

@@ -13,15 +13,19 @@ neighbour, cosine thresholds):
   articles ordered by the blend of cosine and probability, thresholds still on cosine;
 - ``head_blend``: the same head, the blend as the score (answer threshold chosen on val);
 - ``margin``: answer only when the first article's score beats the second's by a margin
-  (chosen on val), on the baseline's hits.
+  (chosen on val), on the baseline's hits;
+- ``bm25``: BM25 scores (bm25s, ``knowledge.lexical``) added to the ranking, weight chosen
+  on val, thresholds still on cosine;
+- ``head_bm25``: the head (rerank) and BM25 together.
 
 Tuning uses train (articles) and val only: CLINC150's val split, and for Banking77 the
 last 10 % of each category's training rows (articles for val exclude them; articles for
-test use the whole training set, as ``bench.banking77_routing`` does). The head's weight
-is chosen once for all settings (best mean val top-1). Test is reported once per run.
+test use the whole training set, as ``bench.banking77_routing`` does). The head's and
+BM25's weights are chosen once for all settings (best mean val top-1). Test is reported
+once per run.
 
 Usage:
-    python -m bench.levers [--query-encoder onnx|torch]
+    python -m bench.levers [--query-encoder onnx|torch] [--levers baseline,bm25,...]
 """
 
 from __future__ import annotations
@@ -45,27 +49,31 @@ from knowledge.articles import Article
 from knowledge.encoder import Encoder, SentenceTransformerEncoder
 from knowledge.head import HeadConfig
 from knowledge.index import KnowledgeIndex
+from knowledge.lexical import LexicalConfig
 from knowledge.onnx_encoder import OnnxEncoder
 
 Query = tuple[str, str | None]
 HEAD_WEIGHTS = (0.3, 0.5, 0.7)
+LEXICAL_WEIGHTS = (0.05, 0.1, 0.2, 0.3)
+LEVERS = ("baseline", "no_passages", "head_rerank", "head_blend", "bm25", "head_bm25")
 MARGINS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08)
 
 
 class CachedEncoder:
     """Memoises another encoder's vectors (same name and dimension, same vectors)."""
 
-    def __init__(self, inner: Encoder) -> None:
+    def __init__(self, inner: Encoder, *, batch: int = 64) -> None:
         self.inner = inner
+        self.batch = batch
         self.name = inner.name
         self.dimension = inner.dimension
         self._cache: dict[str, np.ndarray] = {}
 
-    def prime(self, texts: Sequence[str], batch: int = 64) -> None:
-        """Encode the texts not seen yet, in batches of similar length."""
-        todo = sorted({t for t in texts if t not in self._cache}, key=len)
-        for start in range(0, len(todo), batch):
-            chunk = todo[start : start + batch]
+    def prime(self, texts: Sequence[str]) -> None:
+        """Encode the texts not seen yet, in batches of similar length (a fixed order)."""
+        todo = sorted({t for t in texts if t not in self._cache}, key=lambda t: (len(t), t))
+        for start in range(0, len(todo), self.batch):
+            chunk = todo[start : start + self.batch]
             for text, vector in zip(chunk, self.inner.encode(chunk), strict=True):
                 self._cache[text] = vector
 
@@ -171,6 +179,17 @@ def _figures(ranked: list[Ranked], threshold: float, margin: float = 0.0) -> dic
     return {key: round(value, 4) for key, value in figures.items()}
 
 
+def _top1(index: KnowledgeIndex, queries: Sequence[Query], policy: AnswerPolicy) -> float:
+    return top_k_accuracy(_rank(index, queries, policy), 1)
+
+
+def _best(scores: dict[float, list[float]], default: float) -> float:
+    """The weight with the best mean val top-1 (``default`` when nothing was measured)."""
+    if not scores:
+        return default
+    return max(scores, key=lambda w: float(np.mean(scores[w])))
+
+
 def _built(
     articles: list[Article],
     builder: Encoder,
@@ -178,10 +197,11 @@ def _built(
     tmp: Path,
     *,
     head: HeadConfig | None = None,
+    lexical: LexicalConfig | None = None,
     passages: bool = True,
 ) -> KnowledgeIndex:
     """Build with the torch model, then load it back with the query encoder (as deployed)."""
-    index = KnowledgeIndex.build(articles, builder, head=head, passages=passages)
+    index = KnowledgeIndex.build(articles, builder, head=head, lexical=lexical, passages=passages)
     folder = Path(tempfile.mkdtemp(dir=tmp))
     index.save(folder)
     return KnowledgeIndex.load(folder, query_encoder)
@@ -193,7 +213,17 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--query-encoder", choices=("onnx", "torch"), default="onnx")
+    parser.add_argument(
+        "--levers",
+        default=",".join(LEVERS),
+        help=f"comma-separated, from {', '.join(LEVERS)} (baseline always runs)",
+    )
     args = parser.parse_args(argv)
+    chosen = {"baseline", *args.levers.split(",")}
+    if unknown := chosen - set(LEVERS):
+        parser.error(f"unknown levers: {', '.join(sorted(unknown))}")
+    needs_head = bool(chosen & {"head_rerank", "head_blend", "head_bm25"})
+    needs_lexical = bool(chosen & {"bm25", "head_bm25"})
     settings = get_settings()
     bot_threshold = settings.kb_answer_threshold
     policy = AnswerPolicy(
@@ -209,25 +239,54 @@ def main(argv: list[str] | None = None) -> int:
         querier = builder
         if args.query_encoder == "onnx":
             export, _ = query_encoder_export(tmp, torch_model.model_path)
-            querier = CachedEncoder(OnnxEncoder(export))
+            # One question per call, as the action server encodes them: int8 dynamic
+            # quantisation scales activations per call, so batch-mates would shift vectors.
+            querier = CachedEncoder(OnnxEncoder(export), batch=1)
         setups = [_banking77(10), _banking77(None), _clinc150(10), _clinc150(None)]
 
-        # Val: every lever's candidates; the head weight is chosen across all settings.
-        val_scores: dict[float, list[float]] = defaultdict(list)
+        # Val: the weights are chosen once across all settings (mean val top-1).
+        head_val: dict[float, list[float]] = defaultdict(list)
+        lexical_val: dict[float, list[float]] = defaultdict(list)
+        both_val: dict[float, list[float]] = defaultdict(list)
+        head_indexes: dict[str, KnowledgeIndex] = {}
         for setup in setups:
-            texts = [q for q, _ in setup.val + setup.test]
-            querier.prime(texts)
-            head_index = _built(setup.val_articles, builder, querier, tmp, head=HeadConfig())
-            for weight in HEAD_WEIGHTS:
-                config = HeadConfig(weight=weight)
-                val_scores[weight].append(
-                    top_k_accuracy(_rank(head_index.with_head_config(config), setup.val, policy), 1)
+            querier.prime([q for q, _ in setup.val + setup.test])
+            if needs_head:
+                head_index = _built(
+                    setup.val_articles,
+                    builder,
+                    querier,
+                    tmp,
+                    head=HeadConfig(),
+                    lexical=LexicalConfig(weight=0.0) if needs_lexical else None,
                 )
-        weight = max(HEAD_WEIGHTS, key=lambda w: float(np.mean(val_scores[w])))
-        result["head_weight"] = weight
-        result["head_weight_val_top1"] = {
-            str(w): round(float(np.mean(v)), 4) for w, v in val_scores.items()
-        }
+                head_indexes[setup.name] = head_index
+                for weight in HEAD_WEIGHTS:
+                    reweighted = head_index.with_ranking(head=HeadConfig(weight=weight))
+                    head_val[weight].append(_top1(reweighted, setup.val, policy))
+            if needs_lexical:
+                lexical_index = _built(
+                    setup.val_articles, builder, querier, tmp, lexical=LexicalConfig()
+                )
+                for beta in LEXICAL_WEIGHTS:
+                    reweighted = lexical_index.with_ranking(lexical=LexicalConfig(weight=beta))
+                    lexical_val[beta].append(_top1(reweighted, setup.val, policy))
+        weight = _best(head_val, HEAD_WEIGHTS[-1])
+        beta = _best(lexical_val, LEXICAL_WEIGHTS[0])
+        if "head_bm25" in chosen:
+            for setup in setups:
+                for candidate in LEXICAL_WEIGHTS:
+                    reweighted = head_indexes[setup.name].with_ranking(
+                        head=HeadConfig(weight=weight), lexical=LexicalConfig(weight=candidate)
+                    )
+                    both_val[candidate].append(_top1(reweighted, setup.val, policy))
+        both_beta = _best(both_val, LEXICAL_WEIGHTS[0])
+        for name, scores in (("head", head_val), ("bm25", lexical_val), ("head_bm25", both_val)):
+            if scores:
+                result[f"{name}_weight_val_top1"] = {
+                    str(w): round(float(np.mean(v)), 4) for w, v in scores.items()
+                }
+        result.update({"head_weight": weight, "bm25_weight": beta, "head_bm25_weight": both_beta})
 
         for setup in setups:
             variants: dict[str, Callable[[list[Article]], KnowledgeIndex]] = {
@@ -239,7 +298,19 @@ def main(argv: list[str] | None = None) -> int:
                 "head_blend": lambda a: _built(
                     a, builder, querier, tmp, head=HeadConfig(weight=weight, mode="blend")
                 ),
+                "bm25": lambda a: _built(
+                    a, builder, querier, tmp, lexical=LexicalConfig(weight=beta)
+                ),
+                "head_bm25": lambda a: _built(
+                    a,
+                    builder,
+                    querier,
+                    tmp,
+                    head=HeadConfig(weight=weight),
+                    lexical=LexicalConfig(weight=both_beta),
+                ),
             }
+            variants = {name: make for name, make in variants.items() if name in chosen}
             same_articles = setup.val_articles is setup.test_articles
             for name, make in variants.items():
                 val_index = make(setup.val_articles)

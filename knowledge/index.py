@@ -40,6 +40,7 @@ from knowledge.articles import Article
 from knowledge.chunking import DEFAULT_MAX_CHARS, chunk_article
 from knowledge.encoder import Encoder, normalize_rows
 from knowledge.head import HEAD_FILE, ArticleHead, HeadConfig
+from knowledge.lexical import LexicalConfig, LexicalScorer
 from knowledge.threads import apply_in_this_thread
 from knowledge.timing import timed
 
@@ -156,6 +157,7 @@ class Manifest(BaseModel):
         query_encoder: The query encoder the build carries (``None``: queries are
             encoded with the model itself, through torch).
         head: The classifier head's settings (``None``: nearest-neighbour only).
+        lexical: BM25 re-ranking settings (``None``: none).
         passages: Whether body passages got vectors (titles and questions always do).
         format_version: Layout version of the saved files.
     """
@@ -171,6 +173,7 @@ class Manifest(BaseModel):
     article_ids: list[str]
     query_encoder: QueryEncoderRef | None = None
     head: HeadConfig | None = None
+    lexical: LexicalConfig | None = None
     passages: bool = True
     format_version: int = FORMAT_VERSION
 
@@ -315,6 +318,7 @@ class KnowledgeIndex:
         encoder: Encoder,
         query_encoder_source: Path | None = None,
         head: ArticleHead | None = None,
+        lexical: LexicalScorer | None = None,
     ) -> None:
         self._articles = {article.id: article for article in articles}
         self._summaries = {article.id: article.summary for article in articles}
@@ -326,9 +330,12 @@ class KnowledgeIndex:
         self._last_query: tuple[str, np.ndarray] | None = None
         self._head = head
         self._order = list(self._articles)  # article positions, as the head's rows
+        if lexical is None and manifest.lexical is not None:
+            lexical = LexicalScorer(self._documents(), manifest.lexical)
+        self._lexical = lexical
         self._starts: np.ndarray | None = None
         self._vectors: np.ndarray | None = None
-        if head is not None:
+        if head is not None or lexical is not None:
             self._starts, self._vectors = self._segments()
 
     @classmethod
@@ -341,6 +348,7 @@ class KnowledgeIndex:
         max_chars: int = DEFAULT_MAX_CHARS,
         query_encoder_dir: Path | None = None,
         head: HeadConfig | None = None,
+        lexical: LexicalConfig | None = None,
         passages: bool = True,
     ) -> KnowledgeIndex:
         """Encode articles and build an index.
@@ -356,6 +364,7 @@ class KnowledgeIndex:
                 damaged one, is left out with a warning (queries then use ``encoder``'s
                 model through torch).
             head: Train a classifier head on the vectors (see :mod:`knowledge.head`).
+            lexical: Re-rank with BM25 scores too (see :mod:`knowledge.lexical`).
             passages: Give body passages vectors (an article without alternate
                 questions always gets them).
 
@@ -392,6 +401,7 @@ class KnowledgeIndex:
             article_ids=ids,
             query_encoder=query_encoder,
             head=None if trained is None else head,
+            lexical=lexical,
             passages=passages,
         )
         logger.info(
@@ -425,26 +435,53 @@ class KnowledgeIndex:
         """The classifier head, if the index has one."""
         return self._head
 
-    def with_head_config(self, config: HeadConfig) -> KnowledgeIndex:
-        """Return this index with its head blended differently (no retraining).
+    def with_ranking(
+        self, *, head: HeadConfig | None = None, lexical: LexicalConfig | None = None
+    ) -> KnowledgeIndex:
+        """Return this index ranked differently, without retraining or re-encoding.
 
         Args:
-            config: New ``weight``/``mode`` (the trained weights are kept).
+            head: New ``weight``/``mode`` for the trained head (``None``: keep).
+            lexical: New BM25 weight (``None``: keep); the index must have been built
+                with lexical scores.
 
         Raises:
-            ValueError: If the index has no head.
+            ValueError: If a setting is given for a part the index does not have.
         """
-        if self._head is None:
+        if head is not None and self._head is None:
             raise ValueError("this index has no classifier head")
+        if lexical is not None and self._lexical is None:
+            raise ValueError("this index has no lexical scores")
+        new_head = self._head.with_config(head) if head and self._head else self._head
+        new_lexical = (
+            self._lexical.with_config(lexical) if lexical and self._lexical else self._lexical
+        )
+        update: dict[str, Any] = {}
+        if head is not None:
+            update["head"] = head
+        if lexical is not None:
+            update["lexical"] = lexical
         return KnowledgeIndex(
             articles=list(self._articles.values()),
             sources=self._sources,
             faiss_index=self._index,
-            manifest=self._manifest.model_copy(update={"head": config}),
+            manifest=self._manifest.model_copy(update=update),
             encoder=self._encoder,
             query_encoder_source=self._query_encoder_source,
-            head=self._head.with_config(config),
+            head=new_head,
+            lexical=new_lexical,
         )
+
+    def with_head_config(self, config: HeadConfig) -> KnowledgeIndex:
+        """Return this index with its head blended differently (see :meth:`with_ranking`)."""
+        return self.with_ranking(head=config)
+
+    def _documents(self) -> list[str]:
+        """One text per article (everything the index embeds for it), in article order."""
+        texts: dict[str, list[str]] = {article_id: [] for article_id in self._order}
+        for source in self._sources:
+            texts[source.article_id].append(source.text)
+        return [" ".join(texts[article_id]) for article_id in self._order]
 
     def _segments(self) -> tuple[np.ndarray, np.ndarray]:
         """Each article's first vector row (rows are grouped by article) and all vectors."""
@@ -501,8 +538,8 @@ class KnowledgeIndex:
         if not query or not query.strip() or limit < 1 or not self._sources:
             return []
         vector = self._query_vector(query.strip())
-        if self._head is not None:
-            return self._search_with_head(vector, limit, audience)
+        if self._head is not None or self._lexical is not None:
+            return self._search_ranked(query.strip(), vector, limit, audience)
         total = len(self._sources)
         k = min(total, max(limit * 16, 64))
         while True:
@@ -527,24 +564,33 @@ class KnowledgeIndex:
         self._last_query = (text, vector)
         return vector
 
-    def _search_with_head(
-        self, vector: np.ndarray, limit: int, audience: str | None
+    def _search_ranked(
+        self, text: str, vector: np.ndarray, limit: int, audience: str | None
     ) -> list[Hit]:
-        """Rank every article by the blend of its best cosine and the head's probability."""
-        assert self._head is not None and self._vectors is not None and self._starts is not None
+        """Rank every article by its best cosine blended with the head and BM25 scores."""
+        assert self._vectors is not None and self._starts is not None
         cosines = self._vectors @ vector[0]
         best = np.maximum.reduceat(cosines, self._starts)
-        config = self._head.config
-        blend = (1.0 - config.weight) * best + config.weight * self._head.probabilities(vector)
+        rank = best
+        blend_scores = False
+        if self._head is not None:
+            config = self._head.config
+            rank = (1.0 - config.weight) * best + config.weight * self._head.probabilities(
+                vector
+            )
+            blend_scores = config.mode == "blend"
+        scored = rank
+        if self._lexical is not None:
+            rank = rank + self._lexical.config.weight * self._lexical.scores(text)
         hits: list[Hit] = []
-        for number in np.lexsort((np.arange(len(blend)), -blend)):
+        for number in np.lexsort((np.arange(len(rank)), -rank)):
             article_id = self._order[int(number)]
             if audience and self._articles[article_id].audience not in (audience, "all"):
                 continue
             start = int(self._starts[number])
             end = int(self._starts[number + 1]) if number + 1 < len(self._starts) else None
             position = start + int(np.argmax(cosines[start:end]))
-            score = float(blend[number]) if config.mode == "blend" else float(best[number])
+            score = float(scored[number]) if blend_scores else float(best[number])
             hits.append(self._hit(article_id, score, position))
             if len(hits) >= limit:
                 break
@@ -653,7 +699,7 @@ class KnowledgeIndex:
         faiss_index = _read_faiss(directory / INDEX_FILE)
         articles, sources = _read_articles(directory / ARTICLES_FILE)
         _check_consistent(directory, manifest, faiss_index, articles, sources)
-        head = None
+        head = None  # lexical scores are rebuilt from the articles by the constructor
         if manifest.head is not None:
             try:
                 head = ArticleHead.load(directory / HEAD_FILE, manifest.head)

@@ -1,0 +1,80 @@
+"""Lexical scores (BM25 with bm25s) that can re-rank the semantic search.
+
+Each article becomes one BM25 document: the texts the index embeds for it (title,
+alternate questions, passages). At search time the query's BM25 score per article is
+divided by the best article's (0..1) and added to the ranking score:
+
+    rank = semantic + weight * bm25 / max(bm25)
+
+Like the classifier head in ``rerank`` mode, it only re-orders articles: a hit's score
+stays the cosine, so the answer/suggest thresholds keep their meaning. Built in memory
+when an index is created or loaded (no extra files). Measured by ``python -m bench.levers``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["LexicalConfig", "LexicalScorer"]
+
+_HINT = "lexical re-ranking needs bm25s: pip install bm25s"
+
+
+class LexicalConfig(BaseModel):
+    """How lexical scores are blended in (recorded in the index manifest).
+
+    Attributes:
+        kind: ``bm25``.
+        weight: Weight of the normalised BM25 score added to the ranking score.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["bm25"] = "bm25"
+    weight: float = Field(0.1, ge=0)
+
+
+class LexicalScorer:
+    """BM25 over one document per article, in the index's article order.
+
+    Args:
+        documents: One text per article.
+        config: The blend weight.
+
+    Raises:
+        ImportError: If bm25s is not installed.
+    """
+
+    def __init__(self, documents: Sequence[str], config: LexicalConfig) -> None:
+        try:
+            import bm25s
+        except ImportError as exc:
+            raise ImportError(_HINT) from exc
+        self._bm25s: Any = bm25s
+        self.config = config
+        self._count = len(documents)
+        self._retriever = bm25s.BM25()
+        tokens = bm25s.tokenize(list(documents), stopwords="en", show_progress=False)
+        self._retriever.index(tokens, show_progress=False)
+
+    def with_config(self, config: LexicalConfig) -> LexicalScorer:
+        """Return the same index blended with another weight."""
+        clone = object.__new__(LexicalScorer)
+        clone.__dict__.update(self.__dict__)
+        clone.config = config
+        return clone
+
+    def scores(self, query: str) -> np.ndarray:
+        """Return each article's BM25 score for the query, divided by the best one (0..1)."""
+        tokens = self._bm25s.tokenize(
+            [query], stopwords="en", show_progress=False, return_ids=False
+        )[0]
+        if not tokens:
+            return np.zeros(self._count, dtype=np.float32)
+        raw = np.asarray(self._retriever.get_scores(tokens), dtype=np.float32)
+        best = float(raw.max()) if raw.size else 0.0
+        return raw / best if best > 0 else np.zeros(self._count, dtype=np.float32)

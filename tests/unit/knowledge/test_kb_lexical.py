@@ -1,0 +1,80 @@
+"""knowledge.lexical: BM25 scores that re-rank the semantic search (scores stay cosines)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("bm25s")
+
+from knowledge.articles import load_articles
+from knowledge.head import HeadConfig
+from knowledge.index import KnowledgeIndex, read_manifest
+from knowledge.lexical import LexicalConfig, LexicalScorer
+
+
+@pytest.fixture
+def articles(articles_dir: Path):
+    return load_articles(articles_dir)
+
+
+def test_scores_are_normalised_per_query() -> None:
+    scorer = LexicalScorer(["office chairs in bulk", "reset a password"], LexicalConfig())
+
+    scores = scorer.scores("bulk chairs")
+
+    assert scores.max() == pytest.approx(1.0)
+    assert scores[1] == 0.0
+    assert not scorer.scores("the and of").any()  # stop words only
+
+
+def test_weight_zero_ranks_like_plain_search(articles, encoder) -> None:
+    plain = KnowledgeIndex.build(articles, encoder)
+    lexical = KnowledgeIndex.build(articles, encoder, lexical=LexicalConfig(weight=0.0))
+
+    for question in ("return a present", "bulk chairs", "password reset link"):
+        ours, theirs = lexical.search(question, 4), plain.search(question, 4)
+        assert [(h.article_id, h.matched_text) for h in ours] == [
+            (h.article_id, h.matched_text) for h in theirs
+        ]
+        assert [h.score for h in ours] == pytest.approx([h.score for h in theirs])
+
+
+def test_lexical_reorders_but_scores_stay_cosines(articles, encoder) -> None:
+    plain = KnowledgeIndex.build(articles, encoder)
+    lexical = KnowledgeIndex.build(articles, encoder, lexical=LexicalConfig(weight=5.0))
+    question = "courier delays in December"
+
+    cosine = {h.article_id: h.score for h in plain.search(question, 4)}
+    hits = lexical.search(question, 4)
+
+    assert hits[0].article_id == "delivery-track-order"  # the only article saying "December"
+    assert {h.article_id: h.score for h in hits} == pytest.approx(cosine)
+
+
+def test_saved_and_loaded_with_the_same_ranking(articles, encoder, tmp_path: Path) -> None:
+    index = KnowledgeIndex.build(
+        articles, encoder, lexical=LexicalConfig(weight=0.3), head=HeadConfig()
+    )
+    index.save(tmp_path / "build")
+
+    loaded = KnowledgeIndex.load(tmp_path / "build", encoder)
+
+    assert read_manifest(tmp_path / "build").lexical == LexicalConfig(weight=0.3)
+    for question in ("courier delays in December", "forgot password"):
+        assert loaded.search(question, 4) == index.search(question, 4)
+
+
+def test_with_ranking_changes_the_weight_and_needs_the_part(articles, encoder) -> None:
+    index = KnowledgeIndex.build(articles, encoder, lexical=LexicalConfig(weight=0.0))
+    plain = KnowledgeIndex.build(articles, encoder)
+
+    heavier = index.with_ranking(lexical=LexicalConfig(weight=5.0))
+
+    assert heavier.manifest.lexical == LexicalConfig(weight=5.0)
+    assert heavier.search("courier delays in December", 1)[0].article_id == "delivery-track-order"
+    with pytest.raises(ValueError, match="no lexical scores"):
+        plain.with_ranking(lexical=LexicalConfig())
+    with pytest.raises(ValueError, match="no classifier head"):
+        plain.with_ranking(head=HeadConfig())
