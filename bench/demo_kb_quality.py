@@ -16,7 +16,7 @@ they are a confident answer);
 The index is built as ``kb build`` builds it, with the classifier head
 (``knowledge.head.DEFAULT_HEAD``). Levers (``bench.levers`` measures them on public data):
 ``--head none|rerank|blend`` and ``--head-weight``; ``--no-passages`` gives only titles
-and alternate questions vectors.
+and alternate questions vectors; ``--bm25 WEIGHT`` adds BM25 re-ranking.
 
 Usage:
     python -m bench.demo_kb_quality [--head none] [--no-passages]
@@ -37,6 +37,7 @@ from knowledge.articles import load_articles
 from knowledge.encoder import default_encoder
 from knowledge.head import DEFAULT_HEAD
 from knowledge.index import Hit, KnowledgeIndex
+from knowledge.lexical import LexicalConfig
 
 QUESTIONS = Path(__file__).resolve().parent / "data" / "demo_kb_questions.yml"
 
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--head", choices=("none", "rerank", "blend"), default=DEFAULT_HEAD.mode)
     parser.add_argument("--head-weight", type=float, default=DEFAULT_HEAD.weight)
     parser.add_argument("--no-passages", action="store_true")
+    parser.add_argument(
+        "--bm25", type=float, default=None, help="add BM25 re-ranking with this weight"
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
 
@@ -66,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         load_articles(settings.articles_dir),
         default_encoder(),
         head=head,
+        lexical=None if args.bm25 is None else LexicalConfig(weight=args.bm25),
         passages=not args.no_passages,
     )
 
@@ -89,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": "demo_kb_quality",
             "head": args.head if head is None else f"{args.head}:{args.head_weight}",
             "passages": not args.no_passages,
+            "bm25": args.bm25,
             "articles": len(index.manifest.article_ids),
             "in_domain_questions": len(ranked) - len(ood),
             "ood_questions": len(ood),

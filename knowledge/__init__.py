@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from knowledge.answering import Answer, AnswerPolicy, answer_question
     from knowledge.articles import (
         Article,
         ArticleError,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
         SentenceTransformerEncoder,
         default_encoder,
     )
+    from knowledge.head import DEFAULT_HEAD, HeadConfig
     from knowledge.index import (
         Hit,
         IndexCorruptError,
@@ -33,9 +35,18 @@ if TYPE_CHECKING:
         KnowledgeIndexError,
         Manifest,
     )
+    from knowledge.onnx_encoder import OnnxEncoder
     from knowledge.store import LiveKnowledgeBase, build_and_publish, load_current, publish
+    from knowledge.threads import limit_native_threads
 
 _EXPORTS = {
+    "Answer": "knowledge.answering",
+    "AnswerPolicy": "knowledge.answering",
+    "answer_question": "knowledge.answering",
+    "DEFAULT_HEAD": "knowledge.head",
+    "HeadConfig": "knowledge.head",
+    "OnnxEncoder": "knowledge.onnx_encoder",
+    "limit_native_threads": "knowledge.threads",
     "Article": "knowledge.articles",
     "ArticleError": "knowledge.articles",
     "ArticleProblem": "knowledge.articles",
@@ -60,11 +71,15 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "DEFAULT_HEAD",
+    "Answer",
+    "AnswerPolicy",
     "Article",
     "ArticleError",
     "ArticleProblem",
     "Encoder",
     "EncoderUnavailableError",
+    "HeadConfig",
     "Hit",
     "IndexCorruptError",
     "IndexMismatchError",
@@ -73,9 +88,12 @@ __all__ = [
     "KnowledgeIndexError",
     "LiveKnowledgeBase",
     "Manifest",
+    "OnnxEncoder",
     "SentenceTransformerEncoder",
+    "answer_question",
     "build_and_publish",
     "default_encoder",
+    "limit_native_threads",
     "load_articles",
     "load_current",
     "parse_article",
