@@ -73,11 +73,18 @@ def write_runtime_endpoints(settings: Settings) -> Path:
 
 
 def rasa_spec(settings: Settings) -> ServiceSpec:
-    """Rasa server on ``settings.host``: REST channel plus the token-protected HTTP API."""
+    """Rasa server on ``settings.host``: REST channel plus the token-protected HTTP API.
+
+    Started through ``python -m rasa_addons run`` (Rasa's own command line, with
+    :mod:`rasa_addons.speedups` installed first) from the project root, so Rasa also
+    finds the bounded tracker store.
+    """
     assert settings.rasa_token is not None, "call with_run_token() first"
     token = settings.rasa_token.get_secret_value()
     argv = [
-        str(rasa_executable(settings)),
+        str(rasa_executable(settings).with_name("python")),
+        "-m",
+        "rasa_addons",
         "run",
         "--enable-api",
         # One argument with "=": a random token may start with "-", which argparse would
