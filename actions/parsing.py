@@ -105,11 +105,12 @@ def normalize_order_number(value: str | None) -> str | None:
 
 
 def _build_nlp() -> Language:
-    import spacy
+    from knowledge.nlp import blank_english
+
+    nlp = blank_english()
     from spacy.tokenizer import Tokenizer
     from spacy.util import compile_prefix_regex
 
-    nlp = spacy.blank("en")
     tokenizer = nlp.tokenizer
     assert isinstance(tokenizer, Tokenizer)
     default_match = tokenizer.token_match

@@ -41,9 +41,9 @@ _TERMINATORS = (".", "!", "?", ":", ";", "…", '"', "'", ")")
 @lru_cache(maxsize=1)
 def _nlp() -> Language:
     """Build the blank English pipeline with a sentencizer once per process."""
-    import spacy
+    from knowledge.nlp import blank_english
 
-    nlp = spacy.blank("en")
+    nlp = blank_english()
     nlp.add_pipe("sentencizer")
     logger.debug("Built blank spaCy pipeline: %s", nlp.pipe_names)
     return nlp

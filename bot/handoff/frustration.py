@@ -345,10 +345,11 @@ def _normalise(text: str) -> str:
 @functools.lru_cache(maxsize=1)
 def _pipeline() -> _Pipeline:
     """Build the blank spaCy pipeline and its matchers once per process."""
-    import spacy
+    from knowledge.nlp import blank_english
+
+    nlp = blank_english()
     from spacy.matcher import Matcher, PhraseMatcher
 
-    nlp = spacy.blank("en")
     phrases = PhraseMatcher(nlp.vocab, attr="NORM")
     weights: dict[str, tuple[str, float]] = {}
     for cue, weight, entries in _LEXICON:
