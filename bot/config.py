@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     chat_rate_limit_window_seconds: float = Field(
         constants.DEFAULT_CHAT_RATE_LIMIT_WINDOW_SECONDS, gt=0
     )
+    # Run profiles (bot/ops/profiles.py): Rasa's lock store (Redis URL; empty: in memory,
+    # one Rasa process), Sanic workers of Rasa (more than one needs the Redis lock store)
+    # and of the action server, and whether `run` starts its own redis-server at
+    # rasa_lock_store_url (loopback only).
+    rasa_lock_store_url: str = ""
+    rasa_workers: int = Field(1, ge=1, le=8)
+    action_workers: int = Field(1, ge=1, le=8)
+    manage_redis: bool = False
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:
@@ -93,6 +101,10 @@ class Settings(BaseSettings):
         self.public_url = self.public_url.rstrip("/")
         if self.kb_suggest_threshold > self.kb_answer_threshold:
             raise ValueError("kb_suggest_threshold must not be above kb_answer_threshold")
+        if self.rasa_workers > 1 and not self.rasa_lock_store_url:
+            raise ValueError("CONCIERGE_RASA_WORKERS > 1 needs CONCIERGE_RASA_LOCK_STORE_URL")
+        if self.manage_redis and not self.rasa_lock_store_url:
+            raise ValueError("CONCIERGE_MANAGE_REDIS needs CONCIERGE_RASA_LOCK_STORE_URL")
         if (self.tls_certfile is None) != (self.tls_keyfile is None):
             raise ValueError("set both CONCIERGE_TLS_CERTFILE and _TLS_KEYFILE, or neither")
         return self

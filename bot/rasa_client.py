@@ -7,6 +7,7 @@ merged into the reply before it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 from urllib.parse import quote
@@ -19,6 +20,10 @@ logger = logging.getLogger(__name__)
 _MERGEABLE_CUSTOM_KEYS = frozenset({"citation", "handoff"})
 # Durations an action reports about itself (actions/timing.py); never shown or stored.
 TIMING_KEY = "concierge_timing"
+# Requests in flight to Rasa per client. Rasa works on one turn at a time per worker, so
+# more only queue inside Rasa; and httpx's connection pool spends CPU on every waiting
+# request (with 200 chats waiting it took most of the bot service's CPU).
+DEFAULT_MAX_IN_FLIGHT = 16
 
 
 class RasaError(Exception):
@@ -184,18 +189,27 @@ class RasaClient:
         token: str | None,
         timeout: float,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         """Create the client (no connection is made until the first request).
 
         Args:
             base_url: E.g. ``http://127.0.0.1:5005``.
             token: Rasa's ``--auth-token`` for the HTTP API (tracker, status).
-            timeout: Seconds to wait for any request.
+            timeout: Seconds to wait for any request, waiting for a free slot included.
             transport: Optional transport, e.g. ``httpx.MockTransport`` in tests.
+            max_in_flight: Most requests sent to Rasa at once; the others wait their turn.
         """
         self._token = token
+        self._timeout = timeout
+        self._slots = asyncio.Semaphore(max_in_flight)
         self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), timeout=timeout, transport=transport
+            base_url=base_url.rstrip("/"),
+            timeout=timeout,
+            transport=transport,
+            limits=httpx.Limits(
+                max_connections=max_in_flight, max_keepalive_connections=max_in_flight
+            ),
         )
 
     def _auth_params(self) -> dict[str, str]:
@@ -211,8 +225,9 @@ class RasaClient:
         json: Any = None,
     ) -> Any:
         try:
-            response = await self._client.request(method, path, params=params, json=json)
-        except httpx.TimeoutException as exc:
+            async with asyncio.timeout(self._timeout), self._slots:
+                response = await self._client.request(method, path, params=params, json=json)
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise RasaUnavailableError(
                 f"Rasa timed out on {method} {path}", sender_id=sender_id
             ) from exc

@@ -1,4 +1,4 @@
-"""Two fixes for Rasa 3.6 work that is repeated on every turn for the same result.
+"""Three fixes for Rasa 3.6 work that is repeated on every turn for the same result.
 
 Both keep Rasa's behaviour and error messages; they are installed by the launcher
 (``python -m rasa_addons run``, see :mod:`rasa_addons.__main__`), before Rasa starts:
@@ -11,6 +11,9 @@ Both keep Rasa's behaviour and error messages; they are installed by the launche
 * **Event classes** are looked up by walking every ``Event`` subclass for each event
   deserialised (the action server's events, the tracker store's rows); here the class
   found for a type name is remembered. Unknown names still take Rasa's own path.
+* **Connections to the action server** are opened and closed for every action call
+  (a new ``aiohttp.ClientSession`` per request); here each endpoint keeps one session
+  per event loop, so connections are kept alive and reused.
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ _installed = False
 
 
 def install() -> None:
-    """Install both fixes (idempotent)."""
+    """Install the fixes (idempotent)."""
     global _installed
     if _installed:
         return
     _validate_action_responses_with_one_validator()
     _remember_event_classes()
+    _keep_endpoint_sessions()
     _installed = True
     logger.debug("Concierge Rasa speed-ups installed")
 
@@ -76,3 +80,35 @@ def _remember_event_classes() -> None:
         return found
 
     Event.resolve_by_type = staticmethod(resolve_by_type)  # type: ignore[method-assign]
+
+
+class _KeptSession:
+    """``async with`` over a kept ``aiohttp.ClientSession`` that does not close it."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    async def __aenter__(self) -> Any:
+        return self._session
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+
+def _keep_endpoint_sessions() -> None:
+    import asyncio
+
+    from rasa.utils.endpoints import EndpointConfig
+
+    new_session = EndpointConfig.session
+    # (endpoint, loop) ids -> (endpoint, session); holding the endpoint keeps its id unique.
+    kept: dict[tuple[int, int], tuple[EndpointConfig, Any]] = {}
+
+    def session(self: EndpointConfig) -> Any:
+        key = (id(self), id(asyncio.get_running_loop()))
+        entry = kept.get(key)
+        if entry is None or entry[1].closed:
+            entry = kept[key] = (self, new_session(self))
+        return _KeptSession(entry[1])
+
+    EndpointConfig.session = session  # type: ignore[method-assign]

@@ -183,25 +183,32 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         return tracker
 
     def _bounded_events(self, session: Any, sender_id: str) -> list[dict[str, Any]]:
-        query = self._event_query(session, sender_id, fetch_events_from_all_sessions=False)
-        if self.max_events <= 0 or query.count() <= self.max_events:
-            return [json.loads(row.data) for row in query.all()]
-        ids = query.with_entities(self.SQLEvent.id).order_by(None)
-        boundary = ids.order_by(self.SQLEvent.id.desc()).offset(self.max_events).limit(1).scalar()
-        first = ids.order_by(self.SQLEvent.id).limit(1).scalar()
+        event = self.SQLEvent
+        # Only the columns needed, never ORM objects: the query runs on every turn.
+        rows = (
+            self._event_query(session, sender_id, fetch_events_from_all_sessions=False)
+            .with_entities(event.id, event.data)
+            .order_by(None)
+        )
+        if self.max_events <= 0:
+            return [json.loads(row.data) for row in rows.order_by(event.id)]
+        newest = rows.order_by(event.id.desc()).limit(self.max_events + 1).all()
+        if len(newest) <= self.max_events:  # the whole session: one query
+            return [json.loads(row.data) for row in reversed(newest)]
+        first = rows.with_entities(sa.func.min(event.id)).scalar()
         snapshot = session.execute(
             sa.select(snapshots.c.event_id, snapshots.c.state)
             .where(
                 snapshots.c.sender_id == sender_id,
-                snapshots.c.event_id <= boundary,
+                snapshots.c.event_id <= newest[-1].id,
                 snapshots.c.event_id >= first,
             )
             .order_by(snapshots.c.event_id.desc())
             .limit(1)
         ).first()
         if snapshot is None:  # a session older than this store: everything, as Rasa does
-            return [json.loads(row.data) for row in query.all()]
-        tail = query.filter(self.SQLEvent.id > snapshot.event_id).all()
+            return [json.loads(row.data) for row in rows.order_by(event.id)]
+        tail = rows.filter(event.id > snapshot.event_id).order_by(event.id)
         return session_start_events(json.loads(snapshot.state)) + [
             json.loads(row.data) for row in tail
         ]

@@ -9,13 +9,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import SecretStr
 from rich.console import Console
 
 from bot.config import Settings
-from bot.ops.environments import rasa_executable
+from bot.ops.environments import REDIS_SERVER_PATH, rasa_executable
 from bot.ops.supervisor import ServiceSpec, Supervisor
 from bot.ops.training import model_path, rasa_environment
 
@@ -66,10 +67,28 @@ def write_runtime_endpoints(settings: Settings) -> Path:
         f"  type: {TRACKER_STORE_CLASS}\n"
         "  dialect: sqlite\n"
         f"  db: {settings.var_dir / 'rasa_tracker.db'}\n"
-        f"  max_events: {settings.rasa_tracker_max_events}\n",
+        f"  max_events: {settings.rasa_tracker_max_events}\n" + _lock_store(settings),
         encoding="utf-8",
     )
     return path
+
+
+def _lock_store(settings: Settings) -> str:
+    """Rasa's lock store: Redis at ``rasa_lock_store_url`` (needed for several workers)."""
+    if not settings.rasa_lock_store_url:
+        return ""  # Rasa's in-memory lock store: one Rasa process
+    url = urlsplit(settings.rasa_lock_store_url)
+    lines = [
+        "lock_store:",
+        "  type: redis",
+        f"  url: {url.hostname}",
+        f"  port: {url.port or 6379}",
+        f"  db: {int(url.path.strip('/') or 0)}",
+        "  key_prefix: concierge",
+    ]
+    if url.password:
+        lines.append(f"  password: {url.password}")
+    return "\n".join(lines) + "\n"
 
 
 def rasa_spec(settings: Settings) -> ServiceSpec:
@@ -107,7 +126,12 @@ def rasa_spec(settings: Settings) -> ServiceSpec:
         health_url=f"{settings.rasa_url}/status?token={token}",
         cwd=settings.project_root,
         log_path=settings.log_dir / "rasa.log",
-        env={**rasa_environment(settings), **settings_environment(settings)},
+        env={
+            **rasa_environment(settings),
+            **settings_environment(settings),
+            # Several Sanic workers, each with the model; Rasa allows it with Redis locks.
+            "SANIC_WORKERS": str(settings.rasa_workers),
+        },
     )
 
 
@@ -134,6 +158,7 @@ def action_server_spec(settings: Settings) -> ServiceSpec:
             # rasa-sdk 3.21 warns on every request that Rasa 3.6 is "old"; this pairing is
             # the supported one here (checked end to end by the e2e tests).
             "PYTHONWARNINGS": "ignore::UserWarning:rasa_sdk.utils",
+            "ACTION_SERVER_SANIC_WORKERS": str(settings.action_workers),
         },
         start_timeout=120.0,
         # Load the query encoder and index now, not on the first customer turn.
@@ -154,9 +179,55 @@ def web_spec(settings: Settings) -> ServiceSpec:
     )
 
 
+def redis_spec(settings: Settings) -> ServiceSpec:
+    """A private redis-server at ``rasa_lock_store_url``'s loopback port, without persistence.
+
+    Raises:
+        ValueError: The URL is not a loopback address with a port.
+    """
+    url = urlsplit(settings.rasa_lock_store_url)
+    host, port = url.hostname, url.port
+    if host not in {"127.0.0.1", "::1", "localhost"} or host is None or port is None:
+        raise ValueError("manage_redis needs a loopback CONCIERGE_RASA_LOCK_STORE_URL with a port")
+    workdir = settings.var_dir / "redis"
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    def ping() -> bool:
+        import redis
+
+        client = redis.Redis(host=host, port=port, socket_timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+
+    return ServiceSpec(
+        name="redis",
+        argv=[
+            str(REDIS_SERVER_PATH),
+            "--bind",
+            host,
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        health_url=f"redis://{host}:{port}/",
+        cwd=settings.project_root,
+        log_path=settings.log_dir / "redis.log",
+        start_timeout=30.0,
+        health_check=ping,
+    )
+
+
 def stack_specs(settings: Settings) -> list[ServiceSpec]:
-    """All three services in start order (slowest first, so they start in parallel)."""
-    return [rasa_spec(settings), action_server_spec(settings), web_spec(settings)]
+    """Every service in start order: Redis first when the profile runs it, then the slowest."""
+    managed = [redis_spec(settings)] if settings.manage_redis else []
+    return [*managed, rasa_spec(settings), action_server_spec(settings), web_spec(settings)]
 
 
 def free_port(host: str = "127.0.0.1") -> int:

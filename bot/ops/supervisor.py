@@ -42,6 +42,8 @@ class ServiceSpec:
     Attributes:
         after_ready: Called once the service is healthy again after a restart (for
             example to load the action server's index before the next customer turn).
+        health_check: Says whether the service is ready, for services that do not speak
+            HTTP; ``health_url`` then only names the service's host and port.
     """
 
     name: str
@@ -52,6 +54,8 @@ class ServiceSpec:
     env: dict[str, str] = field(default_factory=dict)
     start_timeout: float = 240.0
     after_ready: Callable[[], None] | None = field(default=None, compare=False)
+    # Readiness for services that do not speak HTTP (Redis): called instead of a GET.
+    health_check: Callable[[], bool] | None = field(default=None, compare=False)
 
     @property
     def port(self) -> tuple[str, int] | None:
@@ -156,7 +160,7 @@ class Supervisor:
                 while pending:
                     for service in list(pending):
                         self._check_alive(service)
-                        if _is_healthy(client, service.spec.health_url):
+                        if _is_healthy(client, service.spec):
                             service.ready_after = time.monotonic() - service.started_at
                             pending.remove(service)
                             if show_progress:
@@ -237,7 +241,7 @@ class Supervisor:
             return False
         code = service.process.poll()
         if service.ready_after is None:  # (re)starting
-            if code is None and _is_healthy(self._client(), service.spec.health_url):
+            if code is None and _is_healthy(self._client(), service.spec):
                 service.ready_after = now - service.started_at
                 logger.info(
                     "%s is back pid=%s after %.1f s", name, service.pid, service.ready_after
@@ -456,8 +460,13 @@ def _wait_for_free_port(host: str, port: int) -> bool:
     return True
 
 
-def _is_healthy(client: httpx.Client, url: str) -> bool:
+def _is_healthy(client: httpx.Client, spec: ServiceSpec) -> bool:
+    if spec.health_check is not None:
+        try:
+            return spec.health_check()
+        except Exception:
+            return False
     try:
-        return client.get(url).status_code == 200
+        return client.get(spec.health_url).status_code == 200
     except httpx.HTTPError:
         return False
