@@ -27,6 +27,7 @@ from bot.agents.cli import add_agents_parser
 from bot.config import Settings, get_settings
 from bot.ops.commands import tail
 from bot.ops.errors import OperationError
+from bot.ops.profiles import PROFILES
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,13 @@ def create_argument_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="start Rasa, the action server and the bot service")
     run.add_argument("--no-browser-hint", action="store_true", help=argparse.SUPPRESS)
+    run.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="default",
+        help="default: one process each; best: Redis lock store and two Rasa workers "
+        "(see docs/operations.md)",
+    )
 
     train = commands.add_parser("train", help="train the Rasa model if its inputs changed")
     train.add_argument("--force", action="store_true", help="train even if nothing changed")
@@ -139,7 +147,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings, console: Console) ->
     if args.command == "web":
         return _serve_web(settings)
     if args.command == "run":
-        return _run_stack(settings, console)
+        from bot.ops.profiles import apply_profile
+
+        return _run_stack(apply_profile(settings, args.profile), console)
     if args.command == "agents":
         from bot.agents.cli import run_agents_command
 

@@ -139,7 +139,12 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         self.max_events = int(max_events)
         if self.engine.dialect.name == "sqlite":
             self._tune_sqlite()
-        _metadata.create_all(self.engine)
+        try:
+            _metadata.create_all(self.engine)
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError) as error:
+            # Several Rasa workers start at once; one of them creates the table (as Rasa
+            # itself does for its events table).
+            logger.warning("Could not create the snapshot table (another worker may): %s", error)
         logger.info("Bounded SQL tracker store: at most about %s events per turn", max_events)
 
     def _tune_sqlite(self) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from bot.config import Settings
-from bot.ops.stack import free_port
 
 PROFILES: dict[str, dict[str, Any]] = {
     "default": {},
@@ -32,6 +31,8 @@ def apply_profile(settings: Settings, name: str) -> Settings:
     """
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(sorted(PROFILES))}")
+    from bot.ops.stack import free_port
+
     update = dict(PROFILES[name])
     if update.get("manage_redis") and not settings.rasa_lock_store_url:
         update["rasa_lock_store_url"] = f"redis://{settings.host}:{free_port(settings.host)}/0"
