@@ -31,6 +31,7 @@ import json
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -163,6 +164,37 @@ def greet_turns(settings: Settings, turns: int) -> list[float]:
     return timings
 
 
+def first_actions(settings: Settings, conversations: list[str]) -> Counter[str]:
+    """Which action Rasa ran first after each customer message, from its trackers.
+
+    Returns:
+        How many customer messages in these conversations were answered by each action
+        (``action_answer_from_knowledge`` for a knowledge answer).
+    """
+    assert settings.rasa_token is not None
+    found: Counter[str] = Counter()
+    with httpx.Client(timeout=30) as client:
+        for conversation in conversations:
+            tracker = client.get(
+                f"{settings.rasa_url}/conversations/{conversation}/tracker",
+                params={"token": settings.rasa_token.get_secret_value()},
+            ).json()
+            events = tracker.get("events", [])
+            for position, event in enumerate(events):
+                if event.get("event") != "user":
+                    continue
+                following = next(
+                    (
+                        later.get("name")
+                        for later in events[position + 1 :]
+                        if later.get("event") == "action"
+                    ),
+                    None,
+                )
+                found[str(following)] += 1
+    return found
+
+
 def stage_breakdown(log_path: Path, conversations: set[str]) -> dict[str, list[float]]:
     """Each stage's milliseconds per turn, from the bot service's ``turn timing`` lines.
 
@@ -227,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             greet = greet_turns(settings, args.turns)
+            answered_by = first_actions(settings, measured)
             long_ms: list[float] = []
             short_ms: list[float] = []
             if args.long_conversation:
@@ -266,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             "rasa_greet_p95_ms": round(percentile(greet, 0.95), 1),
             "ratio": round(p50 / greet_p50, 2),
             "rss_mb": memory,
+            "first_action_after_question": dict(answered_by),
             "stages_p50_ms": {k: round(percentile(v, 0.5), 1) for k, v in stages.items() if v},
             "stages_p95_ms": {k: round(percentile(v, 0.95), 1) for k, v in stages.items() if v},
         }
