@@ -87,13 +87,25 @@ class InProcessBroker:
 
 
 class RedisBroker:
-    """Delivery through Redis pub/sub, so every replica's pages get every event."""
+    """Delivery through Redis pub/sub, so every replica's pages get every event.
+
+    One Redis connection per process listens for every topic that has a local
+    subscriber (subscribed on first use, unsubscribed when the last one leaves), and a
+    reader task hands each event to the local subscribers; publishing uses the client's
+    pool. So a replica with thousands of open chats holds two or three Redis
+    connections, not one per chat.
+    """
 
     def __init__(self, url: str, *, prefix: str = "concierge:") -> None:
         import redis.asyncio as redis
 
         self._redis = redis.from_url(url)
         self._prefix = prefix
+        self._local = InProcessBroker()
+        self._pubsub: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._topics: dict[str, int] = defaultdict(int)
+        self._lock = asyncio.Lock()
 
     async def publish(self, topic: str, event: Event) -> None:
         """Publish the event as JSON on ``prefix + topic``."""
@@ -102,27 +114,65 @@ class RedisBroker:
     @asynccontextmanager
     async def subscribe(self, topic: str) -> AsyncIterator[AsyncIterator[Event]]:
         """Yield an async iterator of the topic's events until the context closes."""
-        pubsub = self._redis.pubsub()
-        await pubsub.subscribe(self._prefix + topic)
+        async with self._local.subscribe(topic) as events:
+            await self._listen_to(topic)
+            try:
+                yield events
+            finally:
+                await self._stop_listening_to(topic)
 
-        async def events() -> AsyncIterator[Event]:
-            async for message in pubsub.listen():
-                if message.get("type") != "message":
-                    continue
-                try:
-                    yield json.loads(message["data"])
-                except (ValueError, TypeError):
-                    logger.warning("ignoring a malformed event on %s", topic)
+    async def _listen_to(self, topic: str) -> None:
+        async with self._lock:
+            if self._pubsub is None:
+                self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            self._topics[topic] += 1
+            if self._topics[topic] == 1:
+                await self._pubsub.subscribe(self._prefix + topic)
+            if self._reader is None or self._reader.done():
+                self._reader = asyncio.create_task(self._read(), name="redis-broker-reader")
 
-        try:
-            yield events()
-        finally:
-            with contextlib.suppress(Exception):
-                await pubsub.unsubscribe()
-                await pubsub.aclose()
+    async def _stop_listening_to(self, topic: str) -> None:
+        async with self._lock:
+            self._topics[topic] -= 1
+            if self._topics[topic] <= 0:
+                del self._topics[topic]
+                with contextlib.suppress(Exception):  # the connection may be gone
+                    await self._pubsub.unsubscribe(self._prefix + topic)
+
+    async def _read(self) -> None:
+        """Hand every message of the subscribed topics to the local subscribers."""
+        while True:
+            if not self._topics:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("redis broker: reading failed; retrying in 1 s")
+                await asyncio.sleep(1)
+                continue
+            if not message or message.get("type") != "message":
+                continue
+            channel = message["channel"]
+            channel = channel.decode() if isinstance(channel, bytes) else str(channel)
+            try:
+                event = json.loads(message["data"])
+            except (ValueError, TypeError):
+                logger.warning("ignoring a malformed event on %s", channel)
+                continue
+            await self._local.publish(channel.removeprefix(self._prefix), event)
 
     async def aclose(self) -> None:
-        """Close the Redis connection pool."""
+        """Stop the reader and close the Redis connections."""
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
         await self._redis.aclose()
 
 

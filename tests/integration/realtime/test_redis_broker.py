@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -51,5 +52,23 @@ async def test_other_topics_and_garbage_are_not_delivered(redis_url: str) -> Non
             await broker.publish(conversation_topic("mine"), {"n": 1})
 
             assert await _next(mine) == {"n": 1}
+    finally:
+        await broker.aclose()
+
+
+async def test_hundreds_of_open_chats_share_a_few_redis_connections(redis_url: str) -> None:
+    broker = create_broker(redis_url)
+    raw = redis.Redis.from_url(redis_url)
+    topics = [conversation_topic(f"chat-{n}") for n in range(300)]
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            streams = [await stack.enter_async_context(broker.subscribe(t)) for t in topics]
+            await asyncio.sleep(0.3)
+            for number, topic in enumerate(topics):
+                await broker.publish(topic, {"n": number})
+            received = [await _next(stream) for stream in streams]
+            clients = len(raw.client_list()) - 1  # minus this probe
+        assert received == [{"n": number} for number in range(len(topics))]
+        assert clients <= 4, f"{clients} Redis connections for 300 open chats"
     finally:
         await broker.aclose()
