@@ -5,6 +5,7 @@ Usage:
     python -m bot agents add --email E --name N --role lead --team T1 --team T2 --password-stdin
     python -m bot agents list
     python -m bot agents deactivate EMAIL
+    python -m bot agents reactivate EMAIL [--password-stdin]
     python -m bot agents reset-password EMAIL [--password-stdin]
     python -m bot agents enroll-totp EMAIL
 
@@ -41,7 +42,7 @@ def add_agents_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     """
     agents = commands.add_parser(
         "agents",
-        help="desk accounts: add, list, deactivate, reset-password, enroll-totp",
+        help="desk accounts: add, list, deactivate, reactivate, reset-password, enroll-totp",
         description=(
             "Manage the people who sign in to the agent desk. Roles: agent (works the "
             "queues of their teams), lead (an agent who also sees reports), editor "
@@ -81,6 +82,17 @@ def add_agents_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "deactivate", help="deactivate an account; its sessions end at once"
     )
     deactivate.add_argument("email", metavar="EMAIL", help="the account's e-mail address")
+
+    reactivate = actions.add_parser(
+        "reactivate",
+        help="reactivate a deactivated account with a new password (random, printed once)",
+    )
+    reactivate.add_argument("email", metavar="EMAIL", help="the account's e-mail address")
+    reactivate.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the new password from standard input instead of generating one",
+    )
 
     reset = actions.add_parser(
         "reset-password",
@@ -222,6 +234,23 @@ def _deactivate(session: Session, args: argparse.Namespace, console: Console) ->
     return 0
 
 
+def _reactivate(session: Session, args: argparse.Namespace, console: Console) -> int:
+    from bot.agents.passwords import generate_password
+    from bot.agents.service import reactivate
+
+    agent = _agent(session, args.email)
+    if agent.is_active:
+        console.print(f"{agent.email} is already active.", highlight=False)
+        return 0
+    generated = not args.password_stdin
+    password = generate_password() if generated else _read_password("New password: ")
+    reactivate(session, agent_id=agent.id, password=password, actor=CLI_ACTOR)
+    console.print(f"Reactivated {agent.email}; the old password no longer works.", highlight=False)
+    if generated:
+        _print_once(console, "New password", password)
+    return 0
+
+
 def _reset_password(session: Session, args: argparse.Namespace, console: Console) -> int:
     from bot.agents.passwords import generate_password
     from bot.agents.service import reset_password
@@ -266,6 +295,7 @@ _HANDLERS = {
     "add": _add,
     "list": _list,
     "deactivate": _deactivate,
+    "reactivate": _reactivate,
     "reset-password": _reset_password,
     "enroll-totp": _enroll_totp,
 }

@@ -321,6 +321,30 @@ def deactivate(session: Session, *, agent_id: int, actor: str) -> Agent:
     return agent
 
 
+def reactivate(session: Session, *, agent_id: int, password: str, actor: str) -> Agent:
+    """Reactivate a deactivated agent with a new password (the old one is not restored).
+
+    A deactivated account's password may be known to someone who should no longer have
+    it, so it never comes back: the caller generates a new one and shows it once.
+    Teams, role and a two-step sign-in key are kept.
+
+    Raises:
+        AgentError: No such agent, the account is already active, or a weak password.
+    """
+    check_password_strength(password)
+    agent = session.get(Agent, agent_id)
+    if agent is None:
+        raise AgentError("There is no such agent.")
+    if agent.is_active:
+        raise AgentError(f"{agent.name}'s account is already active.")
+    agent.is_active = True
+    agent.password_hash = password_hasher().hash(password)
+    record_event(session, actor=actor, action="agent.reactivated", details={"agent_id": agent_id})
+    session.commit()
+    logger.info("agent reactivated agent=%s by=%s", agent_id, actor)
+    return agent
+
+
 def reset_password(session: Session, *, agent_id: int, password: str, actor: str) -> Agent:
     """Set a new password and end the agent's sessions.
 

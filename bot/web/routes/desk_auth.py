@@ -5,7 +5,7 @@ Routes:
     GET/POST /desk/login/totp             the second step (and an admin's first enrolment)
     POST     /desk/logout                 ends the session (CSRF)
     GET/POST /desk/admin/agents           list and create desk accounts (admins only)
-    POST     /desk/admin/agents/{id}/deactivate|reset-password|totp
+    POST     /desk/admin/agents/{id}/deactivate|reactivate|reset-password|totp
 
 The sign-in form has no session to hold a CSRF token yet, so it uses a double-submit
 cookie: a random token in an HttpOnly, SameSite=Strict cookie scoped to ``/desk/login``
@@ -584,6 +584,37 @@ async def admin_deactivate(
         view.page_error = error.message
         return await _admin_page(request, row, view, status_code=404)
     view.notice = f"Deactivated {name}; their sessions have ended."
+    return await _admin_page(request, row, view)
+
+
+@router.post("/admin/agents/{agent_id}/reactivate", response_class=HTMLResponse)
+async def admin_reactivate(
+    request: Request, agent_id: int, admin: AdminDep, row: CurrentSessionDep, _csrf: CsrfDep
+) -> Response:
+    """Reactivate a deactivated account with a new random password, shown once."""
+    password = generate_password()
+
+    def run() -> tuple[str, str]:
+        with _factory(request)() as session:
+            agent = _find_agent(session, agent_id)
+            agents.reactivate(
+                session, agent_id=agent_id, password=password, actor=f"agent:{admin.id}"
+            )
+            return agent.name, agent.email
+
+    view = _empty_view()
+    try:
+        name, email = await run_in_threadpool(run)
+    except agents.AgentError as error:
+        view.page_error = error.message
+        return await _admin_page(request, row, view, status_code=400)
+    view.notice = f"Reactivated {name} with a new password; the old one no longer works."
+    view.one_time = {
+        "heading": f"New password for {name}",
+        "name": name,
+        "email": email,
+        "password": password,
+    }
     return await _admin_page(request, row, view)
 
 

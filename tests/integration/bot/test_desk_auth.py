@@ -456,6 +456,36 @@ def test_deactivation_ends_the_agents_sessions_at_once(
     assert again.status_code == 401 and error_text(again.text) == agents.SIGN_IN_FAILED
 
 
+def test_a_deactivated_account_is_reactivated_with_a_new_password_only(
+    client: TestClient, admin: DeskUser, agent: DeskUser, second_client: TestClient
+) -> None:
+    sign_in(client, admin)
+    client.post(
+        f"/desk/admin/agents/{agent.id}/deactivate", data={"csrf_token": admin_page_csrf(client)}
+    )
+    page = client.get("/desk/admin/agents")
+    assert f'action="/desk/admin/agents/{agent.id}/reactivate"' in page.text
+
+    no_token = client.post(f"/desk/admin/agents/{agent.id}/reactivate")
+    assert no_token.status_code == 403
+    done = client.post(
+        f"/desk/admin/agents/{agent.id}/reactivate", data={"csrf_token": admin_page_csrf(client)}
+    )
+
+    assert done.status_code == 200
+    assert "the old one no longer works" in done.text
+    new_password = re.search(r'<dt>Password</dt><dd><code class="secret">([^<]+)</code>', done.text)
+    old_login = post_login(second_client, agent.email, agent.password)
+    assert old_login.status_code == 401
+    assert new_password is not None, done.text
+    fresh = html_lib.unescape(new_password.group(1)).strip()
+    assert post_login(second_client, agent.email, fresh).status_code == 303
+    again = client.post(
+        f"/desk/admin/agents/{agent.id}/reactivate", data={"csrf_token": admin_page_csrf(client)}
+    )
+    assert again.status_code == 400 and "already active" in again.text
+
+
 def test_reset_password_shows_a_new_one_once_and_ends_sessions(
     client: TestClient, admin: DeskUser, factory: sessionmaker[Session], second_client: TestClient
 ) -> None:

@@ -146,6 +146,16 @@ def test_list_deactivate_reset_and_enroll(
     assert main(["agents", "list"]) == 0
     assert "deactivated" in capsys.readouterr().out
 
+    assert main(["agents", "reactivate", "e@example.com"]) == 0
+    reactivated = capsys.readouterr().out
+    assert "the old password no longer works" in reactivated
+    fresh = printed_once(reactivated, "New password")
+    assert fresh != new_password
+    assert check_password(database_url, "e@example.com", fresh)
+    assert not check_password(database_url, "e@example.com", new_password)
+    assert main(["agents", "list"]) == 0
+    assert "deactivated" not in capsys.readouterr().out
+
 
 def test_an_unknown_email_exits_1(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     for action in ("deactivate", "reset-password", "enroll-totp"):
