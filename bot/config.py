@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(constants.DEFAULT_LOGIN_MAX_FAILURES, ge=1)
     login_window_minutes: float = Field(constants.DEFAULT_LOGIN_WINDOW_MINUTES, gt=0)
     max_attachment_bytes: int = Field(constants.DEFAULT_MAX_ATTACHMENT_BYTES, ge=1)
+    max_customer_attachments_per_conversation: int = Field(
+        constants.DEFAULT_MAX_CUSTOMER_ATTACHMENTS_PER_CONVERSATION, ge=1
+    )
     max_agent_reply_chars: int = Field(constants.DEFAULT_MAX_AGENT_REPLY_CHARS, ge=1)
 
     kb_answer_threshold: float = Field(constants.DEFAULT_KB_ANSWER_THRESHOLD, ge=0, le=1)

@@ -33,6 +33,8 @@ DEFAULT_DESK_SESSION_HOURS = 12.0
 DEFAULT_LOGIN_MAX_FAILURES = 5  # per e-mail and per client address, in the window below
 DEFAULT_LOGIN_WINDOW_MINUTES = 15.0
 DEFAULT_MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
+# Files one customer may upload into one conversation (bounds the disk one chat can fill).
+DEFAULT_MAX_CUSTOMER_ATTACHMENTS_PER_CONVERSATION = 20
 DEFAULT_MAX_AGENT_REPLY_CHARS = 5000
 ALLOWED_ATTACHMENT_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "application/pdf"})
 

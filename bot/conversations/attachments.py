@@ -47,13 +47,16 @@ from typing import IO, Any, TypeVar
 
 import anyio.to_thread
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import bot.db.models  # noqa: F401  (every table must be mapped before the first query)
 from bot.agents.models import Agent
 from bot.config import Settings
-from bot.constants import ALLOWED_ATTACHMENT_TYPES
+from bot.constants import (
+    ALLOWED_ATTACHMENT_TYPES,
+    DEFAULT_MAX_CUSTOMER_ATTACHMENTS_PER_CONVERSATION,
+)
 from bot.conversations.models import (
     Attachment,
     Conversation,
@@ -84,6 +87,10 @@ _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 EMPTY_FILE = "That file is empty — please choose another one."
 TOO_LARGE = "Sorry — that file is too big; attachments can be up to {limit}."
 UNSUPPORTED_TYPE = "Sorry — I can only accept photos (JPEG, PNG or WebP) and PDF files."
+TOO_MANY = (
+    "Sorry — this chat already holds the {limit} files it can take; a person from our team "
+    'can help with more (type "talk to a person").'
+)
 KEPT_FOR_A_PERSON = (
     "Thanks — I've kept your file with this chat. I can't look at files myself; "
     'if you\'d like a person to see it, type "talk to a person".'
@@ -154,6 +161,17 @@ class UnsupportedAttachmentTypeError(AttachmentError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason, UNSUPPORTED_TYPE)
+
+
+class TooManyAttachmentsError(AttachmentError):
+    """The customer already uploaded the most files one conversation may hold."""
+
+    status_code = 409
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"conversation already holds {limit} customer files", TOO_MANY.format(limit=limit)
+        )
 
 
 # -- types, names and sizes -----------------------------------------------------------------
@@ -609,8 +627,36 @@ class CustomerUpload:
     notice: Message | None
 
 
+def count_customer_attachments(session: Session, *, conversation_id: str) -> int:
+    """How many files the customer has uploaded into the conversation."""
+    return (
+        session.scalar(
+            select(func.count(Attachment.id)).where(
+                Attachment.conversation_id == conversation_id,
+                Attachment.uploaded_by == UPLOADED_BY_CUSTOMER,
+            )
+        )
+        or 0
+    )
+
+
+def check_customer_quota(session: Session, *, conversation_id: str, limit: int) -> None:
+    """Refuse a further upload once the conversation holds ``limit`` customer files.
+
+    Raises:
+        TooManyAttachmentsError: The conversation is full.
+    """
+    if count_customer_attachments(session, conversation_id=conversation_id) >= limit:
+        raise TooManyAttachmentsError(limit)
+
+
 def record_customer_upload(
-    session: Session, *, conversation_id: str, stored: StoredFile, filename: str
+    session: Session,
+    *,
+    conversation_id: str,
+    stored: StoredFile,
+    filename: str,
+    max_files: int | None = None,
 ) -> CustomerUpload:
     """Store a customer's file as a message of the conversation, in one transaction.
 
@@ -624,16 +670,22 @@ def record_customer_upload(
         conversation_id: The customer's conversation.
         stored: The stored bytes.
         filename: The sanitised display name.
+        max_files: The most customer files the conversation may hold (``None``: no cap).
+            Checked again here, under the conversation's lock, so two uploads at once
+            cannot both squeeze past the route's early check.
 
     Returns:
         The attachment, the message, the open ticket and the bot's note, if any.
 
     Raises:
         ConversationNotFoundError: The conversation does not exist.
+        TooManyAttachmentsError: The conversation already holds ``max_files`` files.
     """
     conversation = session.get(Conversation, conversation_id, with_for_update=True)
     if conversation is None:
         raise ConversationNotFoundError(conversation_id)
+    if max_files is not None:
+        check_customer_quota(session, conversation_id=conversation_id, limit=max_files)
     attachment = add_attachment(
         session,
         conversation_id=conversation_id,
@@ -680,6 +732,7 @@ class AttachmentService:
         root: Path,
         max_bytes: int,
         signer: AttachmentUrlSigner,
+        max_customer_files: int = DEFAULT_MAX_CUSTOMER_ATTACHMENTS_PER_CONVERSATION,
     ) -> None:
         """Create the service.
 
@@ -688,11 +741,13 @@ class AttachmentService:
             root: ``settings.attachments_dir``.
             max_bytes: The largest accepted file.
             signer: Signs and checks download URLs.
+            max_customer_files: The most files a customer may upload into one conversation.
         """
         self._session_factory = session_factory
         self.root = root
         self.max_bytes = max_bytes
         self.signer = signer
+        self.max_customer_files = max_customer_files
 
     @classmethod
     def from_settings(
@@ -704,6 +759,7 @@ class AttachmentService:
             root=settings.attachments_dir,
             max_bytes=settings.max_attachment_bytes,
             signer=AttachmentUrlSigner(signing_key(settings)),
+            max_customer_files=settings.max_customer_attachments_per_conversation,
         )
 
     async def db(self, func: Callable[..., _T], /, **kwargs: Any) -> _T:

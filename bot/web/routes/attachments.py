@@ -219,16 +219,34 @@ async def upload_from_customer(
 ) -> OutboundMessage:
     """Store a customer's file as a message of their conversation."""
     conversation_id = await _customer_conversation(request, attachments)
-    stored = await _receive(request, attachments, f"conversation={conversation_id}")
+    who = f"conversation={conversation_id}"
+    try:
+        # Early and cheap, before any byte is read; checked again under the row lock.
+        await attachments.db(
+            files.check_customer_quota,
+            conversation_id=conversation_id,
+            limit=attachments.max_customer_files,
+        )
+    except files.TooManyAttachmentsError as exc:
+        logger.info("attachment refused %s: %s", who, exc.reason)
+        raise HTTPException(exc.status_code, detail=exc.message) from None
+    stored = await _receive(request, attachments, who)
     filename = files.sanitise_filename(
         _declared_filename(request), content_type=stored.content_type
     )
-    upload = await attachments.db(
-        files.record_customer_upload,
-        conversation_id=conversation_id,
-        stored=stored,
-        filename=filename,
-    )
+    try:
+        upload = await attachments.db(
+            files.record_customer_upload,
+            conversation_id=conversation_id,
+            stored=stored,
+            filename=filename,
+            max_files=attachments.max_customer_files,
+        )
+    except files.TooManyAttachmentsError as exc:
+        # Lost a race with another upload; the bytes stay in the content-addressed store
+        # unreferenced (the same as an upload whose message failed) and nothing is shown.
+        logger.info("attachment refused %s: %s", who, exc.reason)
+        raise HTTPException(exc.status_code, detail=exc.message) from None
     message = OutboundMessage.from_message(upload.message)
     if upload.ticket is not None:
         event = message_event(upload.ticket, upload.message)

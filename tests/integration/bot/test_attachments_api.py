@@ -304,6 +304,35 @@ def test_too_big_is_refused_politely_and_nothing_is_stored(client: TestClient) -
     assert _attachment_rows(client) == 0
 
 
+def test_a_conversation_holds_a_bounded_number_of_customer_files(client: TestClient) -> None:
+    service = client.app.state.attachments  # type: ignore[attr-defined]
+    service.max_customer_files = 2
+    token, conversation_id = _new_conversation(client)
+    other_token, _ = _new_conversation(client)
+
+    first = _upload(client, token, PNG + b"1")
+    second = _upload(client, token, PNG + b"2")
+    third = _upload(client, token, PNG + b"3")
+
+    assert first.status_code == second.status_code == 201
+    assert third.status_code == 409
+    assert third.json() == {"detail": files.TOO_MANY.format(limit=2)}
+    assert _attachment_rows(client) == 2
+    assert len(_stored_files(client)) == 2  # refused before any byte was stored
+    assert _upload(client, other_token, PNG + b"4").status_code == 201  # per conversation
+    with _sessions(client)() as session:
+        # The check under the row lock, for two uploads that both passed the early one.
+        with pytest.raises(files.TooManyAttachmentsError):
+            files.record_customer_upload(
+                session,
+                conversation_id=conversation_id,
+                stored=files.StoredFile(sha256="0" * 64, size_bytes=5, content_type="image/png"),
+                filename="late.png",
+                max_files=2,
+            )
+    assert _attachment_rows(client) == 3
+
+
 @pytest.mark.parametrize(
     ("content", "content_type"),
     [
