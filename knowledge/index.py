@@ -159,6 +159,9 @@ class Manifest(BaseModel):
         head: The classifier head's settings (``None``: nearest-neighbour only).
         lexical: BM25 re-ranking settings (``None``: none).
         passages: Whether body passages got vectors (titles and questions always do).
+        encoder_dir: The folder of the model that built the index, relative to the index
+            root, when it is not the packaged model (``kb tune``'s ``encoders/<name>``,
+            see :mod:`knowledge.tuning`); ``None``: the packaged all-MiniLM-L6-v2.
         format_version: Layout version of the saved files.
     """
 
@@ -175,6 +178,7 @@ class Manifest(BaseModel):
     head: HeadConfig | None = None
     lexical: LexicalConfig | None = None
     passages: bool = True
+    encoder_dir: str | None = None
     format_version: int = FORMAT_VERSION
 
 
@@ -350,6 +354,7 @@ class KnowledgeIndex:
         head: HeadConfig | None = None,
         lexical: LexicalConfig | None = None,
         passages: bool = True,
+        encoder_dir: str | None = None,
     ) -> KnowledgeIndex:
         """Encode articles and build an index.
 
@@ -367,6 +372,8 @@ class KnowledgeIndex:
             lexical: Re-rank with BM25 scores too (see :mod:`knowledge.lexical`).
             passages: Give body passages vectors (an article without alternate
                 questions always gets them).
+            encoder_dir: Where ``encoder``'s model lives, relative to the index root, for
+                the manifest (``None``: the packaged model).
 
         Returns:
             The index, not yet saved.
@@ -403,6 +410,7 @@ class KnowledgeIndex:
             head=None if trained is None else head,
             lexical=lexical,
             passages=passages,
+            encoder_dir=encoder_dir,
         )
         logger.info(
             "Built knowledge index: %d articles, %d vectors in %.2fs",
