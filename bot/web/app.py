@@ -21,6 +21,7 @@ from bot.db.session import create_db_engine, create_session_factory
 from bot.handoff.desk import Desk
 from bot.rasa_client import RasaClient
 from bot.realtime.broker import Broker, create_broker
+from bot.web.access_log import install_access_log_redaction
 from bot.web.errors import register_exception_handlers
 from bot.web.routes import articles, attachments, health, internal, reports
 from bot.web.routes.desk import router as desk_router
@@ -119,6 +120,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_access_log_redaction()
         engine = create_db_engine(settings.database_url)
         session_factory = create_session_factory(engine)
         client = rasa_client or rasa_client_for(settings)
