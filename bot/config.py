@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     kb_suggest_threshold: float = Field(constants.DEFAULT_KB_SUGGEST_THRESHOLD, ge=0, le=1)
     kb_top_k: int = Field(constants.DEFAULT_KB_TOP_K, ge=1, le=10)
     max_message_chars: int = Field(constants.DEFAULT_MAX_MESSAGE_CHARS, ge=1)
+    # Knowledge editor: only revisions a lead approved are published (demo: off).
+    kb_require_review: bool = False
     # One log line per customer turn with where its time went (bot/chat/timing.py); the
     # knowledge actions then report their own durations through Rasa (actions/timing.py).
     turn_timing_log: bool = False

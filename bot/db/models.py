@@ -5,6 +5,7 @@ from bot.agents.models import Agent, AgentSession, LoginAttempt
 from bot.audit.models import AuditEvent
 from bot.conversations.models import Attachment, Conversation, Message
 from bot.db.base import Base
+from bot.editor.models import KbArticle, KbPublication, KbPublishLock, KbRevision, KbWorkingCopy
 from bot.handoff.models import CannedReply, Ticket
 
 __all__ = [
@@ -17,6 +18,11 @@ __all__ = [
     "CannedReply",
     "Contact",
     "Conversation",
+    "KbArticle",
+    "KbPublication",
+    "KbPublishLock",
+    "KbRevision",
+    "KbWorkingCopy",
     "LoginAttempt",
     "Message",
     "Order",

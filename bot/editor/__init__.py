@@ -1,0 +1,1 @@
+"""The knowledge-base editor: articles and revisions in the app database, review, publish."""
