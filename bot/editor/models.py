@@ -23,7 +23,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base, UTCDateTime, utcnow
@@ -110,7 +110,7 @@ class KbPublication(Base):
     revisions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     build_id: Mapped[str | None] = mapped_column(String(120), default=None)
     error: Mapped[str] = mapped_column(Text, default="")
-    seconds: Mapped[float | None] = mapped_column(default=None)
+    seconds: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class KbPublishLock(Base):
