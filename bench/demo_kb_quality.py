@@ -1,45 +1,257 @@
-"""Retrieval quality on the demo knowledge base, at the thresholds in the settings.
+"""Answer quality on the demo knowledge base, through Rasa's REST channel (so NLU mistakes count).
 
-The question set (bench/data/demo_kb_questions.yml) holds at least three paraphrases per
-article, written apart from the articles' own alternate questions, and 30 out-of-domain
-questions.
+Two question files, each in-domain questions by article plus out-of-domain questions, and
+``asked_by``: who may be answered each article's questions (``docs/editing-articles.md``,
+"Audiences"):
 
-Figures: ``top1`` and ``top3`` (right article first / in the first three), ``answered``
-(right article and above the answer threshold), ``ood_wrong`` (out-of-domain questions
-that get an answer instead of "I don't know", out of 30) and ``ood_suggested`` (those
-that get suggestions). They are measured on the path the bot takes for a customer who
-has not identified themselves (``knowledge.answering.answer_question``, the code the
-action server runs: consumer and general articles first, business articles only when
-they are a confident answer);
-``index_top1``/``index_top3`` are the plain index's figures over all articles.
+- **val** (``bench/data/demo_kb_questions.yml``, 184 + 30): the tuning set. NLU data,
+  routing and answer bands were tuned on it only; ``--show-misses`` lists its misses.
+- **test** (``bench/data/demo_kb_questions_test.yml``, 60 + 30): held out, written and
+  committed before any tuning, frozen by its sha256 (checked on every run; its misses
+  are never printed).
 
-The index is built as ``kb build`` builds it, with the classifier head
-(``knowledge.head.DEFAULT_HEAD``). Levers (``bench.levers`` measures them on public data):
-``--head none|rerank|blend`` and ``--head-weight``; ``--no-passages`` gives only titles
-and alternate questions vectors; ``--bm25 WEIGHT`` adds BM25 re-ranking.
+Each question is asked by two customers, over the questions that customer may be answered:
+an **unidentified** customer (consumer and general articles, and how to join the business
+programme) and a **verified business contact** (general and business articles; the slots
+a verified business contact has, ``customer_segment=b2b`` and the rest, are set through
+Rasa's tracker events API before the question).
+
+Default mode: a private stack (Rasa, action server, bot service on loopback ports, as
+``bench.turn_latency`` starts it); every question is a fresh conversation posted to Rasa's
+REST webhook. The action that handled it is read from Rasa's tracker; the article answered
+from the reply's ``citation`` (``json_message``), the suggestions from its
+``/choose_article`` buttons. ``--in-process`` skips Rasa and runs
+``knowledge.evaluation.evaluate`` (the code ``kb eval`` runs) on an index built as
+``kb build`` builds it: fast, no NLU, and it also sees the ranking (``top1``/``top3``).
+
+Figures per split and customer (``knowledge.evaluation.Figures``): ``shown_top1`` (the
+right article is the answer or the first suggestion: the bot-path top-1), ``shown_top3``,
+``answered_right``, ``answered_wrong`` (a wrong article answered, share of in-domain;
+goal ≤ 0.03), ``suggested``, ``ood_answered`` (goal 0), ``ood_suggested`` and
+``routed_elsewhere`` (questions Rasa gave to another action, by action).
 
 Usage:
-    python -m bench.demo_kb_quality [--head none] [--no-passages]
+    python -m bench.demo_kb_quality [--in-process] [--show-misses]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import tempfile
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import yaml
+from rich.console import Console
 
 from bench.common import emit
-from bench.retrieval import answered_correctly, rank_all, top_k_accuracy
-from bot.config import get_settings
-from knowledge.answering import AnswerPolicy, answer_question
-from knowledge.articles import load_articles
-from knowledge.encoder import default_encoder
-from knowledge.head import DEFAULT_HEAD
-from knowledge.index import Hit, KnowledgeIndex
-from knowledge.lexical import LexicalConfig
+from bot.config import Settings, get_settings
+from knowledge.answering import BAND_ANSWER, BAND_SUGGEST, BAND_UNKNOWN, AnswerPolicy
+from knowledge.evaluation import EvalQuestion, Figures, Outcome, evaluate, score
 
-QUESTIONS = Path(__file__).resolve().parent / "data" / "demo_kb_questions.yml"
+DATA_DIR = Path(__file__).resolve().parent / "data"
+VAL_FILE = DATA_DIR / "demo_kb_questions.yml"
+TEST_FILE = DATA_DIR / "demo_kb_questions_test.yml"
+TEST_SHA256 = "644cf11b624960361be606ab199c876ff4ee764bd2bcb893aa112d9df525ed01"
+"""sha256 of the test file as committed before any tuning (5884fa6)."""
+
+KNOWLEDGE_ACTION = "action_answer_from_knowledge"
+ASKERS = {"unidentified": "b2c", "business": "b2b"}
+"""Who asks (as in the files' ``asked_by``) and the audience ``knowledge.evaluation`` uses."""
+
+# The slots a verified business contact's conversation carries (domain.yml).
+BUSINESS_CONTACT_SLOTS = {
+    "customer_email": "facilities@northwind.example",
+    "customer_name": "Alex Meyer",
+    "account_name": "Northwind Offices GmbH",
+    "account_number": "ACC-20417",
+    "customer_segment": "b2b",
+}
+
+
+@dataclass(frozen=True)
+class Split:
+    """One question file, as questions per customer."""
+
+    name: str
+    questions: dict[str, list[EvalQuestion]]
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_split(name: str, path: Path) -> Split:
+    """Read a question file into the questions each customer may be answered.
+
+    Raises:
+        ValueError: An article has no ``asked_by`` entry, or names an unknown customer.
+    """
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    asked_by: dict[str, list[str]] = spec["asked_by"]
+    per: dict[str, list[EvalQuestion]] = {asker: [] for asker in ASKERS}
+    for article_id, texts in spec["in_domain"].items():
+        if article_id not in asked_by:
+            raise ValueError(f"{path}: {article_id} has no asked_by entry")
+        for asker in asked_by[article_id]:
+            if asker not in ASKERS:
+                raise ValueError(f"{path}: {article_id}: unknown customer {asker!r}")
+            per[asker] += [EvalQuestion(text, article_id, ASKERS[asker]) for text in texts]
+    for asker, audience in ASKERS.items():
+        per[asker] += [EvalQuestion(text, None, audience) for text in spec["out_of_domain"]]
+    return Split(name, per)
+
+
+def load_splits(val: Path, test: Path) -> list[Split]:
+    """The val and test splits; the test file must be the frozen one.
+
+    Raises:
+        SystemExit: The test file changed since it was frozen.
+    """
+    digest = sha256_of(test)
+    if test == TEST_FILE and digest != TEST_SHA256:
+        raise SystemExit(
+            f"FROZEN TEST SET CHANGED: {test} has sha256 {digest}, expected {TEST_SHA256}. "
+            "The test questions must not be edited; restore the file with git."
+        )
+    return [load_split("val", val), load_split("test", test)]
+
+
+# --- through Rasa -------------------------------------------------------------------------
+
+
+def outcome_from_reply(
+    question: EvalQuestion, messages: list[dict[str, Any]], first_action: str | None
+) -> Outcome:
+    """What the customer got, from Rasa's REST reply and the action that handled the question.
+
+    Args:
+        question: The question asked.
+        messages: The REST channel's reply (``text``, ``buttons``, ``custom``).
+        first_action: The first action Rasa ran after the question (from its tracker).
+
+    Returns:
+        The outcome: band ``elsewhere`` when another action than the knowledge answer
+        handled the question.
+    """
+    answered = None
+    suggestions: list[str] = []
+    score_value = None
+    for message in messages:
+        custom = message.get("custom")
+        if isinstance(custom, dict) and isinstance(custom.get("citation"), dict):
+            answered = custom["citation"].get("article_id")
+            score_value = custom["citation"].get("score")
+        for button in message.get("buttons") or []:
+            payload = str(button.get("payload", ""))
+            if payload.startswith("/choose_article"):
+                suggestions.append(json.loads(payload[len("/choose_article") :])["article_id"])
+    if first_action != KNOWLEDGE_ACTION:
+        return Outcome(
+            question,
+            "elsewhere",
+            answered=answered,
+            shown=(answered,) if answered else (),
+            routed_to=first_action or "none",
+        )
+    if answered is not None:
+        shown = (answered,)
+        return Outcome(question, BAND_ANSWER, answered=answered, shown=shown, score=score_value)
+    if suggestions:
+        return Outcome(question, BAND_SUGGEST, shown=tuple(suggestions))
+    return Outcome(question, BAND_UNKNOWN)
+
+
+def first_action_after_question(tracker: dict[str, Any]) -> str | None:
+    """The first action Rasa ran after the conversation's last customer message."""
+    events = tracker.get("events", [])
+    last_user = max((i for i, e in enumerate(events) if e.get("event") == "user"), default=None)
+    if last_user is None:
+        return None
+    return next(
+        (e.get("name") for e in events[last_user + 1 :] if e.get("event") == "action"), None
+    )
+
+
+def ask_through_rasa(client: httpx.Client, settings: Settings, question: EvalQuestion) -> Outcome:
+    """Ask one question in a fresh conversation through Rasa's REST channel."""
+    assert settings.rasa_token is not None
+    token = {"token": settings.rasa_token.get_secret_value()}
+    sender = f"bench-kbq-{uuid.uuid4().hex}"
+    if question.audience == "b2b":
+        events = [
+            {"event": "slot", "name": name, "value": value}
+            for name, value in BUSINESS_CONTACT_SLOTS.items()
+        ]
+        client.post(
+            f"{settings.rasa_url}/conversations/{sender}/tracker/events",
+            params=token,
+            json=events,
+        ).raise_for_status()
+    reply = client.post(
+        f"{settings.rasa_url}/webhooks/rest/webhook",
+        json={"sender": sender, "message": question.question},
+    )
+    reply.raise_for_status()
+    tracker = client.get(f"{settings.rasa_url}/conversations/{sender}/tracker", params=token)
+    tracker.raise_for_status()
+    return outcome_from_reply(question, reply.json(), first_action_after_question(tracker.json()))
+
+
+def run_through_rasa(splits: list[Split], console: Console) -> dict[tuple[str, str], Figures]:
+    """Start a private stack and ask every question of every split and customer."""
+    from bot.ops.setup import prepare_state
+    from bot.ops.stack import isolated_settings, started_stack
+
+    figures: dict[tuple[str, str], Figures] = {}
+    with tempfile.TemporaryDirectory(prefix="concierge-bench-") as tmp:
+        settings = isolated_settings(get_settings(), Path(tmp))
+        settings = settings.model_copy(update={"chat_rate_limit_messages": 0})
+        prepare_state(settings, console)
+        with started_stack(settings, console), httpx.Client(timeout=60) as client:
+            for split in splits:
+                for asker, questions in split.questions.items():
+                    outcomes = [ask_through_rasa(client, settings, q) for q in questions]
+                    figures[split.name, asker] = score(outcomes)
+    return figures
+
+
+# --- in process ---------------------------------------------------------------------------
+
+
+def run_in_process(splits: list[Split], policy: AnswerPolicy) -> dict[tuple[str, str], Figures]:
+    """Evaluate every split and customer on an index built as ``kb build`` builds it."""
+    from knowledge.articles import load_articles
+    from knowledge.encoder import default_encoder
+    from knowledge.head import DEFAULT_HEAD
+    from knowledge.index import KnowledgeIndex
+
+    settings = get_settings()
+    index = KnowledgeIndex.build(
+        load_articles(settings.articles_dir), default_encoder(), head=DEFAULT_HEAD
+    )
+    figures: dict[tuple[str, str], Figures] = {}
+    for split in splits:
+        for asker, questions in split.questions.items():
+            figures[split.name, asker], _ = evaluate(index, questions, policy)
+    return figures
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def _print_misses(console: Console, figures: Figures, label: str) -> None:
+    for miss in figures.misses:
+        expected = miss.question.expected or "(out of domain)"
+        got = miss.routed_to or (f"answer {miss.answered}" if miss.answered else miss.band)
+        shown = ", ".join(miss.shown) or "-"
+        console.print(f"MISS {label} {expected} <- {miss.question.question!r}: {got} [{shown}]")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,69 +259,51 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--questions", type=Path, default=QUESTIONS)
-    parser.add_argument("--show-misses", action="store_true", help="list every wrong top-1")
-    parser.add_argument("--head", choices=("none", "rerank", "blend"), default=DEFAULT_HEAD.mode)
-    parser.add_argument("--head-weight", type=float, default=DEFAULT_HEAD.weight)
-    parser.add_argument("--no-passages", action="store_true")
+    parser.add_argument("--val", type=Path, default=VAL_FILE, help="tuning questions")
+    parser.add_argument("--test", type=Path, default=TEST_FILE, help="held-out questions")
     parser.add_argument(
-        "--bm25", type=float, default=None, help="add BM25 re-ranking with this weight"
+        "--in-process", action="store_true", help="skip Rasa: the knowledge decision alone"
+    )
+    parser.add_argument(
+        "--show-misses", action="store_true", help="list the val set's misses (never test's)"
+    )
+    parser.add_argument(
+        "--val-only", action="store_true", help="skip the test set (for tuning runs)"
     )
     args = parser.parse_args(argv)
     settings = get_settings()
-
-    spec = yaml.safe_load(args.questions.read_text())
-    queries: list[tuple[str, str | None]] = [
-        (q, article_id) for article_id, qs in spec["in_domain"].items() for q in qs
-    ]
-    queries += [(q, None) for q in spec["out_of_domain"]]
-    head = None
-    if args.head != "none":
-        head = DEFAULT_HEAD.model_copy(update={"weight": args.head_weight, "mode": args.head})
-    index = KnowledgeIndex.build(
-        load_articles(settings.articles_dir),
-        default_encoder(),
-        head=head,
-        lexical=None if args.bm25 is None else LexicalConfig(weight=args.bm25),
-        passages=not args.no_passages,
+    policy = AnswerPolicy(
+        answer_threshold=settings.kb_answer_threshold,
+        suggest_threshold=settings.kb_suggest_threshold,
+        limit=settings.kb_top_k,
     )
+    splits = load_splits(args.val, args.test)
+    if args.val_only:
+        splits = splits[:1]
+    console = Console(stderr=True, soft_wrap=True)
+    if args.in_process:
+        figures = run_in_process(splits, policy)
+    else:
+        figures = run_through_rasa(splits, console)
 
-    def bot_search(text: str, limit: int) -> list[Hit]:
-        policy = AnswerPolicy(
-            answer_threshold=settings.kb_answer_threshold,
-            suggest_threshold=settings.kb_suggest_threshold,
-            limit=limit,
+    for (split, asker), result in figures.items():
+        console.print(
+            f"{split:<4} {asker:<12} shown top-1 {result.shown_top1:.3f}  top-3 "
+            f"{result.shown_top3:.3f}  answered right {result.answered_right:.3f}  wrong "
+            f"{result.answered_wrong:.3f} ({result.answered_wrong_count})  suggested "
+            f"{result.suggested:.3f}  ood answered {result.ood_answered}/{result.out_of_domain}"
+            f"  elsewhere {sum(result.routed_elsewhere.values())}"
         )
-        return list(answer_question(index, text, segment=None, policy=policy).hits)
-
-    plain = rank_all(index, queries, limit=3)
-    ranked = rank_all(index, queries, limit=3, search=bot_search)
-    ood = [r for r in ranked if r.expected is None]
-    if args.show_misses:
-        for (text, _), r in zip(queries, ranked, strict=True):
-            if r.expected is not None and r.ids[:1] != (r.expected,):
-                print(f"MISS {r.expected} <- {text!r}: got {r.ids[:1]} {r.top_score:.2f}")
+        if args.show_misses and split == "val":
+            _print_misses(console, result, f"{split}/{asker}")
     emit(
         {
             "benchmark": "demo_kb_quality",
-            "head": args.head if head is None else f"{args.head}:{args.head_weight}",
-            "passages": not args.no_passages,
-            "bm25": args.bm25,
-            "articles": len(index.manifest.article_ids),
-            "in_domain_questions": len(ranked) - len(ood),
-            "ood_questions": len(ood),
-            "answer_threshold": settings.kb_answer_threshold,
-            "suggest_threshold": settings.kb_suggest_threshold,
-            "index_top1": round(top_k_accuracy(plain, 1), 4),
-            "index_top3": round(top_k_accuracy(plain, 3), 4),
-            "top1": round(top_k_accuracy(ranked, 1), 4),
-            "top3": round(top_k_accuracy(ranked, 3), 4),
-            "answered": round(answered_correctly(ranked, settings.kb_answer_threshold), 4),
-            "ood_wrong": sum(r.top_score >= settings.kb_answer_threshold for r in ood),
-            "ood_suggested": sum(
-                settings.kb_suggest_threshold <= r.top_score < settings.kb_answer_threshold
-                for r in ood
-            ),
+            "mode": "in-process" if args.in_process else "rasa",
+            "answer_threshold": policy.answer_threshold,
+            "suggest_threshold": policy.suggest_threshold,
+            "test_sha256": sha256_of(args.test),
+            **{f"{split}_{asker}": result.to_dict() for (split, asker), result in figures.items()},
         }
     )
     return 0

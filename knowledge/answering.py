@@ -35,6 +35,7 @@ __all__ = [
     "BAND_ANSWER",
     "BAND_SUGGEST",
     "BAND_UNKNOWN",
+    "DEFAULT_ANSWER_MARGIN",
     "DEFAULT_ANSWER_THRESHOLD",
     "DEFAULT_LIMIT",
     "DEFAULT_SUGGEST_THRESHOLD",
@@ -45,6 +46,7 @@ __all__ = [
     "Searchable",
     "answer_question",
     "band_for",
+    "band_of",
     "search_for_customer",
 ]
 
@@ -54,6 +56,7 @@ DEFAULT_ANSWER_THRESHOLD = 0.52
 DEFAULT_SUGGEST_THRESHOLD = 0.45
 DEFAULT_LIMIT = 3
 B2B_PREFERENCE_MARGIN = 0.05
+DEFAULT_ANSWER_MARGIN = 0.0
 
 AnswerBand = Literal["answer", "suggest", "unknown"]
 BAND_ANSWER: AnswerBand = "answer"
@@ -80,6 +83,8 @@ class AnswerPolicy:
         limit: Most hits searched for and offered.
         b2b_preference_margin: How far behind a better general hit a business article may
             be and still be preferred for a business contact.
+        answer_margin: How far the best hit's score must lead the next article's for the
+            bot to answer; a closer race is offered as suggestions (0: no margin).
 
     Raises:
         ValueError: If a threshold is outside 0..1, the suggest threshold is above the
@@ -90,6 +95,7 @@ class AnswerPolicy:
     suggest_threshold: float = DEFAULT_SUGGEST_THRESHOLD
     limit: int = DEFAULT_LIMIT
     b2b_preference_margin: float = B2B_PREFERENCE_MARGIN
+    answer_margin: float = DEFAULT_ANSWER_MARGIN
 
     def __post_init__(self) -> None:
         for name in ("answer_threshold", "suggest_threshold"):
@@ -102,6 +108,8 @@ class AnswerPolicy:
             raise ValueError(f"limit must be at least 1, got {self.limit}")
         if self.b2b_preference_margin < 0:
             raise ValueError("b2b_preference_margin must not be negative")
+        if not (0.0 <= self.answer_margin <= 1.0) or math.isnan(self.answer_margin):
+            raise ValueError(f"answer_margin must be between 0 and 1, got {self.answer_margin}")
 
 
 def band_for(score: float | None, policy: AnswerPolicy) -> AnswerBand:
@@ -121,6 +129,26 @@ def band_for(score: float | None, policy: AnswerPolicy) -> AnswerBand:
     if score >= policy.suggest_threshold:
         return BAND_SUGGEST
     return BAND_UNKNOWN
+
+
+def band_of(hits: list[Hit] | tuple[Hit, ...], policy: AnswerPolicy) -> AnswerBand:
+    """Return the band of a ranked list of hits.
+
+    That is the first hit's band, except that an answer whose lead over the next article
+    is below ``policy.answer_margin`` is only suggested.
+
+    Args:
+        hits: Hits, the one to answer with first.
+        policy: The thresholds and the margin.
+
+    Returns:
+        ``answer``, ``suggest`` or ``unknown``.
+    """
+    band = band_for(hits[0].score if hits else None, policy)
+    close = len(hits) > 1 and hits[0].score - hits[1].score < policy.answer_margin
+    if band == BAND_ANSWER and policy.answer_margin > 0 and close:
+        return BAND_SUGGEST
+    return band
 
 
 @dataclass(frozen=True)
@@ -219,10 +247,10 @@ def search_for_customer(
     hits = source.search(query, policy.limit, audience=own)
     if business:
         hits = _prefer_business(hits, policy)
-    if hits and band_for(hits[0].score, policy) == BAND_ANSWER:
+    if band_of(hits, policy) == BAND_ANSWER:
         return hits, (own,)
     everything = source.search(query, policy.limit, audience=None)
-    if everything and band_for(everything[0].score, policy) == BAND_ANSWER:
+    if band_of(everything, policy) == BAND_ANSWER:
         return everything, (own, None)
     return hits, (own, None)
 
@@ -246,6 +274,5 @@ def answer_question(
     if not text:
         return Answer(text, segment, BAND_UNKNOWN, (), policy, ())
     hits, searched = search_for_customer(source, text, segment=segment, policy=policy)
-    band = band_for(hits[0].score if hits else None, policy)
-    return Answer(text, segment, band, tuple(hits), policy, searched)
+    return Answer(text, segment, band_of(hits, policy), tuple(hits), policy, searched)
 

@@ -7,6 +7,7 @@ Usage:
     python -m knowledge.editor search "can we pay by invoice?" --segment b2b
     python -m knowledge.editor new --id returns-label-lost --title "I lost my return label"
     python -m knowledge.editor list                # id, audience, updated, title
+    python -m knowledge.editor eval questions.jsonl  # top-1, recall@3, wrong answers, misses
 
 ``python -m knowledge`` and ``python -m bot kb ...`` run the same commands. This library
 reads no settings of its own: ``python -m bot kb`` passes the deployment's folders and
@@ -55,6 +56,7 @@ from knowledge.articles import (
     validate_articles,
 )
 from knowledge.encoder import Encoder, EncoderUnavailableError, default_encoder
+from knowledge.evaluation import EvalFileError, evaluate, load_jsonl
 from knowledge.head import DEFAULT_HEAD
 from knowledge.index import KnowledgeIndexError, Manifest
 from knowledge.onnx_encoder import EXPORT_DIRNAME
@@ -280,6 +282,27 @@ def create_argument_parser(
     )
 
     commands.add_parser("list", parents=[common], help="list the articles")
+
+    evaluate = commands.add_parser(
+        "eval",
+        parents=[common],
+        help="score the live index on labelled questions, as the bot would answer them",
+        description='QUESTIONS is JSON Lines: {"question": "...", "expected": ARTICLE_ID '
+        'or null (the bot should not answer), "audience": "b2c" or "b2b" (optional)}.',
+    )
+    evaluate.add_argument("questions", type=Path, help="JSON Lines file of labelled questions")
+    evaluate.add_argument(
+        "--answer-threshold",
+        type=threshold,
+        default=None,
+        help=f"score from which the bot answers (default: {policy.answer_threshold})",
+    )
+    evaluate.add_argument(
+        "--suggest-threshold",
+        type=threshold,
+        default=None,
+        help=f"score from which the bot suggests (default: {policy.suggest_threshold})",
+    )
     return parser
 
 
@@ -325,6 +348,7 @@ def main(
         "search": _search,
         "new": _new,
         "list": _list,
+        "eval": _eval,
     }
     try:
         return handlers[args.command](args, out, err, encoder)
@@ -340,7 +364,7 @@ def _fill_defaults(args: argparse.Namespace, defaults: EditorDefaults) -> None:
         args.index_dir = defaults.index_dir
     if args.command == "build" and args.query_encoder_dir is None:
         args.query_encoder_dir = defaults.query_encoder_dir
-    if args.command == "search":
+    if args.command in ("search", "eval"):
         base = defaults.policy
         answer_at = args.answer_threshold
         if answer_at is None:
@@ -351,8 +375,9 @@ def _fill_defaults(args: argparse.Namespace, defaults: EditorDefaults) -> None:
         args.policy = AnswerPolicy(
             answer_threshold=answer_at,
             suggest_threshold=suggest_at,
-            limit=args.limit or base.limit,
+            limit=getattr(args, "limit", None) or base.limit,
             b2b_preference_margin=base.b2b_preference_margin,
+            answer_margin=base.answer_margin,
         )
 
 
@@ -562,6 +587,48 @@ def _list(args: argparse.Namespace, out: Console, err: Console, encoder: Encoder
         err.print(
             f"[yellow]{count} problems hide some articles; run `validate` for details.[/yellow]"
         )
+    return EXIT_OK
+
+
+def _eval(args: argparse.Namespace, out: Console, err: Console, encoder: Encoder | None) -> int:
+    """Score the live index on a question file (``knowledge.evaluation``) and list the misses."""
+    try:
+        index = load_current(args.index_dir, encoder)
+    except KnowledgeIndexError as exc:
+        err.print(f"[red]error:[/red] {_escape(exc.message)}")
+        return EXIT_FAILURE
+    try:
+        questions = load_jsonl(args.questions, known_ids=index.manifest.article_ids)
+    except EvalFileError as exc:
+        err.print(f"[red]error:[/red] {_escape(exc)}")
+        return EXIT_FAILURE
+    figures, _ = evaluate(index, questions, args.policy)
+    if figures.misses:
+        table = Table(title=f"{len(figures.misses)} misses", title_justify="left")
+        table.add_column("line", justify="right")
+        table.add_column("question")
+        table.add_column("expected", no_wrap=True)
+        table.add_column("bot", no_wrap=True)
+        table.add_column("shown / ranked")
+        for miss in figures.misses:
+            shown = ", ".join(miss.shown) or "-"
+            ranked = ", ".join(miss.ranked) or "-"
+            table.add_row(
+                str(miss.question.line),
+                _escape(miss.question.question),
+                miss.question.expected or "(none)",
+                miss.band if miss.answered is None else f"answer {miss.answered}",
+                _escape(f"{shown} / {ranked}"),
+            )
+        out.print(table)
+    out.print(
+        f"{figures.in_domain} in-domain questions: top-1 {figures.top1 or 0.0:.3f}, recall@3 "
+        f"{figures.top3 or 0.0:.3f}, answered right {figures.answered_right:.3f}, answered wrong "
+        f"{figures.answered_wrong:.3f} ({figures.answered_wrong_count}); "
+        f"{figures.out_of_domain} out-of-scope: {figures.ood_answered} answered, "
+        f"{figures.ood_suggested} got suggestions."
+    )
+    out.file.write(json.dumps({"kb_eval": str(args.questions), **figures.to_dict()}) + "\n")
     return EXIT_OK
 
 
