@@ -1,0 +1,467 @@
+"""Content gaps for editors: failed questions grouped by meaning, with the nearest article.
+
+:func:`build_gaps` collects the period's questions (:mod:`bot.content_gaps.collect`),
+merges near-identical phrasings, embeds the rest with the live build's own query encoder
+(the ONNX int8 one the bot searches with; loaded once per process and shared with the
+desk's suggestions), groups them by meaning (:mod:`bot.content_gaps.grouping`) and, for
+each group, searches the live index with its most central phrasing exactly as the bot
+would (:func:`knowledge.answering.answer_question`: the customer's audience first) to name
+the nearest existing article, its score and the band the bot would answer in.
+
+Nothing is stored: every figure is derived from the conversations, messages, tickets and
+audit events. Grouping costs a few seconds for a thousand questions, so
+:class:`ContentGapsService` keeps finished results in a small in-process cache (a few
+entries, five minutes) keyed by the live build and the exact questions; each replica
+computes its own copy of this derived data, and a new question or a new build is a new
+key. One grouping runs at a time per process; a second request waits for it and then
+finds the result in the cache.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlencode
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.orm import Session
+
+from bot.content_gaps.collect import (
+    DEFAULT_LIMIT,
+    KIND_UNHELPFUL,
+    Collected,
+    GapQuestion,
+    collect_questions,
+)
+from bot.content_gaps.grouping import (
+    GROUP_THRESHOLD,
+    Phrasing,
+    QuestionEncoder,
+    cluster_vectors,
+    embed,
+    medoid,
+    merge_near_duplicates,
+)
+from bot.reports.queries import DEFAULT_DAYS, ReportPeriod
+
+if TYPE_CHECKING:
+    from knowledge.answering import AnswerPolicy, Searchable
+
+__all__ = [
+    "CACHE_ENTRIES",
+    "CACHE_SECONDS",
+    "GAPS_DEFINITION",
+    "MAX_EXAMPLES",
+    "MAX_LINK_QUESTIONS",
+    "ContentGaps",
+    "ContentGapsService",
+    "GapArticle",
+    "GapGroup",
+    "add_questions_url",
+    "build_gaps",
+    "group_questions",
+    "live_query_encoder",
+    "new_article_url",
+]
+
+logger = logging.getLogger(__name__)
+
+MAX_EXAMPLES = 5
+MAX_LINK_QUESTIONS = 5
+MAX_LINK_CHARS = 200
+MAX_TITLE_CHARS = 120
+CACHE_SECONDS = 300.0
+CACHE_ENTRIES = 8
+NEW_ARTICLE_PATH = "/editor/articles/new"
+
+GAPS_DEFINITION = (
+    "Questions customers typed that the bot answered by saying it was not sure or could "
+    "not find an answer (unanswered), and questions whose answer the customer said did not "
+    "help (unhelpful), in the period. Button taps, commands, questions asked while an agent "
+    "owned the conversation and unreadable text are left out. Near-identical wordings are "
+    "merged, then questions are grouped by meaning with the bot's own query encoder. "
+    "Customers: distinct identified contacts, plus one per conversation of a customer who "
+    "was never identified. The nearest article is what the bot's search finds for the "
+    "group's most typical wording today."
+)
+
+EncoderSource = Callable[[], tuple[str | None, QuestionEncoder]]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class GapArticle(_Model):
+    """The live article nearest to a group, as the bot's search ranks it.
+
+    Attributes:
+        band: What the bot would do with the group's typical wording today: ``answer``,
+            ``suggest`` or ``unknown``.
+    """
+
+    article_id: str
+    title: str
+    score: float
+    band: str
+    url: str
+
+
+class GapGroup(_Model):
+    """Questions of one meaning that the knowledge base failed."""
+
+    id: str  # stable for the same typical wording: a page anchor
+    title: str  # suggested article title: the most typical wording
+    count: int  # questions
+    conversations: int
+    customers: int
+    unanswered: int
+    unhelpful: int
+    unhelpful_share: float
+    phrasings: int  # distinct wordings after merging near-identical ones
+    examples: list[str]  # up to MAX_EXAMPLES wordings, most frequent first
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+    answered_with: list[str]  # articles whose answers were unhelpful, most often first
+    nearest: GapArticle | None
+    new_article_url: str
+    add_to_article_url: str | None
+
+
+class ContentGaps(_Model):
+    """The content-gaps page's data."""
+
+    period: ReportPeriod
+    build_id: str | None
+    questions_found: int
+    questions_considered: int
+    limit: int
+    truncated: bool
+    threshold: float
+    grouped_by_meaning: bool  # False: the encoder was unavailable, only near-duplicates merged
+    nearest_available: bool
+    groups: list[GapGroup]
+    computed_at: dt.datetime
+    definition: str = GAPS_DEFINITION
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def new_article_url(title: str, questions: Sequence[str]) -> str:
+    """The editor's "new article" link, prefilled with a title and alternate questions.
+
+    Args:
+        title: The suggested title.
+        questions: Alternate questions (at most :data:`MAX_LINK_QUESTIONS` are used, each
+            cut to :data:`MAX_LINK_CHARS`).
+
+    Returns:
+        ``/editor/articles/new?title=...&question=...``, URL-encoded.
+    """
+    pairs = [("title", _short(title, MAX_TITLE_CHARS))]
+    pairs += [("question", _short(q, MAX_LINK_CHARS)) for q in questions[:MAX_LINK_QUESTIONS]]
+    return f"{NEW_ARTICLE_PATH}?{urlencode(pairs, quote_via=quote)}"
+
+
+def add_questions_url(article_id: str, questions: Sequence[str]) -> str:
+    """The editor's "edit article" link that adds alternate questions.
+
+    Args:
+        article_id: The article.
+        questions: The questions to add (capped like :func:`new_article_url`).
+
+    Returns:
+        ``/editor/articles/<id>/edit?add_question=...``, URL-encoded.
+    """
+    pairs = [("add_question", _short(q, MAX_LINK_CHARS)) for q in questions[:MAX_LINK_QUESTIONS]]
+    path = f"/editor/articles/{quote(article_id, safe='')}/edit"
+    return f"{path}?{urlencode(pairs, quote_via=quote)}"
+
+
+def _suggested_title(text: str) -> str:
+    title = _short(text.strip(), MAX_TITLE_CHARS)
+    return title[:1].upper() + title[1:]
+
+
+def _customers(questions: Sequence[GapQuestion]) -> int:
+    contacts = {q.contact_id for q in questions if q.contact_id is not None}
+    anonymous = {q.conversation_id for q in questions if q.contact_id is None}
+    return len(contacts) + len(anonymous)
+
+
+def _segment(questions: Sequence[GapQuestion]) -> str | None:
+    """Search as a business contact only when most of the group's askers were one."""
+    business = sum(1 for q in questions if q.segment == "b2b")
+    return "b2b" if business * 2 > len(questions) else None
+
+
+def _nearest(
+    search: Searchable, text: str, *, segment: str | None, policy: AnswerPolicy
+) -> GapArticle | None:
+    from knowledge.answering import answer_question
+
+    answer = answer_question(search, text, segment=segment, policy=policy)
+    top = answer.top
+    if top is None:
+        return None
+    return GapArticle(
+        article_id=top.article_id,
+        title=top.title,
+        score=round(float(top.score), 3),
+        band=answer.band,
+        url=f"/articles/{quote(top.article_id, safe='')}",
+    )
+
+
+def group_questions(
+    questions: Sequence[GapQuestion],
+    *,
+    encoder: QuestionEncoder | None,
+    search: Searchable | None,
+    policy: AnswerPolicy,
+    threshold: float = GROUP_THRESHOLD,
+) -> tuple[list[GapGroup], bool]:
+    """Group questions by meaning and describe each group.
+
+    Args:
+        questions: The questions (any order).
+        encoder: The live build's query encoder; ``None``: only near-identical wordings
+            are merged.
+        search: The live index, for the nearest article; ``None``: no nearest article.
+        policy: The bot's answer thresholds.
+        threshold: Mean cosine from which phrasings are one group.
+
+    Returns:
+        The groups (most questions first, then most recently asked) and whether the
+        nearest articles could be searched.
+    """
+    ordered = sorted(questions, key=lambda q: (q.asked_at, q.message_id))  # oldest first
+    phrasings = merge_near_duplicates([q.text for q in ordered])
+    if not phrasings:
+        return [], search is not None
+    if encoder is not None:
+        vectors = embed(encoder, [p.text for p in phrasings])
+        labels = cluster_vectors(vectors, threshold=threshold)
+    else:
+        vectors = np.eye(len(phrasings), dtype=np.float32)
+        labels = list(range(len(phrasings)))
+    members: dict[int, list[int]] = {}
+    for number, label in enumerate(labels):
+        members.setdefault(label, []).append(number)
+    nearest_ok = search is not None
+    groups: list[GapGroup] = []
+    for numbers in members.values():
+        group_phrasings: list[Phrasing] = [phrasings[n] for n in numbers]
+        asked = [ordered[m] for p in group_phrasings for m in p.members]
+        weights = [len(p.members) for p in group_phrasings]
+        central = group_phrasings[medoid(vectors[numbers], weights)]
+        by_count = sorted(group_phrasings, key=lambda p: (-len(p.members), -max(p.members)))
+        examples = [p.text for p in by_count[:MAX_EXAMPLES]]
+        unhelpful = sum(1 for q in asked if q.kind == KIND_UNHELPFUL)
+        answered_with = Counter(q.article_id for q in asked if q.article_id)
+        nearest = None
+        if search is not None and nearest_ok:
+            try:
+                nearest = _nearest(search, central.text, segment=_segment(asked), policy=policy)
+            except Exception as exc:  # the index may be missing or broken: no nearest article
+                logger.warning("content gaps: nearest article unavailable: %s", exc)
+                nearest_ok = False
+        title = _suggested_title(central.text)
+        groups.append(
+            GapGroup(
+                id=hashlib.sha1(central.key.encode("utf-8")).hexdigest()[:12],
+                title=title,
+                count=len(asked),
+                conversations=len({q.conversation_id for q in asked}),
+                customers=_customers(asked),
+                unanswered=len(asked) - unhelpful,
+                unhelpful=unhelpful,
+                unhelpful_share=round(unhelpful / len(asked), 3),
+                phrasings=len(group_phrasings),
+                examples=examples,
+                first_seen=min(q.asked_at for q in asked),
+                last_seen=max(q.asked_at for q in asked),
+                answered_with=[article for article, _ in answered_with.most_common(3)],
+                nearest=nearest,
+                new_article_url=new_article_url(title, examples),
+                add_to_article_url=(
+                    add_questions_url(nearest.article_id, examples) if nearest else None
+                ),
+            )
+        )
+    groups.sort(key=lambda g: (-g.count, -g.last_seen.timestamp(), g.title))
+    return groups, nearest_ok
+
+
+def build_gaps(
+    collected: Collected,
+    *,
+    period: ReportPeriod,
+    encoder_source: EncoderSource | None,
+    search: Searchable | None,
+    policy: AnswerPolicy,
+    threshold: float = GROUP_THRESHOLD,
+) -> ContentGaps:
+    """Group collected questions (see :func:`group_questions`) into the page's data.
+
+    A failing encoder is logged and the questions are grouped by near-identical wording
+    only (``grouped_by_meaning`` is then False).
+    """
+    encoder: QuestionEncoder | None = None
+    build_id: str | None = None
+    if encoder_source is not None and collected.questions:
+        try:
+            build_id, encoder = encoder_source()
+        except Exception as exc:  # no build yet, or its encoder cannot load
+            logger.warning("content gaps: query encoder unavailable: %s", exc)
+    groups, nearest_ok = group_questions(
+        collected.questions,
+        encoder=encoder,
+        search=search,
+        policy=policy,
+        threshold=threshold,
+    )
+    return ContentGaps(
+        period=period,
+        build_id=build_id,
+        questions_found=collected.found,
+        questions_considered=len(collected.questions),
+        limit=collected.limit,
+        truncated=collected.truncated,
+        threshold=threshold,
+        grouped_by_meaning=encoder is not None or not collected.questions,
+        nearest_available=nearest_ok,
+        groups=groups,
+        computed_at=dt.datetime.now(dt.UTC),
+    )
+
+
+def live_query_encoder(index_dir: Path) -> tuple[str, QuestionEncoder]:
+    """The live build's name and its query encoder (the one the bot searches with).
+
+    The ONNX encoder is process-wide per export (:func:`knowledge.onnx_encoder.
+    load_onnx_encoder`), so this shares the session the desk's suggestions load.
+
+    Args:
+        index_dir: The index root.
+
+    Returns:
+        The build id and its query encoder.
+
+    Raises:
+        IndexNotBuiltError: No build is published.
+        KnowledgeIndexError: The build's manifest or encoder is unreadable.
+    """
+    from knowledge.index import IndexNotBuiltError, query_encoder_for, read_manifest
+    from knowledge.store import current_build
+
+    build = current_build(index_dir)
+    if build is None:
+        raise IndexNotBuiltError(f"no knowledge index has been built in {index_dir}")
+    return build.name, query_encoder_for(build, read_manifest(build))
+
+
+class ContentGapsService:
+    """Computes :class:`ContentGaps` and keeps recent results briefly (one per process).
+
+    Args:
+        encoder_source: Returns the live build id and its query encoder.
+        search: The live index (nearest articles).
+        policy: The bot's answer thresholds.
+        limit: Most questions considered per period.
+        threshold: Grouping threshold.
+        cache_seconds: How long a result is reused.
+        cache_entries: Most results kept.
+        clock: Monotonic seconds (tests pass a fake).
+    """
+
+    def __init__(
+        self,
+        *,
+        encoder_source: EncoderSource | None,
+        search: Searchable | None,
+        policy: AnswerPolicy,
+        limit: int = DEFAULT_LIMIT,
+        threshold: float = GROUP_THRESHOLD,
+        cache_seconds: float = CACHE_SECONDS,
+        cache_entries: int = CACHE_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.encoder_source = encoder_source
+        self.search = search
+        self.policy = policy
+        self.limit = limit
+        self.threshold = threshold
+        self._cache_seconds = cache_seconds
+        self._cache_entries = cache_entries
+        self._clock = clock
+        self._cache: OrderedDict[str, tuple[float, ContentGaps]] = OrderedDict()
+        self._lock = threading.Lock()  # one grouping at a time in this process
+        self.computations = 0
+
+    def gaps(
+        self, session: Session, *, days: int = DEFAULT_DAYS, now: dt.datetime | None = None
+    ) -> ContentGaps:
+        """The period's content gaps (blocking: call it in a worker thread).
+
+        Args:
+            session: An open session.
+            days: The last this many calendar days (UTC), today included; 1 to 365.
+            now: The current time (tests pass a fixed one).
+
+        Returns:
+            The groups, fresh or from the cache.
+
+        Raises:
+            ValueError: ``days`` is out of range.
+        """
+        period = ReportPeriod.last(days, now=now)
+        collected = collect_questions(session, period=period, limit=self.limit)
+        key = self._key(period, collected)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None and cached[0] > self._clock():
+                self._cache.move_to_end(key)
+                return cached[1]
+            self.computations += 1
+            started = time.perf_counter()
+            result = build_gaps(
+                collected,
+                period=period,
+                encoder_source=self.encoder_source,
+                search=self.search,
+                policy=self.policy,
+                threshold=self.threshold,
+            )
+            logger.info(
+                "content gaps: %d questions in %d groups (days=%d build=%s) in %.2fs",
+                result.questions_considered,
+                len(result.groups),
+                days,
+                result.build_id,
+                time.perf_counter() - started,
+            )
+            self._cache[key] = (self._clock() + self._cache_seconds, result)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_entries:
+                self._cache.popitem(last=False)
+            return result
+
+    def _key(self, period: ReportPeriod, collected: Collected) -> str:
+        build = getattr(self.search, "build_id", None)
+        digest = hashlib.sha256()
+        digest.update(f"{period.start.isoformat()}|{build}|{self.threshold}|".encode())
+        for question in collected.questions:
+            digest.update(f"{question.message_id}:{question.kind};".encode())
+        digest.update(f"|{collected.found}".encode())
+        return digest.hexdigest()

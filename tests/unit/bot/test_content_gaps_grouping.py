@@ -1,0 +1,342 @@
+"""Grouping of content gaps: near-duplicates, clustering, group figures, links and the cache.
+
+The algorithm is tested with hand-made vectors and the deterministic hashing encoder
+(``tests/helpers/fake_encoder.py``); the real ONNX encoder is exercised in
+``tests/integration/test_content_gaps_real.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import pytest
+
+from bot.content_gaps.collect import Collected, GapQuestion
+from bot.content_gaps.grouping import cluster_vectors, embed, medoid, merge_near_duplicates
+from bot.content_gaps.service import (
+    MAX_LINK_CHARS,
+    MAX_LINK_QUESTIONS,
+    ContentGapsService,
+    add_questions_url,
+    build_gaps,
+    group_questions,
+    new_article_url,
+)
+from bot.reports.queries import ReportPeriod
+from knowledge.answering import AnswerPolicy
+from knowledge.articles import load_articles
+from knowledge.index import KnowledgeIndex
+from tests.helpers.fake_encoder import FakeEncoder
+
+NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
+POLICY = AnswerPolicy(answer_threshold=0.9, suggest_threshold=0.6, limit=3)
+ARTICLE = """---
+id: {id}
+title: {title}
+audience: b2c
+tags: [test]
+questions:
+  - {question}
+language: en
+updated: 2026-10-14
+owner: test
+---
+{body}
+"""
+
+
+def question(
+    number: int,
+    text: str,
+    *,
+    minutes: int = 0,
+    kind: str = "unanswered",
+    conversation: str | None = None,
+    contact: int | None = None,
+    article: str | None = None,
+) -> GapQuestion:
+    return GapQuestion(
+        message_id=number,
+        conversation_id=conversation or f"c{number}",
+        contact_id=contact,
+        segment=None,
+        text=text,
+        asked_at=NOW - dt.timedelta(minutes=minutes),
+        kind=kind,  # type: ignore[arg-type]
+        article_id=article,
+    )
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> KnowledgeIndex:
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    for article_id, title, asked, body in [
+        (
+            "delivery-costs",
+            "How much is delivery?",
+            "What does shipping cost?",
+            "Delivery costs 4 euros.",
+        ),
+        (
+            "refunds-timing",
+            "When will I get my refund?",
+            "How long do refunds take?",
+            "Refunds take 5 days.",
+        ),
+    ]:
+        (folder / f"{article_id}.md").write_text(
+            ARTICLE.format(id=article_id, title=title, question=asked, body=body), encoding="utf-8"
+        )
+    return KnowledgeIndex.build(load_articles(folder), FakeEncoder())
+
+
+# -- near-identical phrasings ---------------------------------------------------------------
+
+
+def test_near_identical_wordings_merge_and_show_the_latest() -> None:
+    texts = [
+        "Do you sell gift wrapping?",
+        "do you sell  gift wrapping",
+        "Do you sell gift wraping?",  # a typo
+        "Can I pay with bitcoin?",
+        "Do you sell gift wrapping!!",
+        "  ",
+    ]
+
+    phrasings = merge_near_duplicates(texts)
+
+    assert [p.members for p in phrasings] == [(0, 1, 2, 4), (3,)]
+    assert phrasings[0].text == "Do you sell gift wrapping!!"  # the most recent wording
+    assert phrasings[0].key == "do you sell gift wrapping"
+    assert phrasings[1].text == "Can I pay with bitcoin?"
+
+
+def test_different_questions_with_shared_words_stay_apart() -> None:
+    phrasings = merge_near_duplicates(["Can I return a gift?", "Can I wrap a gift?"])
+
+    assert len(phrasings) == 2
+
+
+# -- clustering -----------------------------------------------------------------------------
+
+
+def unit(*values: float) -> np.ndarray:
+    vector = np.array(values, dtype=np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def test_average_linkage_groups_close_vectors_and_keeps_an_outlier_alone() -> None:
+    vectors = np.vstack(
+        [
+            unit(1, 0.1, 0),
+            unit(0, 1, 0.1),
+            unit(1, 0, 0.1),
+            unit(0.1, 1, 0),
+            unit(0, 0, 1),
+        ]
+    )
+
+    assert cluster_vectors(vectors, threshold=0.9) == [0, 1, 0, 1, 2]
+    assert cluster_vectors(vectors, threshold=-1.0) == [0, 0, 0, 0, 0]
+    assert cluster_vectors(vectors, threshold=1.0) == [0, 1, 2, 3, 4]
+
+
+def test_average_linkage_does_not_chain_through_a_bridge() -> None:
+    # a and b are far apart; "bridge" sits between them. Single linkage would join all
+    # three at a threshold the bridge meets with each end; average linkage does not.
+    a, bridge, b = unit(1, 0), unit(1, 1), unit(0, 1)
+    vectors = np.vstack([a, bridge, b])
+
+    labels = cluster_vectors(vectors, threshold=0.7)
+
+    assert labels[0] != labels[2]
+
+
+def test_cluster_edge_cases() -> None:
+    assert cluster_vectors(np.zeros((0, 3), dtype=np.float32)) == []
+    assert cluster_vectors(np.vstack([unit(1, 0)])) == [0]
+    with pytest.raises(ValueError, match="threshold"):
+        cluster_vectors(np.vstack([unit(1, 0), unit(0, 1)]), threshold=1.5)
+
+
+def test_medoid_is_the_most_central_and_weights_count() -> None:
+    vectors = np.vstack([unit(1, 0), unit(1, 1), unit(0, 1)])
+
+    assert medoid(vectors) == 1
+    assert medoid(vectors, [10, 1, 1]) == 0
+
+
+def test_embed_batches_and_normalises() -> None:
+    encoder = FakeEncoder()
+
+    vectors = embed(encoder, [f"question number {n}" for n in range(5)], batch=2)
+
+    assert [len(call) for call in encoder.calls] == [2, 2, 1]
+    assert vectors.shape == (5, 64)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
+
+
+# -- groups ---------------------------------------------------------------------------------
+
+
+def test_groups_carry_counts_examples_nearest_article_and_links(index: KnowledgeIndex) -> None:
+    questions = [
+        question(1, "What does shipping cost to Mars?", minutes=50, contact=7),
+        question(2, "what does shipping cost to mars", minutes=40, contact=7, conversation="c9"),
+        question(3, "Shipping cost to Mars please", minutes=30),
+        question(
+            4,
+            "What does shipping cost to Mars?",
+            minutes=10,
+            kind="unhelpful",
+            article="delivery-costs",
+        ),
+        question(5, "Do you sell reindeer saddles?", minutes=20),
+    ]
+
+    groups, nearest_ok = group_questions(
+        questions, encoder=FakeEncoder(), search=index, policy=POLICY, threshold=0.5
+    )
+
+    assert nearest_ok
+    assert [g.count for g in groups] == [4, 1]
+    mars = groups[0]
+    assert (mars.unanswered, mars.unhelpful, mars.unhelpful_share) == (3, 1, 0.25)
+    assert mars.conversations == 4  # c1, c9, c3, c4
+    assert mars.customers == 3  # contact 7 (two conversations), and two anonymous ones
+    assert mars.phrasings == 2
+    assert mars.examples == ["What does shipping cost to Mars?", "Shipping cost to Mars please"]
+    assert mars.first_seen == NOW - dt.timedelta(minutes=50)
+    assert mars.last_seen == NOW - dt.timedelta(minutes=10)
+    assert mars.answered_with == ["delivery-costs"]
+    assert mars.title == "What does shipping cost to Mars?"
+    assert mars.nearest is not None and mars.nearest.article_id == "delivery-costs"
+    assert mars.nearest.band in ("answer", "suggest", "unknown")
+    assert mars.add_to_article_url is not None
+    link = urlsplit(mars.add_to_article_url)
+    assert link.path == "/editor/articles/delivery-costs/edit"
+    assert parse_qs(link.query)["add_question"] == mars.examples
+    new = urlsplit(mars.new_article_url)
+    assert new.path == "/editor/articles/new"
+    assert parse_qs(new.query) == {"title": [mars.title], "question": mars.examples}
+    assert groups[1].examples == ["Do you sell reindeer saddles?"]
+
+
+def test_without_an_index_groups_have_no_nearest_article() -> None:
+    groups, nearest_ok = group_questions(
+        [question(1, "Do you sell reindeer saddles?")],
+        encoder=FakeEncoder(),
+        search=None,
+        policy=POLICY,
+    )
+
+    assert not nearest_ok
+    assert groups[0].nearest is None and groups[0].add_to_article_url is None
+
+
+def test_an_unavailable_encoder_still_lists_the_questions() -> None:
+    def broken() -> tuple[str | None, FakeEncoder]:
+        raise RuntimeError("no build")
+
+    collected = Collected(
+        questions=[question(1, "Reindeer saddles?"), question(2, "Gift wrap?")], found=2, limit=10
+    )
+
+    gaps = build_gaps(
+        collected,
+        period=ReportPeriod.last(30, now=NOW),
+        encoder_source=broken,
+        search=None,
+        policy=POLICY,
+    )
+
+    assert not gaps.grouped_by_meaning
+    assert sorted(g.title for g in gaps.groups) == ["Gift wrap?", "Reindeer saddles?"]
+
+
+def test_links_are_encoded_and_capped() -> None:
+    hostile = ["a&title=x#frag?/..", "é ☃ <b>", "x" * 500, *[f"q{n}" for n in range(10)]]
+
+    url = new_article_url("Title & more?" + "y" * 300, hostile)
+
+    parts = urlsplit(url)
+    assert "#" not in url and " " not in url and "<" not in url
+    query = parse_qs(parts.query)
+    assert query["question"][:2] == ["a&title=x#frag?/..", "é ☃ <b>"]
+    assert len(query["question"]) == MAX_LINK_QUESTIONS
+    assert len(query["question"][2]) == MAX_LINK_CHARS
+    assert query["title"][0].startswith("Title & more?") and len(query["title"][0]) <= 120
+    edit = urlsplit(add_questions_url("weird/../id?x", ["one"]))
+    assert edit.path == "/editor/articles/weird%2F..%2Fid%3Fx/edit"
+
+
+# -- cache ----------------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_results_are_cached_per_questions_and_expire(
+    session,
+    index: KnowledgeIndex,  # the unit conftest's migrated SQLite session
+) -> None:
+    from bot.conversations.models import Conversation, Message
+    from bot.reports.queries import KB_NO_ANSWER_REPLIES
+
+    session.add(Conversation(id="conv", created_at=NOW, updated_at=NOW))
+    session.flush()
+    session.add_all(
+        [
+            Message(
+                conversation_id="conv", role="customer", text="Do you sell saddles?", created_at=NOW
+            ),
+            Message(
+                conversation_id="conv", role="bot", text=KB_NO_ANSWER_REPLIES[0], created_at=NOW
+            ),
+        ]
+    )
+    session.commit()
+    clock = FakeClock()
+    encoder = FakeEncoder()
+    service = ContentGapsService(
+        encoder_source=lambda: ("build-1", encoder),
+        search=index,
+        policy=POLICY,
+        cache_seconds=60,
+        cache_entries=2,
+        clock=clock,
+    )
+
+    first = service.gaps(session, days=7, now=NOW)
+    again = service.gaps(session, days=7, now=NOW)
+    assert again is first and service.computations == 1
+    assert first.groups[0].examples == ["Do you sell saddles?"]
+
+    service.gaps(session, days=30, now=NOW)  # another period: another entry
+    assert service.computations == 2
+
+    session.add_all(
+        [
+            Message(conversation_id="conv", role="customer", text="Gift wrap?", created_at=NOW),
+            Message(
+                conversation_id="conv", role="bot", text=KB_NO_ANSWER_REPLIES[0], created_at=NOW
+            ),
+        ]
+    )
+    session.commit()
+    fresh = service.gaps(session, days=7, now=NOW)  # a new question: recomputed
+    assert service.computations == 3 and fresh.questions_considered == 2
+
+    clock.now = 61
+    service.gaps(session, days=7, now=NOW)  # expired
+    assert service.computations == 4
+    assert len(service._cache) <= 2
