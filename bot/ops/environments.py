@@ -30,6 +30,8 @@ CHROMIUM_HEADLESS_ARGS: tuple[str, ...] = (
     "--disable-sync",
 )
 REDIS_SERVER_PATH = Path("/usr/bin/redis-server")
+# Debian's server binaries, one folder per major version (package ``postgresql``).
+POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 _STAMP = ".concierge-requirements.sha256"
 
 
@@ -138,6 +140,16 @@ def rasa_version(settings: Settings) -> str | None:
     return result.stdout.strip() or None
 
 
+def postgres_bin_dir() -> Path | None:
+    """The newest installed PostgreSQL server's ``bin`` folder (with ``initdb``), if any."""
+    found = [Path(path) for path in glob.glob(POSTGRES_BIN_GLOB) if Path(path, "initdb").exists()]
+    return max(
+        found,
+        key=lambda path: int(path.parent.name) if path.parent.name.isdigit() else -1,
+        default=None,
+    )
+
+
 # Debian packages the tests need, by the file each installs.
 TEST_PACKAGES: dict[str, Path] = {
     "chromium": CHROMIUM_PATH,  # browser tests (Playwright drives Debian's build)
@@ -146,16 +158,19 @@ TEST_PACKAGES: dict[str, Path] = {
 
 
 def ensure_test_packages(console: Console, *, log_dir: Path) -> None:
-    """Install the Debian packages the tests need (chromium, redis-server) when missing.
+    """Install the Debian packages the tests need (chromium, redis-server, postgresql).
 
     Raises:
         OperationError: One is missing and cannot be installed (not root, or apt failed).
     """
     missing = [name for name, path in TEST_PACKAGES.items() if not path.exists()]
+    postgres = postgres_bin_dir()  # the PostgreSQL tier (tests/integration/postgres/)
+    if postgres is None:
+        missing.append("postgresql")
     if not missing:
         console.print(
             "[green]✓[/] Test packages are installed ("
-            + ", ".join(str(path) for path in TEST_PACKAGES.values())
+            + ", ".join(str(path) for path in [*TEST_PACKAGES.values(), postgres])
             + ")"
         )
         return
