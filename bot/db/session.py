@@ -8,6 +8,7 @@ Nothing here connects at import time.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,12 +97,8 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade_database(database_url: str) -> None:
-    """Apply every pending migration (``alembic upgrade head``); safe to run repeatedly.
-
-    Args:
-        database_url: The database to migrate; SQLite files are created if missing.
-    """
+def _migrate(database_url: str, step: Callable[[Config], None]) -> None:
+    """Run one Alembic command in a single transaction on a connection made here."""
     config = alembic_config(database_url)
     engine = create_db_engine(database_url)
     try:
@@ -114,7 +111,28 @@ def upgrade_database(database_url: str) -> None:
                 connection.commit()
             with connection.begin():
                 config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+                step(config)
     finally:
         engine.dispose()
-    logger.info("database migrated to head")
+
+
+def upgrade_database(database_url: str, revision: str = "head") -> None:
+    """Apply every pending migration (``alembic upgrade head``); safe to run repeatedly.
+
+    Args:
+        database_url: The database to migrate; SQLite files are created if missing.
+        revision: Stop at this revision instead of the newest (tests of a migration).
+    """
+    _migrate(database_url, lambda config: command.upgrade(config, revision))
+    logger.info("database migrated to %s", revision)
+
+
+def downgrade_database(database_url: str, revision: str) -> None:
+    """Undo migrations down to ``revision`` (``"base"``: an empty schema), in one transaction.
+
+    Args:
+        database_url: The database to migrate.
+        revision: The revision to end at.
+    """
+    _migrate(database_url, lambda config: command.downgrade(config, revision))
+    logger.info("database downgraded to %s", revision)

@@ -38,6 +38,19 @@ def _audit_lock_sql(dialect: str) -> list[str]:
     return []
 
 
+def _resync_id_sequence(dialect: str, table: str) -> None:
+    """After rows were copied with their ids, move PostgreSQL's id sequence past them.
+
+    Without it the next insert takes id 1 from the untouched sequence and fails on the
+    primary key. SQLite picks max(id) + 1 by itself.
+    """
+    if dialect == "postgresql":
+        op.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+            f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+        )
+
+
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     op.create_table(
@@ -203,6 +216,7 @@ def upgrade() -> None:
         "WHEN 'assigned' THEN 'assigned' ELSE 'resolved' END, 'customer_request', reason, 1, "
         "team_id, false, 'webchat', 'en', '', context, created_at, updated_at FROM handoffs"
     )
+    _resync_id_sequence(dialect, "tickets")
     op.drop_table("handoffs")
 
     op.create_table(
@@ -256,5 +270,88 @@ def upgrade() -> None:
         op.execute(statement)
 
 
+def _drop_audit_lock(dialect: str) -> None:
+    if dialect == "sqlite":
+        op.execute("DROP TRIGGER IF EXISTS audit_events_no_update")
+        op.execute("DROP TRIGGER IF EXISTS audit_events_no_delete")
+    elif dialect == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS audit_events_no_change ON audit_events")
+        op.execute("DROP FUNCTION IF EXISTS audit_events_append_only()")
+
+
 def downgrade() -> None:
-    raise NotImplementedError("0002 is not reversible: tickets replaced handoffs")
+    """Back to 0001: tickets become handoffs again; the desk's tables and columns go.
+
+    Lossy by nature: what 0001 has no column for (assignee, notes, ratings, agents,
+    sessions, attachments rows, canned replies) is dropped. The audit log keeps its rows.
+    """
+    dialect = op.get_bind().dialect.name
+    _drop_audit_lock(dialect)
+    op.drop_index(op.f("ix_attachments_message_id"), table_name="attachments")
+    op.drop_index(op.f("ix_attachments_conversation_id"), table_name="attachments")
+    op.drop_table("attachments")
+    op.drop_index(op.f("ix_canned_replies_team_id"), table_name="canned_replies")
+    op.drop_table("canned_replies")
+
+    op.create_table(
+        "handoffs",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("conversation_id", sa.String(length=32), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("reason", sa.String(length=200), nullable=False),
+        sa.Column("team_id", sa.Integer(), nullable=True),
+        sa.Column("context", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversations.id"],
+            name=op.f("fk_handoffs_conversation_id_conversations"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["team_id"], ["teams.id"], name=op.f("fk_handoffs_team_id_teams"), ondelete="SET NULL"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_handoffs")),
+    )
+    op.create_index(
+        op.f("ix_handoffs_conversation_id"), "handoffs", ["conversation_id"], unique=False
+    )
+    op.create_index(op.f("ix_handoffs_status"), "handoffs", ["status"], unique=False)
+    op.create_index(op.f("ix_handoffs_team_id"), "handoffs", ["team_id"], unique=False)
+    # Tickets become handoffs: queued → pending, assigned → assigned, the rest → closed.
+    op.execute(
+        "INSERT INTO handoffs (id, conversation_id, status, reason, team_id, context, "
+        "created_at, updated_at) SELECT id, conversation_id, CASE status WHEN 'queued' THEN "
+        "'pending' WHEN 'assigned' THEN 'assigned' ELSE 'closed' END, reason, team_id, "
+        "context, created_at, updated_at FROM tickets"
+    )
+    _resync_id_sequence(dialect, "handoffs")
+    op.drop_index("ix_tickets_queue", table_name="tickets")
+    op.drop_index("uq_tickets_open_conversation", table_name="tickets")
+    for column in (
+        "conversation_id",
+        "status",
+        "team_id",
+        "assignee_id",
+        "contact_id",
+        "account_id",
+    ):
+        op.drop_index(op.f(f"ix_tickets_{column}"), table_name="tickets")
+    op.drop_table("tickets")
+
+    op.drop_index(op.f("ix_audit_events_ticket_id"), table_name="audit_events")
+    op.drop_column("audit_events", "ticket_id")
+    op.drop_column("messages", "agent_id")
+    op.drop_column("messages", "private")
+    op.drop_column("conversations", "language")
+    op.drop_column("conversations", "rasa_paused")
+    op.drop_column("teams", "business_hours")
+
+    op.drop_index(op.f("ix_login_attempts_at"), table_name="login_attempts")
+    op.drop_index(op.f("ix_login_attempts_key"), table_name="login_attempts")
+    op.drop_table("login_attempts")
+    op.drop_index(op.f("ix_agent_sessions_agent_id"), table_name="agent_sessions")
+    op.drop_table("agent_sessions")
+    op.drop_table("agent_teams")
+    op.drop_table("agents")
