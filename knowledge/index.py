@@ -15,7 +15,20 @@ A saved index is a folder::
     query-encoder/  the ONNX int8 query encoder exported from the model that built the
                     index (see knowledge.onnx_encoder), when one was given to build()
 
-so a search never re-reads the Markdown sources. Loading without an explicit encoder
+so a search never re-reads the Markdown sources.
+
+**Index type by size** (:class:`AnnConfig`): exact ``IndexFlatIP`` up to
+``approximate_above`` vectors, then an approximate index (``IndexIVFFlat`` by default, or
+``IndexHNSWFlat``), both with inner product, wrapped in ``IndexIDMap`` like the flat one.
+The manifest records the type and its search parameters (``index_type``,
+``index_params``), which a loaded index searches with. Figures behind the defaults:
+``python -m bench.scale`` (docs/benchmarks.md, "Scale").
+
+**Re-embedding only what changed**: :meth:`KnowledgeIndex.build` given the previous build
+(``previous=``) reuses the vectors of every text it already encoded, keyed by the exact
+text and the encoder's identity (:func:`encoder_identity`: name, dimension and a
+fingerprint of the weights), and the passages of every article whose content is unchanged;
+only new or changed texts go to the encoder. Loading without an explicit encoder
 (:meth:`KnowledgeIndex.load` with ``encoder=None``) uses the build's own query encoder,
 or the torch model when the build names none.
 """
@@ -30,14 +43,15 @@ import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from knowledge.articles import Article
-from knowledge.chunking import DEFAULT_MAX_CHARS, chunk_article
+from knowledge.chunking import DEFAULT_MAX_CHARS, chunk_article_passages
 from knowledge.encoder import Encoder, normalize_rows
 from knowledge.head import HEAD_FILE, ArticleHead, HeadConfig
 from knowledge.lexical import LexicalConfig, LexicalScorer
@@ -46,9 +60,12 @@ from knowledge.timing import timed
 
 __all__ = [
     "ARTICLES_FILE",
+    "DEFAULT_ANN",
     "FORMAT_VERSION",
     "INDEX_FILE",
+    "LONG_ARTICLE_CHARS",
     "MANIFEST_FILE",
+    "AnnConfig",
     "Hit",
     "IndexCorruptError",
     "IndexMismatchError",
@@ -59,6 +76,7 @@ __all__ = [
     "QueryEncoderRef",
     "VectorSource",
     "content_hash",
+    "encoder_identity",
     "query_encoder_for",
     "query_encoder_ref",
     "read_manifest",
@@ -67,6 +85,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+# Passages carry their section (heading and anchor) since chunker 2; content hashes include
+# it, so `kb build` rebuilds older builds once, and their passages are never reused.
+CHUNKER_VERSION = 2
+# An article whose body is at least this long is answered with the passage that matched
+# (and cited with its section) instead of its first paragraph.
+LONG_ARTICLE_CHARS = 3000
 INDEX_FILE = "index.faiss"
 MANIFEST_FILE = "manifest.json"
 ARTICLES_FILE = "articles.json"
@@ -75,6 +99,7 @@ _ENCODE_BATCH = 32
 _FAISS_HINT = "faiss is not installed: pip install faiss-cpu (part of the project's dependencies)"
 
 VectorKind = Literal["title", "question", "chunk"]
+IndexType = Literal["flat", "ivf", "hnsw"]
 
 
 class KnowledgeIndexError(Exception):
@@ -112,6 +137,11 @@ class Hit:
         summary: The short answer (first paragraph).
         audience: ``b2c``, ``b2b`` or ``all``.
         matched_text: The title, question or passage that matched best.
+        passage: For a long article (body of at least :data:`LONG_ARTICLE_CHARS`) whose
+            best match is a body passage: that passage without its heading prefix, the
+            answer to show instead of the summary; else ``None``.
+        section: The heading of that passage's section (``None``: no section).
+        section_anchor: The section's anchor on the article page (``#`` + this).
     """
 
     article_id: str
@@ -120,6 +150,14 @@ class Hit:
     summary: str
     audience: str
     matched_text: str
+    passage: str | None = None
+    section: str | None = None
+    section_anchor: str | None = None
+
+    @property
+    def answer_text(self) -> str:
+        """What to answer with: the matched passage of a long article, else the summary."""
+        return self.passage or self.summary
 
 
 class QueryEncoderRef(BaseModel):
@@ -142,6 +180,44 @@ class QueryEncoderRef(BaseModel):
     source_sha256: str
 
 
+class AnnConfig(BaseModel):
+    """Which faiss index a build gets, by its number of vectors.
+
+    Attributes:
+        kind: ``auto`` (flat up to ``approximate_above`` vectors, then
+            ``approximate_kind``), or always ``flat``, ``ivf`` or ``hnsw``.
+        approximate_above: Vectors above which ``auto`` switches to an approximate index.
+        approximate_kind: ``ivf`` (fast to build: a one-article publish stays quick) or
+            ``hnsw`` (fastest searches, slow to build).
+        ivf_lists: IVF cells (``None``: about ``4 * sqrt(vectors)``).
+        ivf_probe: Cells searched per query (recall against build speed).
+        hnsw_m: HNSW neighbours per node.
+        hnsw_ef_construction: HNSW build-time beam width.
+        hnsw_ef_search: HNSW search-time beam width.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["auto", "flat", "ivf", "hnsw"] = "auto"
+    approximate_above: int = Field(200_000, ge=1)
+    approximate_kind: Literal["ivf", "hnsw"] = "ivf"
+    ivf_lists: int | None = Field(None, ge=1)
+    ivf_probe: int = Field(16, ge=1)
+    hnsw_m: int = Field(32, ge=4)
+    hnsw_ef_construction: int = Field(80, ge=8)
+    hnsw_ef_search: int = Field(64, ge=8)
+
+    def choose(self, vectors: int) -> IndexType:
+        """Return the index type for this many vectors."""
+        if self.kind != "auto":
+            return self.kind
+        return self.approximate_kind if vectors > self.approximate_above else "flat"
+
+
+# Published builds: see the crossover in docs/benchmarks.md ("Scale").
+DEFAULT_ANN = AnnConfig()
+
+
 class Manifest(BaseModel):
     """Description of a built index, saved as ``manifest.json``.
 
@@ -162,6 +238,13 @@ class Manifest(BaseModel):
         encoder_dir: The folder of the model that built the index, relative to the index
             root, when it is not the packaged model (``kb tune``'s ``encoders/<name>``,
             see :mod:`knowledge.tuning`); ``None``: the packaged all-MiniLM-L6-v2.
+        encoder_identity: The building encoder's :func:`encoder_identity` (``None`` in
+            older builds: their vectors are never reused).
+        max_chars: Longest body passage.
+        chunker: Chunker version (:data:`CHUNKER_VERSION`) that made the passages.
+        index_type: ``flat``, ``ivf`` or ``hnsw`` (see :class:`AnnConfig`).
+        index_params: The approximate index's parameters (``nlist``/``nprobe``, or
+            ``m``/``ef_construction``/``ef_search``).
         format_version: Layout version of the saved files.
     """
 
@@ -179,6 +262,11 @@ class Manifest(BaseModel):
     lexical: LexicalConfig | None = None
     passages: bool = True
     encoder_dir: str | None = None
+    encoder_identity: str | None = None
+    max_chars: int = DEFAULT_MAX_CHARS
+    chunker: int = 1
+    index_type: IndexType = "flat"
+    index_params: dict[str, int] = Field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
 
@@ -189,6 +277,9 @@ class VectorSource(BaseModel):
         article_id: The article the vector belongs to.
         kind: ``title``, ``question`` or ``chunk``.
         text: The encoded text.
+        section: A passage's section heading (``None``: none, or not a passage).
+        anchor: That section's anchor on the article page.
+        body_start: Where a passage's sentences start in ``text`` (after the heading).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -196,6 +287,9 @@ class VectorSource(BaseModel):
     article_id: str
     kind: VectorKind
     text: str
+    section: str | None = None
+    anchor: str | None = None
+    body_start: int = 0
 
 
 def content_hash(articles: Sequence[Article], *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
@@ -210,6 +304,7 @@ def content_hash(articles: Sequence[Article], *, max_chars: int = DEFAULT_MAX_CH
     """
     payload = {
         "format_version": FORMAT_VERSION,
+        "chunker": CHUNKER_VERSION,
         "max_chars": max_chars,
         "articles": [a.canonical_content() for a in sorted(articles, key=lambda a: a.id)],
     }
@@ -251,22 +346,163 @@ def _faiss() -> Any:
     return faiss
 
 
-def _vector_sources(
-    articles: Sequence[Article], max_chars: int, *, passages: bool = True
+def encoder_identity(encoder: Encoder) -> str:
+    """Return what identifies an encoder's vectors: name, dimension and weights.
+
+    The weights' fingerprint is the encoder's ``fingerprint`` attribute if it has one,
+    else the sha256 over the files of its ``model_path`` (sentence-transformers models,
+    computed once per process and folder), else nothing (fakes in tests: name only).
+
+    Args:
+        encoder: The encoder.
+
+    Returns:
+        ``name|dimension|fingerprint``; vectors are reused only between equal identities.
+    """
+    fingerprint = getattr(encoder, "fingerprint", None)
+    if fingerprint is None:
+        try:
+            model_path = getattr(encoder, "model_path", None)
+        except Exception:  # a missing model package: no fingerprint
+            model_path = None
+        if model_path is not None and Path(model_path).is_dir():
+            fingerprint = _folder_fingerprint(str(model_path), _newest_mtime(Path(model_path)))
+    return f"{encoder.name}|{encoder.dimension}|{fingerprint or ''}"
+
+
+def _newest_mtime(folder: Path) -> float:
+    return max((path.stat().st_mtime for path in folder.rglob("*") if path.is_file()), default=0)
+
+
+@lru_cache(maxsize=8)
+def _folder_fingerprint(folder: str, newest_mtime: float) -> str | None:
+    from knowledge.encoder import EncoderUnavailableError
+    from knowledge.onnx_encoder import source_fingerprint
+
+    try:
+        return source_fingerprint(Path(folder))
+    except (EncoderUnavailableError, OSError):
+        return None
+
+
+def _article_sources(
+    article: Article, max_chars: int, *, passages: bool = True
 ) -> list[VectorSource]:
+    seen: set[str] = set()
+    sources: list[VectorSource] = []
+    candidates: list[VectorSource] = [
+        VectorSource(article_id=article.id, kind="title", text=article.title)
+    ]
+    candidates += [
+        VectorSource(article_id=article.id, kind="question", text=question)
+        for question in article.questions
+    ]
+    if passages or not article.questions:  # an article needs more than its title
+        candidates += [
+            VectorSource(
+                article_id=article.id,
+                kind="chunk",
+                text=passage.text,
+                section=passage.section,
+                anchor=passage.anchor,
+                body_start=passage.body_start,
+            )
+            for passage in chunk_article_passages(article, max_chars)
+        ]
+    for source in candidates:
+        key = " ".join(source.text.lower().split())
+        if key and key not in seen:
+            seen.add(key)
+            sources.append(source)
+    return sources
+
+
+def _vector_sources(
+    articles: Sequence[Article],
+    max_chars: int,
+    *,
+    passages: bool = True,
+    previous: KnowledgeIndex | None = None,
+) -> list[VectorSource]:
+    """What each article's vectors encode; unchanged articles keep the previous build's."""
+    reusable: dict[str, list[VectorSource]] = {}
+    if previous is not None:
+        reusable = previous._sources_by_article(max_chars=max_chars, passages=passages)
     sources: list[VectorSource] = []
     for article in articles:
-        seen: set[str] = set()
-        candidates: list[tuple[VectorKind, str]] = [("title", article.title)]
-        candidates += [("question", question) for question in article.questions]
-        if passages or not article.questions:  # an article needs more than its title
-            candidates += [("chunk", chunk) for chunk in chunk_article(article, max_chars)]
-        for kind, text in candidates:
-            key = " ".join(text.lower().split())
-            if key and key not in seen:
-                seen.add(key)
-                sources.append(VectorSource(article_id=article.id, kind=kind, text=text))
+        kept = reusable.get(article.id)
+        if kept is not None and previous is not None and previous.same_content(article):
+            sources.extend(kept)
+        else:
+            sources.extend(_article_sources(article, max_chars, passages=passages))
     return sources
+
+
+def _reuse_vectors(
+    texts: list[str], previous: KnowledgeIndex | None, identity: str
+) -> tuple[np.ndarray | None, list[int]]:
+    """Take the vectors of texts the previous build encoded with the same encoder.
+
+    Returns:
+        The previous build's vectors (``None`` if nothing can be reused) and, for each
+        text, its row there or ``-1`` if it must be encoded.
+    """
+    if previous is None or previous.manifest.encoder_identity != identity:
+        return None, [-1] * len(texts)
+    rows: dict[str, int] = {}
+    for row, source in enumerate(previous._sources):
+        rows.setdefault(source.text, row)
+    found = [rows.get(text, -1) for text in texts]
+    if not any(row >= 0 for row in found):
+        return None, found
+    return previous._all_vectors(), found
+
+
+def _make_faiss(
+    vectors: np.ndarray, dimension: int, kind: IndexType, ann: AnnConfig
+) -> tuple[Any, dict[str, int]]:
+    """Build the faiss index of ``kind`` over the vectors (ids are their rows)."""
+    faiss = _faiss()
+    count = len(vectors)
+    params: dict[str, int] = {}
+    if kind == "hnsw":
+        inner = faiss.IndexHNSWFlat(dimension, ann.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = ann.hnsw_ef_construction
+        inner.hnsw.efSearch = ann.hnsw_ef_search
+        params = {
+            "m": ann.hnsw_m,
+            "ef_construction": ann.hnsw_ef_construction,
+            "ef_search": ann.hnsw_ef_search,
+        }
+    elif kind == "ivf":
+        lists = ann.ivf_lists or int(4 * np.sqrt(max(count, 1)))
+        lists = max(1, min(lists, count // 39 if count >= 39 else 1))  # >= 39 points a cell
+        quantizer = faiss.IndexFlatIP(dimension)
+        inner = faiss.IndexIVFFlat(quantizer, dimension, lists, faiss.METRIC_INNER_PRODUCT)
+        if count:
+            sample = min(count, lists * 64)
+            rows = np.random.default_rng(0).choice(count, size=sample, replace=False)
+            inner.train(vectors[np.sort(rows)])
+        inner.nprobe = min(ann.ivf_probe, lists)
+        params = {"nlist": lists, "nprobe": int(inner.nprobe)}
+    else:
+        inner = faiss.IndexFlatIP(dimension)
+    index = faiss.IndexIDMap(inner)
+    if count:
+        index.add_with_ids(vectors, np.arange(count, dtype=np.int64))
+    return index, params
+
+
+def _apply_search_params(faiss_index: Any, manifest: Manifest) -> None:
+    """Set a loaded approximate index's search parameters from its manifest."""
+    if manifest.index_type == "flat" or not hasattr(faiss_index, "index"):
+        return
+    inner = _faiss().downcast_index(faiss_index.index)
+    params = manifest.index_params
+    if manifest.index_type == "ivf" and "nprobe" in params:
+        inner.nprobe = params["nprobe"]
+    elif manifest.index_type == "hnsw" and "ef_search" in params:
+        inner.hnsw.efSearch = params["ef_search"]
 
 
 def _encode_all(encoder: Encoder, texts: list[str], *, progress: bool) -> np.ndarray:
@@ -339,6 +575,8 @@ class KnowledgeIndex:
         self._lexical = lexical
         self._starts: np.ndarray | None = None
         self._vectors: np.ndarray | None = None
+        # Texts sent to the encoder by build() (the rest was reused); None when loaded.
+        self.encoded_count: int | None = None
         if head is not None or lexical is not None:
             self._starts, self._vectors = self._segments()
 
@@ -355,6 +593,8 @@ class KnowledgeIndex:
         lexical: LexicalConfig | None = None,
         passages: bool = True,
         encoder_dir: str | None = None,
+        previous: KnowledgeIndex | None = None,
+        ann: AnnConfig | None = None,
     ) -> KnowledgeIndex:
         """Encode articles and build an index.
 
@@ -374,6 +614,10 @@ class KnowledgeIndex:
                 questions always gets them).
             encoder_dir: Where ``encoder``'s model lives, relative to the index root, for
                 the manifest (``None``: the packaged model).
+            previous: The live build: its vectors are reused for every text it encoded
+                with an encoder of the same :func:`encoder_identity`, and its passages for
+                every unchanged article; only the rest is encoded.
+            ann: Which faiss index to build (``None``: :data:`DEFAULT_ANN`).
 
         Returns:
             The index, not yet saved.
@@ -386,12 +630,22 @@ class KnowledgeIndex:
         if len(set(ids)) != len(ids):
             raise ValueError("article ids must be unique")
         started = time.perf_counter()
-        sources = _vector_sources(ordered, max_chars, passages=passages)
-        vectors = _encode_all(encoder, [source.text for source in sources], progress=progress)
-        faiss = _faiss()
-        index = faiss.IndexIDMap(faiss.IndexFlatIP(encoder.dimension))
-        if len(sources):
-            index.add_with_ids(vectors, np.arange(len(sources), dtype=np.int64))
+        identity = encoder_identity(encoder)
+        sources = _vector_sources(ordered, max_chars, passages=passages, previous=previous)
+        texts = [source.text for source in sources]
+        old_vectors, rows = _reuse_vectors(texts, previous, identity)
+        missing = [number for number, row in enumerate(rows) if row < 0]
+        vectors = np.zeros((len(texts), encoder.dimension), dtype=np.float32)
+        if old_vectors is not None:
+            kept = [number for number, row in enumerate(rows) if row >= 0]
+            vectors[kept] = old_vectors[[rows[number] for number in kept]]
+        if missing:
+            vectors[missing] = _encode_all(
+                encoder, [texts[number] for number in missing], progress=progress
+            )
+        ann = ann or DEFAULT_ANN
+        index_type = ann.choose(len(sources))
+        index, index_params = _make_faiss(vectors, encoder.dimension, index_type, ann)
         query_encoder = query_encoder_ref(query_encoder_dir, encoder)
         trained = None
         if head is not None:
@@ -411,14 +665,22 @@ class KnowledgeIndex:
             lexical=lexical,
             passages=passages,
             encoder_dir=encoder_dir,
+            encoder_identity=identity,
+            max_chars=max_chars,
+            chunker=CHUNKER_VERSION,
+            index_type=index_type,
+            index_params=index_params,
         )
         logger.info(
-            "Built knowledge index: %d articles, %d vectors in %.2fs",
+            "Built knowledge index: %d articles, %d vectors (%d encoded, %d reused), %s, in %.2fs",
             len(ordered),
             len(sources),
+            len(missing),
+            len(sources) - len(missing),
+            index_type,
             time.perf_counter() - started,
         )
-        return cls(
+        built = cls(
             articles=ordered,
             sources=sources,
             faiss_index=index,
@@ -427,6 +689,8 @@ class KnowledgeIndex:
             query_encoder_source=query_encoder_dir if query_encoder else None,
             head=trained,
         )
+        built.encoded_count = len(missing)
+        return built
 
     @property
     def manifest(self) -> Manifest:
@@ -484,6 +748,36 @@ class KnowledgeIndex:
         """Return this index with its head blended differently (see :meth:`with_ranking`)."""
         return self.with_ranking(head=config)
 
+    def same_content(self, article: Article) -> bool:
+        """Return whether this index holds ``article`` with exactly the same content."""
+        mine = self._articles.get(article.id)
+        return mine is not None and mine.canonical_content() == article.canonical_content()
+
+    def _sources_by_article(
+        self, *, max_chars: int, passages: bool
+    ) -> dict[str, list[VectorSource]]:
+        """Each article's sources, if they were made the way a new build would make them."""
+        manifest = self._manifest
+        if (
+            manifest.chunker != CHUNKER_VERSION
+            or manifest.max_chars != max_chars
+            or manifest.passages != passages
+        ):
+            return {}
+        grouped: dict[str, list[VectorSource]] = {}
+        for source in self._sources:
+            grouped.setdefault(source.article_id, []).append(source)
+        return grouped
+
+    def _all_vectors(self) -> np.ndarray:
+        """Every vector, in id order (reconstructed from the faiss index)."""
+        if self._vectors is not None:
+            return self._vectors
+        inner = _faiss().downcast_index(self._index.index)
+        if inner.ntotal == 0:
+            return np.zeros((0, self._manifest.dimension), dtype=np.float32)
+        return np.asarray(inner.reconstruct_n(0, inner.ntotal), dtype=np.float32)
+
     def _documents(self) -> list[str]:
         """One text per article (everything the index embeds for it), in article order."""
         texts: dict[str, list[str]] = {article_id: [] for article_id in self._order}
@@ -500,9 +794,7 @@ class KnowledgeIndex:
         ]
         if [self._sources[row].article_id for row in starts] != self._order:
             raise IndexCorruptError("vectors are not grouped by article in article order")
-        inner = _faiss().downcast_index(self._index.index)
-        vectors = inner.reconstruct_n(0, inner.ntotal)
-        return np.array(starts, dtype=np.int64), np.asarray(vectors, dtype=np.float32)
+        return np.array(starts, dtype=np.int64), self._all_vectors()
 
     @property
     def articles(self) -> list[Article]:
@@ -583,9 +875,7 @@ class KnowledgeIndex:
         blend_scores = False
         if self._head is not None:
             config = self._head.config
-            rank = (1.0 - config.weight) * best + config.weight * self._head.probabilities(
-                vector
-            )
+            rank = (1.0 - config.weight) * best + config.weight * self._head.probabilities(vector)
             blend_scores = config.mode == "blend"
         scored = rank
         if self._lexical is not None:
@@ -622,13 +912,18 @@ class KnowledgeIndex:
 
     def _hit(self, article_id: str, score: float, position: int) -> Hit:
         article = self._articles[article_id]
+        source = self._sources[position]
+        long_passage = source.kind == "chunk" and len(article.body) >= LONG_ARTICLE_CHARS
         return Hit(
             article_id=article_id,
             title=article.title,
             score=min(1.0, max(-1.0, score)),
             summary=self._summaries[article_id],
             audience=article.audience,
-            matched_text=self._sources[position].text,
+            matched_text=source.text,
+            passage=source.text[source.body_start :] if long_passage else None,
+            section=source.section if long_passage else None,
+            section_anchor=source.anchor if long_passage else None,
         )
 
     def save(self, directory: Path) -> None:
@@ -649,7 +944,9 @@ class KnowledgeIndex:
                 }
                 for article in self._articles.values()
             ],
-            "vectors": [source.model_dump(mode="json") for source in self._sources],
+            "vectors": [
+                source.model_dump(mode="json", exclude_defaults=True) for source in self._sources
+            ],
         }
         _write_json(directory / ARTICLES_FILE, payload)
         if self._query_encoder_source is not None:
@@ -705,6 +1002,7 @@ class KnowledgeIndex:
                 f"({encoder.dimension}-d); rebuild it with `python -m bot kb build --force`"
             )
         faiss_index = _read_faiss(directory / INDEX_FILE)
+        _apply_search_params(faiss_index, manifest)
         articles, sources = _read_articles(directory / ARTICLES_FILE)
         _check_consistent(directory, manifest, faiss_index, articles, sources)
         head = None  # lexical scores are rebuilt from the articles by the constructor

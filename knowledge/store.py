@@ -31,6 +31,7 @@ from knowledge.articles import Article, load_articles
 from knowledge.encoder import Encoder
 from knowledge.head import DEFAULT_HEAD, HeadConfig
 from knowledge.index import (
+    AnnConfig,
     Hit,
     IndexCorruptError,
     IndexNotBuiltError,
@@ -228,12 +229,14 @@ class BuildResult:
         build_dir: The live build folder.
         skipped: True if the content was unchanged and nothing was rebuilt.
         seconds: Time spent, including encoding.
+        encoded: Texts encoded (the other vectors were reused from the live build).
     """
 
     manifest: Manifest
     build_dir: Path
     skipped: bool
     seconds: float
+    encoded: int = 0
 
     @property
     def build_id(self) -> str:
@@ -272,8 +275,14 @@ def publish_articles(
     force: bool = False,
     query_encoder_dir: Path | None = None,
     head: HeadConfig | None = DEFAULT_HEAD,
+    reuse: bool = True,
+    ann: AnnConfig | None = None,
 ) -> BuildResult:
     """Load, index and publish the articles, unless the live build already has them.
+
+    Only new or changed texts are encoded: the live build's vectors are reused for the
+    rest (see :meth:`KnowledgeIndex.build`'s ``previous``), so publishing one edited
+    article costs one article's encoding plus writing the build.
 
     Args:
         articles_dir: The articles folder.
@@ -286,6 +295,8 @@ def publish_articles(
             means a rebuild.
         head: The classifier head to train (:data:`knowledge.head.DEFAULT_HEAD` unless
             ``None``); a different one than the live build's means a rebuild.
+        reuse: Reuse the live build's vectors (``False``: encode everything again).
+        ann: Which faiss index to build (``None``: :data:`knowledge.index.DEFAULT_ANN`).
 
     Returns:
         What happened.
@@ -302,11 +313,31 @@ def publish_articles(
         if existing is not None and build is not None:
             logger.info("Knowledge articles unchanged; keeping build %s", build.name)
             return BuildResult(existing, build, True, time.perf_counter() - started)
+    previous = _load_previous(root, encoder) if reuse else None
     index = KnowledgeIndex.build(
-        articles, encoder, progress=progress, query_encoder_dir=query_encoder_dir, head=head
+        articles,
+        encoder,
+        progress=progress,
+        query_encoder_dir=query_encoder_dir,
+        head=head,
+        previous=previous,
+        ann=ann,
     )
     build = publish(index, root)
-    return BuildResult(index.manifest, build, False, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return BuildResult(index.manifest, build, False, seconds, index.encoded_count or 0)
+
+
+def _load_previous(root: Path, encoder: Encoder) -> KnowledgeIndex | None:
+    """Load the live build to reuse its vectors, or ``None`` if there is none usable."""
+    build = current_build(root)
+    if build is None:
+        return None
+    try:
+        return KnowledgeIndex.load(build, encoder)
+    except KnowledgeIndexError as exc:
+        logger.info("Not reusing vectors of build %s: %s", build.name, exc.message)
+        return None
 
 
 def build_and_publish(
@@ -318,6 +349,8 @@ def build_and_publish(
     force: bool = False,
     query_encoder_dir: Path | None = None,
     head: HeadConfig | None = DEFAULT_HEAD,
+    reuse: bool = True,
+    ann: AnnConfig | None = None,
 ) -> Manifest:
     """Load, index and publish the articles; see :func:`publish_articles`.
 
@@ -335,6 +368,8 @@ def build_and_publish(
         force=force,
         query_encoder_dir=query_encoder_dir,
         head=head,
+        reuse=reuse,
+        ann=ann,
     ).manifest
 
 
