@@ -1,0 +1,210 @@
+"""The content-gaps page and its JSON twin through the FastAPI app: roles, escaping, days."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html as html_lib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from bot.agents.service import create_agent, start_session
+from bot.config import Settings
+from bot.content_gaps.service import ContentGapsService
+from bot.conversations.models import Conversation, Message
+from bot.db.base import utcnow
+from bot.db.session import create_db_engine, create_session_factory
+from bot.reports.queries import KB_NO_ANSWER_REPLIES
+from bot.web.auth import SESSION_COOKIE
+from knowledge.answering import AnswerPolicy
+from knowledge.articles import load_articles
+from knowledge.index import KnowledgeIndex
+from tests.helpers.fake_encoder import FakeEncoder
+
+PASSWORD = "correct horse battery"
+HOSTILE = '<script>alert("gap")</script> do you ship <b>to Mars</b>?'
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Session]:
+    engine = create_db_engine(settings.database_url)
+    with create_session_factory(engine)() as session:
+        yield session
+    engine.dispose()
+
+
+@pytest.fixture
+def service(client: TestClient, settings: Settings) -> ContentGapsService:
+    """A content-gaps service on the test article, with the hashing encoder."""
+    index = KnowledgeIndex.build(
+        load_articles(Path(settings.articles_dir) / "returns"), FakeEncoder()
+    )
+    gaps = ContentGapsService(
+        encoder_source=lambda: ("test-build", index.encoder),
+        search=index,
+        policy=AnswerPolicy(answer_threshold=0.9, suggest_threshold=0.5, limit=3),
+    )
+    client.app.state.content_gaps = gaps  # type: ignore[attr-defined]
+    return gaps
+
+
+@pytest.fixture
+def seeded(db: Session) -> None:
+    now = utcnow()
+    db.add_all([Conversation(id=f"c{n}", created_at=now) for n in range(3)])
+    db.flush()
+    rows = [
+        ("c0", "customer", HOSTILE),
+        ("c0", "bot", KB_NO_ANSWER_REPLIES[0]),
+        ("c1", "customer", "Can I send back something I bought in a shop?"),
+        ("c1", "bot", KB_NO_ANSWER_REPLIES[0]),
+        ("c2", "customer", "can i send back something i bought in a shop"),
+        ("c2", "bot", KB_NO_ANSWER_REPLIES[0]),
+    ]
+    for offset, (conversation, role, text) in enumerate(rows):
+        db.add(
+            Message(
+                conversation_id=conversation,
+                role=role,
+                text=text,
+                created_at=now - dt.timedelta(minutes=10 - offset),
+            )
+        )
+    db.commit()
+
+
+def sign_in(client: TestClient, db: Session, *, role: str) -> None:
+    agent = create_agent(
+        db, email=f"{role}@example.com", name=role.title(), password=PASSWORD, role=role
+    )
+    new = start_session(
+        db, agent=agent, lifetime=dt.timedelta(hours=1), second_factor_pending=False
+    )
+    client.cookies.set(SESSION_COOKIE, new.token)
+
+
+@pytest.mark.parametrize("role", ["editor", "lead", "admin"])
+def test_editors_leads_and_admins_see_the_groups(
+    client: TestClient, db: Session, service: ContentGapsService, seeded: None, role: str
+) -> None:
+    sign_in(client, db, role=role)
+
+    response = client.get("/editor/gaps")
+
+    assert response.status_code == 200, response.text
+    page = response.text
+    words = " ".join(page.split())
+    assert "<h1>Content gaps</h1>" in page
+    assert "3 questions in 2 groups." in words
+    assert "At most the 1000 most recent questions of a period are grouped." in words
+    # The two near-identical wordings are one group of two, shown first, with the article.
+    group = page.split('class="card gap-group"')[1]
+    assert "<dd>2</dd>" in group
+    assert 'href="/articles/returns-start-a-return"' in group
+    links = re.findall(r'class="button" href="([^"]+)"', group)
+    new, add = (urlsplit(html_lib.unescape(link)) for link in links)
+    assert new.path == "/editor/articles/new"
+    assert parse_qs(new.query)["question"] == ["can i send back something i bought in a shop"]
+    assert add.path == "/editor/articles/returns-start-a-return/edit"
+    assert parse_qs(add.query)["add_question"] == ["can i send back something i bought in a shop"]
+    assert "&amp;question=" in links[0]  # the & between parameters is escaped in HTML
+
+
+def test_customer_text_is_escaped_everywhere(
+    client: TestClient, db: Session, service: ContentGapsService, seeded: None
+) -> None:
+    sign_in(client, db, role="editor")
+
+    page = client.get("/editor/gaps").text
+
+    assert "<script>alert" not in page and "<b>to Mars</b>" not in page
+    assert "&lt;script&gt;alert(&#34;gap&#34;)&lt;/script&gt;" in page
+    assert re.search(r"<script>", page) is None  # and no inline script at all (CSP)
+    hostile_link = next(
+        html_lib.unescape(link)
+        for link in re.findall(r'class="button" href="([^"]+)"', page)
+        if "Mars" in html_lib.unescape(link)
+    )
+    assert "<" not in hostile_link and '"' not in hostile_link
+    assert parse_qs(urlsplit(hostile_link).query)["question"] == [HOSTILE]
+
+
+def test_json_twin(
+    client: TestClient, db: Session, service: ContentGapsService, seeded: None
+) -> None:
+    sign_in(client, db, role="editor")
+
+    response = client.get("/editor/api/gaps", params={"days": 7})
+
+    assert response.status_code == 200
+    data = response.json()
+    assert data["period"]["days"] == 7
+    assert (data["questions_considered"], data["limit"], data["truncated"]) == (3, 1000, False)
+    assert data["build_id"] == "test-build" and data["grouped_by_meaning"] is True
+    assert [group["count"] for group in data["groups"]] == [2, 1]
+    assert data["groups"][1]["examples"] == [HOSTILE]  # JSON carries the raw text
+    assert data["groups"][0]["nearest"]["article_id"] == "returns-start-a-return"
+
+
+def test_agents_are_refused(client: TestClient, db: Session, service: ContentGapsService) -> None:
+    sign_in(client, db, role="agent")
+
+    assert client.get("/editor/gaps").status_code == 403
+    assert client.get("/editor/api/gaps").status_code == 403
+
+
+def test_signed_out_page_redirects_and_api_answers_401(client: TestClient) -> None:
+    page = client.get("/editor/gaps?days=7", follow_redirects=False)
+    api = client.get("/editor/api/gaps", follow_redirects=False)
+
+    assert page.status_code == 303
+    assert page.headers["location"] == "/desk/login?next=/editor/gaps"
+    assert api.status_code == 401 and api.json() == {"error": "Please sign in."}
+
+
+@pytest.mark.parametrize("days", ["0", "366", "-1", "abc", "1e3"])
+def test_days_are_validated(
+    client: TestClient, db: Session, service: ContentGapsService, days: str
+) -> None:
+    sign_in(client, db, role="editor")
+
+    assert client.get("/editor/gaps", params={"days": days}).status_code == 422
+    assert client.get("/editor/api/gaps", params={"days": days}).status_code == 422
+
+
+def test_empty_period_and_cache(
+    client: TestClient, db: Session, service: ContentGapsService
+) -> None:
+    sign_in(client, db, role="lead")
+
+    page = client.get("/editor/gaps", params={"days": 1}).text
+    client.get("/editor/gaps", params={"days": 1})
+
+    assert "No unanswered or unhelpful questions in this period." in " ".join(page.split())
+    assert service.computations == 1
+
+
+def test_reports_page_links_to_the_gaps(client: TestClient, db: Session) -> None:
+    sign_in(client, db, role="admin")
+
+    page = client.get("/desk/reports", params={"days": 7}).text
+
+    assert 'href="/editor/gaps?days=7"' in page
+
+
+def test_without_a_knowledge_index_the_page_still_lists_questions(
+    client: TestClient, db: Session, seeded: None
+) -> None:
+    # No service injected: the real one follows settings.index_dir, where nothing is built.
+    sign_in(client, db, role="editor")
+
+    page = " ".join(client.get("/editor/gaps").text.split())
+
+    assert "Grouping by meaning is unavailable" in page
+    assert "Nearest articles are unavailable" in page
+    assert "can i send back something i bought in a shop" in page
