@@ -30,10 +30,16 @@ def _audit_lock_sql(dialect: str) -> list[str]:
         ]
     if dialect == "postgresql":
         return [
+            # restrict_violation (SQLSTATE 23001), an integrity error as on SQLite, so
+            # both backends raise sqlalchemy.exc.IntegrityError.
             "CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger AS $$ "
-            "BEGIN RAISE EXCEPTION 'audit_events is append-only'; END; $$ LANGUAGE plpgsql",
+            "BEGIN RAISE EXCEPTION 'audit_events is append-only' "
+            "USING ERRCODE = 'restrict_violation'; END; $$ LANGUAGE plpgsql",
             "CREATE TRIGGER audit_events_no_change BEFORE UPDATE OR DELETE ON audit_events "
             "FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()",
+            # Row triggers do not fire on TRUNCATE, which would empty the log at once.
+            "CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events "
+            "FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()",
         ]
     return []
 
@@ -276,6 +282,7 @@ def _drop_audit_lock(dialect: str) -> None:
         op.execute("DROP TRIGGER IF EXISTS audit_events_no_delete")
     elif dialect == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS audit_events_no_change ON audit_events")
+        op.execute("DROP TRIGGER IF EXISTS audit_events_no_truncate ON audit_events")
         op.execute("DROP FUNCTION IF EXISTS audit_events_append_only()")
 
 
