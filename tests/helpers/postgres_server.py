@@ -60,7 +60,10 @@ class PostgresServer:
         name = f"{prefix}_{uuid.uuid4().hex[:12]}"
         statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
         if template is not None:
-            statement = sql.SQL("{} TEMPLATE {}").format(statement, sql.Identifier(template))
+            # FILE_COPY: a plain copy of the files, the quicker of the two for small databases.
+            statement = sql.SQL("{} TEMPLATE {} STRATEGY FILE_COPY").format(
+                statement, sql.Identifier(template)
+            )
         with self.admin_connection() as connection:
             connection.execute(statement)
         return name
