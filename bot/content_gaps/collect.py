@@ -185,13 +185,10 @@ def _unanswered(
         )
         .scalar_subquery()
     )
-    ids = [
-        int(value)
-        for value in session.scalars(
-            select(question_id).where(*conditions).order_by(reply.id.desc()).limit(limit)
-        )
-        if value is not None
-    ]
+    found_ids: Sequence[int | None] = session.scalars(
+        select(question_id).where(*conditions).order_by(reply.id.desc()).limit(limit)
+    ).all()
+    ids = [int(value) for value in found_ids if value is not None]
     rows = session.execute(
         select(
             Message.id, Message.conversation_id, Message.text, Message.payload, Message.created_at

@@ -27,7 +27,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import quote, urlencode
 
 import numpy as np
@@ -60,11 +60,13 @@ __all__ = [
     "CACHE_SECONDS",
     "GAPS_DEFINITION",
     "MAX_EXAMPLES",
+    "MAX_GROUPS",
     "MAX_LINK_QUESTIONS",
     "ContentGaps",
     "ContentGapsService",
     "GapArticle",
     "GapGroup",
+    "Grouped",
     "add_questions_url",
     "build_gaps",
     "group_questions",
@@ -75,6 +77,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MAX_EXAMPLES = 5
+MAX_GROUPS = 100
+"""Most groups listed (the largest); only they are searched for a nearest article."""
 MAX_LINK_QUESTIONS = 5
 MAX_LINK_CHARS = 200
 MAX_TITLE_CHARS = 120
@@ -148,7 +152,8 @@ class ContentGaps(_Model):
     threshold: float
     grouped_by_meaning: bool  # False: the encoder was unavailable, only near-duplicates merged
     nearest_available: bool
-    groups: list[GapGroup]
+    groups: list[GapGroup]  # the largest MAX_GROUPS
+    groups_total: int  # before the cut
     computed_at: dt.datetime
     definition: str = GAPS_DEFINITION
 
@@ -223,6 +228,14 @@ def _nearest(
     )
 
 
+class Grouped(NamedTuple):
+    """What :func:`group_questions` found."""
+
+    groups: list[GapGroup]  # the largest ``max_groups``
+    total: int  # groups before the cut
+    nearest_available: bool  # False: the index could not be searched
+
+
 def group_questions(
     questions: Sequence[GapQuestion],
     *,
@@ -230,7 +243,8 @@ def group_questions(
     search: Searchable | None,
     policy: AnswerPolicy,
     threshold: float = GROUP_THRESHOLD,
-) -> tuple[list[GapGroup], bool]:
+    max_groups: int = MAX_GROUPS,
+) -> Grouped:
     """Group questions by meaning and describe each group.
 
     Args:
@@ -240,15 +254,16 @@ def group_questions(
         search: The live index, for the nearest article; ``None``: no nearest article.
         policy: The bot's answer thresholds.
         threshold: Mean cosine from which phrasings are one group.
+        max_groups: Most groups described (the largest); only they are searched.
 
     Returns:
-        The groups (most questions first, then most recently asked) and whether the
-        nearest articles could be searched.
+        The groups (most questions first, then most recently asked), how many there were
+        before the cut, and whether the nearest articles could be searched.
     """
     ordered = sorted(questions, key=lambda q: (q.asked_at, q.message_id))  # oldest first
     phrasings = merge_near_duplicates([q.text for q in ordered])
     if not phrasings:
-        return [], search is not None
+        return Grouped([], 0, search is not None)
     if encoder is not None:
         vectors = embed(encoder, [p.text for p in phrasings])
         labels = cluster_vectors(vectors, threshold=threshold)
@@ -258,8 +273,7 @@ def group_questions(
     members: dict[int, list[int]] = {}
     for number, label in enumerate(labels):
         members.setdefault(label, []).append(number)
-    nearest_ok = search is not None
-    groups: list[GapGroup] = []
+    described: list[tuple[GapGroup, list[GapQuestion], str]] = []
     for numbers in members.values():
         group_phrasings: list[Phrasing] = [phrasings[n] for n in numbers]
         asked = [ordered[m] for p in group_phrasings for m in p.members]
@@ -269,38 +283,42 @@ def group_questions(
         examples = [p.text for p in by_count[:MAX_EXAMPLES]]
         unhelpful = sum(1 for q in asked if q.kind == KIND_UNHELPFUL)
         answered_with = Counter(q.article_id for q in asked if q.article_id)
-        nearest = None
+        title = _suggested_title(central.text)
+        group = GapGroup(
+            id=hashlib.sha1(central.key.encode("utf-8")).hexdigest()[:12],
+            title=title,
+            count=len(asked),
+            conversations=len({q.conversation_id for q in asked}),
+            customers=_customers(asked),
+            unanswered=len(asked) - unhelpful,
+            unhelpful=unhelpful,
+            unhelpful_share=round(unhelpful / len(asked), 3),
+            phrasings=len(group_phrasings),
+            examples=examples,
+            first_seen=min(q.asked_at for q in asked),
+            last_seen=max(q.asked_at for q in asked),
+            answered_with=[article for article, _ in answered_with.most_common(3)],
+            nearest=None,
+            new_article_url=new_article_url(title, examples),
+            add_to_article_url=None,
+        )
+        described.append((group, asked, central.text))
+    described.sort(key=lambda item: (-item[0].count, -item[0].last_seen.timestamp(), item[0].title))
+    nearest_ok = search is not None
+    groups: list[GapGroup] = []
+    for group, asked, central_text in described[: max(max_groups, 0)]:
         if search is not None and nearest_ok:
             try:
-                nearest = _nearest(search, central.text, segment=_segment(asked), policy=policy)
+                nearest = _nearest(search, central_text, segment=_segment(asked), policy=policy)
             except Exception as exc:  # the index may be missing or broken: no nearest article
                 logger.warning("content gaps: nearest article unavailable: %s", exc)
                 nearest_ok = False
-        title = _suggested_title(central.text)
-        groups.append(
-            GapGroup(
-                id=hashlib.sha1(central.key.encode("utf-8")).hexdigest()[:12],
-                title=title,
-                count=len(asked),
-                conversations=len({q.conversation_id for q in asked}),
-                customers=_customers(asked),
-                unanswered=len(asked) - unhelpful,
-                unhelpful=unhelpful,
-                unhelpful_share=round(unhelpful / len(asked), 3),
-                phrasings=len(group_phrasings),
-                examples=examples,
-                first_seen=min(q.asked_at for q in asked),
-                last_seen=max(q.asked_at for q in asked),
-                answered_with=[article for article, _ in answered_with.most_common(3)],
-                nearest=nearest,
-                new_article_url=new_article_url(title, examples),
-                add_to_article_url=(
-                    add_questions_url(nearest.article_id, examples) if nearest else None
-                ),
-            )
-        )
-    groups.sort(key=lambda g: (-g.count, -g.last_seen.timestamp(), g.title))
-    return groups, nearest_ok
+            else:
+                if nearest is not None:
+                    url = add_questions_url(nearest.article_id, group.examples)
+                    group = group.model_copy(update={"nearest": nearest, "add_to_article_url": url})
+        groups.append(group)
+    return Grouped(groups, len(described), nearest_ok)
 
 
 def build_gaps(
@@ -311,6 +329,7 @@ def build_gaps(
     search: Searchable | None,
     policy: AnswerPolicy,
     threshold: float = GROUP_THRESHOLD,
+    max_groups: int = MAX_GROUPS,
 ) -> ContentGaps:
     """Group collected questions (see :func:`group_questions`) into the page's data.
 
@@ -324,12 +343,13 @@ def build_gaps(
             build_id, encoder = encoder_source()
         except Exception as exc:  # no build yet, or its encoder cannot load
             logger.warning("content gaps: query encoder unavailable: %s", exc)
-    groups, nearest_ok = group_questions(
+    grouped = group_questions(
         collected.questions,
         encoder=encoder,
         search=search,
         policy=policy,
         threshold=threshold,
+        max_groups=max_groups,
     )
     return ContentGaps(
         period=period,
@@ -340,8 +360,9 @@ def build_gaps(
         truncated=collected.truncated,
         threshold=threshold,
         grouped_by_meaning=encoder is not None or not collected.questions,
-        nearest_available=nearest_ok,
-        groups=groups,
+        nearest_available=grouped.nearest_available,
+        groups=grouped.groups,
+        groups_total=grouped.total,
         computed_at=dt.datetime.now(dt.UTC),
     )
 

@@ -98,7 +98,9 @@ def test_paraphrases_group_together_and_topics_stay_apart(live_root: Path) -> No
     assert isinstance(encoder, OnnxEncoder)  # the build's own ONNX int8 encoder, no torch
     live = LiveKnowledgeBase(live_root)
 
-    groups, nearest_ok = group_questions(questions(), encoder=encoder, search=live, policy=POLICY)
+    groups, total, nearest_ok = group_questions(
+        questions(), encoder=encoder, search=live, policy=POLICY
+    )
 
     assert nearest_ok and build_id == live.build_id
     by_topic = {
@@ -108,7 +110,7 @@ def test_paraphrases_group_together_and_topics_stay_apart(live_root: Path) -> No
     for topic, found in by_topic.items():
         assert len(found) == 1, (topic, [g.examples for g in found])  # one group per topic
         assert sorted(found[0].examples) == sorted(TOPICS[topic]), topic  # and only its own
-    assert len(groups) == len(TOPICS)
+    assert len(groups) == total == len(TOPICS)
     refunds = by_topic["refund timing"][0]
     assert refunds.nearest is not None and refunds.nearest.article_id == "refunds-timing"
     assert refunds.unhelpful == 3 and refunds.answered_with == ["refunds-timing"]

@@ -198,11 +198,11 @@ def test_groups_carry_counts_examples_nearest_article_and_links(index: Knowledge
         question(5, "Do you sell reindeer saddles?", minutes=20),
     ]
 
-    groups, nearest_ok = group_questions(
+    groups, total, nearest_ok = group_questions(
         questions, encoder=FakeEncoder(), search=index, policy=POLICY, threshold=0.5
     )
 
-    assert nearest_ok
+    assert nearest_ok and total == 2
     assert [g.count for g in groups] == [4, 1]
     mars = groups[0]
     assert (mars.unanswered, mars.unhelpful, mars.unhelpful_share) == (3, 1, 0.25)
@@ -227,7 +227,7 @@ def test_groups_carry_counts_examples_nearest_article_and_links(index: Knowledge
 
 
 def test_without_an_index_groups_have_no_nearest_article() -> None:
-    groups, nearest_ok = group_questions(
+    groups, _total, nearest_ok = group_questions(
         [question(1, "Do you sell reindeer saddles?")],
         encoder=FakeEncoder(),
         search=None,
@@ -340,3 +340,29 @@ def test_results_are_cached_per_questions_and_expire(
     service.gaps(session, days=7, now=NOW)  # expired
     assert service.computations == 4
     assert len(service._cache) <= 2
+
+
+def test_only_the_largest_groups_are_described_and_searched(index: KnowledgeIndex) -> None:
+    searched: list[str] = []
+
+    class CountingIndex:
+        def search(self, query: str, limit: int = 3, *, audience: str | None = None) -> list:
+            searched.append(query)
+            return index.search(query, limit, audience=audience)
+
+    questions = [question(1, "Do you sell reindeer saddles?", minutes=5)]
+    questions += [question(n, "Can I pay with seashells?", minutes=n) for n in (2, 3, 4)]
+    questions.append(question(9, "Is the moon shop open?", minutes=1))
+
+    groups, total, _ = group_questions(
+        questions,
+        encoder=FakeEncoder(),
+        search=CountingIndex(),
+        policy=POLICY,
+        threshold=0.9,
+        max_groups=2,
+    )
+
+    assert total == 3
+    assert [g.title for g in groups] == ["Can I pay with seashells?", "Is the moon shop open?"]
+    assert set(searched) == {"Can I pay with seashells?", "Is the moon shop open?"}
