@@ -27,6 +27,7 @@ from bot.web.routes import articles, attachments, health, internal, reports
 from bot.web.routes.content_gaps import router as content_gaps_router
 from bot.web.routes.desk import router as desk_router
 from bot.web.routes.desk_auth import router as desk_auth_router
+from bot.web.routes.editor import register_editor
 from bot.web.vendor import VENDOR_URL_PREFIX, VendorFiles
 
 logger = logging.getLogger(__name__)
@@ -178,6 +179,7 @@ def create_app(
     app.include_router(reports.router)
     app.include_router(desk_auth_router)
     app.include_router(desk_router)
+    register_editor(app)
     app.include_router(content_gaps_router)
     register_exception_handlers(app)
     return app

@@ -1,0 +1,373 @@
+"""The knowledge editor through the FastAPI app: sign-in, roles, CSRF, forged ids, huge input,
+the content-gaps links, the preview, autosave with an expired session, and publishing
+(concurrent requests included) into a real index root with the fake encoder."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import delete, select
+
+from bot.agents.models import AgentSession
+from bot.audit.models import AuditEvent
+from bot.config import Settings
+from bot.editor.models import KbPublication, KbWorkingCopy
+from bot.web.routes.editor import SIGNED_OUT
+from knowledge.store import load_current
+from tests.helpers.desk import DeskUser, form_csrf, make_user, sign_in
+from tests.helpers.fake_encoder import FakeEncoder
+
+pytestmark = pytest.mark.integration
+
+ENCODER = FakeEncoder()
+JSON = {"Accept": "application/json"}
+
+
+class SlowEncoder:
+    """The fake encoder, taking a while per batch (so two publishes overlap)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.name = ENCODER.name
+        self.dimension = ENCODER.dimension
+        self.seconds = seconds
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        time.sleep(self.seconds)
+        return ENCODER.encode(texts)
+
+
+def article(article_id: str = "returns-label-lost", **overrides: Any) -> dict[str, Any]:
+    fields = {
+        "id": article_id,
+        "title": "I lost my return label",
+        "audience": "all",
+        "owner": "returns-team",
+        "questions": "Where is my return label?\nreturn label missing",
+        "tags": "returns",
+        "language": "en",
+        "body": "Download a new label from My orders.\n\n<script>alert(1)</script>",
+    }
+    fields.update(overrides)
+    return fields
+
+
+@pytest.fixture
+def users(client: TestClient) -> dict[str, DeskUser]:
+    factory = client.app.state.session_factory  # type: ignore[attr-defined]
+    client.app.state.editor_encoder = ENCODER  # type: ignore[attr-defined]
+    return {
+        role: make_user(factory, email=f"{role}@example.com", role=role, teams=())
+        for role in ("agent", "editor", "lead", "admin")
+    }
+
+
+def table(html: str) -> str:
+    """The article table of the list page (the pending list names every article)."""
+    return html.split('<div id="article-table">', 1)[1]
+
+
+def csrf_of(client: TestClient, path: str = "/editor/articles") -> str:
+    page = client.get(path)
+    assert page.status_code == 200, page.text
+    return form_csrf(page.text)
+
+
+def post_json(client: TestClient, path: str, token: str, body: dict[str, Any] | None = None) -> Any:
+    return client.post(path, json=body or {}, headers={**JSON, "X-CSRF-Token": token})
+
+
+def test_sign_in_roles_and_csrf(client: TestClient, users: dict[str, DeskUser]) -> None:
+    anonymous = client.get("/editor/articles/new?title=x", follow_redirects=False)
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"].startswith("/desk/login?next=")
+    api = client.post("/editor/api/preview", json={}, headers=JSON)
+    assert api.status_code == 401 and api.json()["detail"] == SIGNED_OUT
+
+    sign_in(client, users["agent"])
+    assert client.get("/editor/articles").status_code == 403
+    assert client.post("/editor/publish", headers=JSON).status_code == 403
+    client.post("/desk/logout", data={"csrf_token": csrf_of(client, "/desk")})
+
+    sign_in(client, users["editor"])
+    page = client.get("/editor/articles")
+    assert page.status_code == 200 and 'href="/editor/articles"' in page.text  # desk nav
+    assert client.get("/desk/articles", follow_redirects=False).headers["location"] == (
+        "/editor/articles"
+    )
+    token = form_csrf(page.text)
+    no_token = client.post("/editor/articles", json=article(), headers=JSON)
+    assert no_token.status_code == 403
+    foreign = client.post(
+        "/editor/articles",
+        json=article(),
+        headers={**JSON, "X-CSRF-Token": token, "Origin": "https://evil.example"},
+    )
+    assert foreign.status_code == 403
+    created = post_json(client, "/editor/articles", token, article())
+    assert created.status_code == 200, created.text
+    assert created.json()["revision"] == 1
+
+
+def test_form_posts_without_javascript_and_list_search(
+    client: TestClient, users: dict[str, DeskUser]
+) -> None:
+    sign_in(client, users["editor"])
+    token = csrf_of(client)
+    response = client.post(
+        "/editor/articles", data={**article(), "csrf_token": token}, follow_redirects=False
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/editor/articles/returns-label-lost/edit?saved=1"
+    parcel = article("orders-track", title="Where is my parcel?", body="Track it in My orders.")
+    post_json(client, "/editor/articles", token, parcel)
+    found = table(client.get("/editor/articles", params={"q": "parcel"}).text)
+    assert "orders-track" in found and "returns-label-lost" not in found
+    by_text = table(client.get("/editor/articles", params={"q": "download label"}).text)
+    assert "returns-label-lost" in by_text and "orders-track" not in by_text
+    none = client.get("/editor/articles", params={"audience": "b2b"}).text
+    assert "No article matches" in none
+    edit = client.get("/editor/articles/returns-label-lost/edit")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in edit.text  # the body, escaped in a textarea
+    assert "<script>alert(1)</script>" not in edit.text
+
+
+def test_forged_ids_and_bad_input(client: TestClient, users: dict[str, DeskUser]) -> None:
+    sign_in(client, users["editor"])
+    token = csrf_of(client)
+    post_json(client, "/editor/articles", token, article())
+    for path in (
+        "/editor/articles/nope/edit",
+        "/editor/articles/..%2F..%2Fetc/edit",
+        "/editor/articles/returns-label-lost/history?a=1&b=99",
+    ):
+        assert client.get(path).status_code == 404, path
+    for path in (
+        "/editor/articles/returns-label-lost/revisions/99/rollback",
+        "/editor/articles/returns-label-lost/revisions/abc/submit",
+        "/editor/articles/other-article/retire",
+        "/editor/articles/returns-label-lost/revisions/-1/review",
+    ):
+        assert post_json(client, path, token).status_code == 404, path
+
+    huge = post_json(client, "/editor/articles", token, article("big", body="x" * 5_000_000))
+    assert huge.status_code == 413 and "far too long" in huge.json()["detail"]
+    long_title = post_json(client, "/editor/articles", token, article("t", title="t" * 10_000))
+    assert long_title.status_code == 422
+    assert long_title.json()["problems"][0]["field"] == "title"
+    empty = post_json(client, "/editor/articles", token, article("empty", body="   "))
+    assert empty.status_code == 422
+    assert any(p["field"] == "body" for p in empty.json()["problems"])
+    duplicate = post_json(client, "/editor/articles", token, article())
+    assert duplicate.status_code == 409 and "already exists" in duplicate.json()["error"]
+    changed_id = post_json(
+        client, "/editor/articles/returns-label-lost", token, article("another-id")
+    )
+    assert changed_id.status_code == 422
+
+    bad_bytes = client.post(
+        "/editor/api/import-file",
+        files={"file": ("legacy.md", b"---\nid: legacy\ntitle: caf\xe9\n---\nbody\n")},
+        headers={**JSON, "X-CSRF-Token": token},
+    )
+    assert bad_bytes.status_code == 422 and "UTF-8" in bad_bytes.json()["error"]
+    good = (
+        "---\nid: legacy\ntitle: Legacy\naudience: all\ntags: []\nquestions: [old one]\n"
+        "language: en\nupdated: 2026-01-01\nowner: team\n---\nThe answer.\n"
+    )
+    imported = client.post(
+        "/editor/api/import-file",
+        files={"file": ("legacy.md", good.encode())},
+        headers={**JSON, "X-CSRF-Token": token},
+    )
+    assert imported.status_code == 200 and imported.json()["fields"]["questions"] == "old one"
+    # Nothing of the refused input was stored.
+    history = client.get("/editor/articles/returns-label-lost/history").text
+    assert history.count('data-revision="') == 1
+
+
+def test_content_gaps_links_prefill_the_forms(
+    client: TestClient, users: dict[str, DeskUser]
+) -> None:
+    sign_in(client, users["editor"])
+    token = csrf_of(client)
+    post_json(client, "/editor/articles", token, article())
+    new = client.get(
+        "/editor/articles/new",
+        params=[
+            ("title", "Can I return a gift?"),
+            ("question", "gift return"),
+            ("question", "<b>x"),
+        ],
+    )
+    assert new.status_code == 200
+    assert 'value="Can I return a gift?"' in new.text
+    assert "gift return\n&lt;b&gt;x</textarea>" in new.text
+    edit = client.get(
+        "/editor/articles/returns-label-lost/edit",
+        params=[("add_question", "label gone"), ("add_question", "return label missing")],
+    )
+    questions = re.search(r'name="questions"[^>]*>([^<]*)</textarea>', edit.text)
+    assert questions is not None
+    assert questions.group(1).split("\n") == [
+        "Where is my return label?",
+        "return label missing",
+        "label gone",
+    ]
+    assert "Added 1 alternate question" in edit.text
+
+
+def test_preview_answers_with_the_draft_and_escapes_html(
+    client: TestClient, users: dict[str, DeskUser], settings: Settings
+) -> None:
+    sign_in(client, users["editor"])
+    token = csrf_of(client)
+    post_json(client, "/editor/articles", token, article())
+    post_json(
+        client,
+        "/editor/articles",
+        token,
+        article("orders-track", title="Where is my parcel?", questions="track my order"),
+    )
+    assert post_json(client, "/editor/publish", token).status_code == 200
+    draft = article(
+        title="I lost my return label",
+        questions="Can I get a gift receipt?",
+        body="Ask us for a gift receipt. <img src=x onerror=alert(1)>",
+    )
+    preview = post_json(
+        client,
+        "/editor/api/preview",
+        token,
+        {**draft, "test_question": ["Can I get a gift receipt?", "Where is my parcel?"]},
+    )
+    assert preview.status_code == 200 and preview.json()["ok"], preview.text
+    answers = preview.json()["answers_html"]
+    first, second = answers.split('<li class="preview-answer')[1:3]
+    assert "(this draft)" in first
+    assert "Where is my parcel?" in second and "(this draft)" not in second
+    page = preview.json()["page_html"]
+    assert "<img" not in page and "&lt;img" in page
+    invalid = post_json(client, "/editor/api/preview", token, {**draft, "body": ""})
+    assert invalid.json()["ok"] is False
+
+
+def test_autosave_and_an_expired_session_keep_the_draft(
+    client: TestClient, users: dict[str, DeskUser]
+) -> None:
+    sign_in(client, users["editor"])
+    token = csrf_of(client)
+    post_json(client, "/editor/articles", token, article())
+    typing = article(body="Half-written new text")
+    kept = post_json(
+        client,
+        "/editor/api/working-copy",
+        token,
+        {**typing, "key": "returns-label-lost", "base_number": "1"},
+    )
+    assert kept.status_code == 200
+    factory = client.app.state.session_factory  # type: ignore[attr-defined]
+    with factory() as session:  # the session expires (deleted) while the editor types
+        session.execute(delete(AgentSession))
+        session.commit()
+    save = post_json(client, "/editor/articles/returns-label-lost", token, typing)
+    assert save.status_code == 401 and save.json()["detail"] == SIGNED_OUT
+    sign_in(client, users["editor"])
+    edit = client.get("/editor/articles/returns-label-lost/edit").text
+    assert "Half-written new text" in edit  # the server's working copy, for the page to restore
+    with factory() as session:
+        assert session.scalars(select(KbWorkingCopy)).first() is not None
+    saved = post_json(client, "/editor/articles/returns-label-lost", csrf_of(client), typing)
+    assert saved.status_code == 200 and saved.json()["revision"] == 2
+    with factory() as session:
+        assert session.scalars(select(KbWorkingCopy)).first() is None
+
+
+def test_review_flow_when_required(
+    client: TestClient, users: dict[str, DeskUser], settings: Settings
+) -> None:
+    settings.kb_require_review = True
+    sign_in(client, users["lead"])
+    lead_token = csrf_of(client)
+    post_json(client, "/editor/articles", lead_token, article())
+    own = post_json(
+        client,
+        "/editor/articles/returns-label-lost/revisions/1/review",
+        lead_token,
+        {"approve": "1"},
+    )
+    assert own.status_code == 403 and "another lead" in own.json()["error"]
+    refused = post_json(client, "/editor/publish", lead_token)
+    assert refused.status_code == 500 and "Nothing would be live" in refused.json()["error"]
+    client.post("/desk/logout", data={"csrf_token": lead_token})
+
+    sign_in(client, users["editor"])
+    editor_token = csrf_of(client)
+    denied = post_json(
+        client,
+        "/editor/articles/returns-label-lost/revisions/1/review",
+        editor_token,
+        {"approve": "1"},
+    )
+    assert denied.status_code == 403
+    submitted = post_json(
+        client, "/editor/articles/returns-label-lost/revisions/1/submit", editor_token
+    )
+    assert submitted.json()["state"] == "in_review"
+    client.post("/desk/logout", data={"csrf_token": editor_token})
+
+    factory = client.app.state.session_factory  # type: ignore[attr-defined]
+    second_lead = make_user(factory, email="lead2@example.com", role="lead")
+    sign_in(client, second_lead)
+    token = csrf_of(client, "/editor/review")
+    queue = client.get("/editor/review").text
+    assert "returns-label-lost" in queue and "Approve" in queue
+    approved = client.post(
+        "/editor/articles/returns-label-lost/revisions/1/review",
+        data={"csrf_token": token, "approve": "1", "comment": ""},
+        follow_redirects=False,
+    )
+    assert approved.status_code == 303
+    published = post_json(client, "/editor/publish", token)
+    assert published.status_code == 200, published.text
+    index = load_current(settings.index_dir, ENCODER)
+    assert [a.id for a in index] == ["returns-label-lost"]
+
+
+def test_concurrent_publish_requests(
+    client: TestClient, users: dict[str, DeskUser], settings: Settings
+) -> None:
+    """Five simultaneous publish clicks: one builds, the others are told to retry."""
+    sign_in(client, users["editor"])
+    token = csrf_of(client)
+    post_json(client, "/editor/articles", token, article())
+    client.app.state.editor_encoder = SlowEncoder(0.3)  # type: ignore[attr-defined]
+    start = threading.Barrier(5)
+    results: list[Any] = []
+
+    def click() -> None:
+        start.wait()
+        results.append(post_json(client, "/editor/publish", token))
+
+    threads = [threading.Thread(target=click) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    codes = sorted(response.status_code for response in results)
+    assert codes == [200, 409, 409, 409, 409], [r.text for r in results]
+    busy = next(r for r in results if r.status_code == 409)
+    assert "try again in a few seconds" in busy.json()["error"]
+    factory = client.app.state.session_factory  # type: ignore[attr-defined]
+    with factory() as session:
+        statuses = list(session.scalars(select(KbPublication.status)))
+        actions = list(session.scalars(select(AuditEvent.action)))
+    assert statuses == ["succeeded"]  # refused attempts leave no publication behind
+    assert actions.count("kb.published") == 1
+    assert "returns-label-lost" in load_current(settings.index_dir, ENCODER)
