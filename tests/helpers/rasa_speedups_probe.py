@@ -26,6 +26,28 @@ GOOD = {
     "responses": [{"text": "hello", "custom": {"citation": {"article_id": "a"}}}],
 }
 BAD = {"events": [{"event": "slot"}], "responses": "not a list"}
+# Each wrong in another way; the fast check must send all of them to the whole schema.
+BAD_MORE = [
+    {"events": [{"event": "slot"}], "responses": []},
+    {"events": [{"event": "no_such_event"}], "responses": []},
+    {"events": [{"name": "x"}], "responses": []},
+    {"events": ["slot"], "responses": []},
+    {"events": [{"event": 3}], "responses": []},
+    {"events": [{"event": "slot", "name": "a", "value": 1, "timestamp": "noon"}]},
+    {"events": [{"event": "user", "text": 5}]},
+    {"events": [{"event": "action", "name": "x"}, {"event": "bot", "text": []}]},
+    {"events": {"event": "slot"}},
+    {"events": [], "responses": [1]},
+    [],
+]
+GOOD_MORE = [
+    {},
+    {"events": []},
+    {"events": None, "responses": []},
+    {"events": [{"event": "user", "text": "hi", "parse_data": {"intent": {"name": "greet"}}}]},
+    {"events": [{"event": "action", "name": "action_listen", "policy": None}]},
+    {"events": [{"event": "session_started"}, {"event": "pause"}, {"event": "resume"}]},
+]
 NAMES = ["slot", "user", "bot", "action", "session_started", "pause", "resume", "followup"]
 
 
@@ -49,6 +71,7 @@ def main() -> dict[str, Any]:
     before = {
         "good": outcome(action, GOOD),
         "bad": outcome(action, BAD),
+        "more": [outcome(action, result) for result in BAD_MORE + GOOD_MORE],
         "classes": [Event.resolve_by_type(name).__name__ for name in NAMES],
         "ms": milliseconds(action, 5),
     }
@@ -59,6 +82,7 @@ def main() -> dict[str, Any]:
     after = {
         "good": outcome(action, GOOD),
         "bad": outcome(action, BAD),
+        "more": [outcome(action, result) for result in BAD_MORE + GOOD_MORE],
         "classes": [Event.resolve_by_type(name).__name__ for name in NAMES],
         "ms": milliseconds(action),
     }
@@ -67,7 +91,15 @@ def main() -> dict[str, Any]:
         unknown = "resolved"
     except ValueError:
         unknown = "ValueError"
-    return {"before": before, "after": after, "unknown": unknown}
+    from rasa_addons.speedups import json_dumps
+
+    encoded = [
+        json.loads(json_dumps(value)) == value
+        for value in (GOOD, BAD_MORE, GOOD_MORE, {"text": "é/\u2028", "big": 10**30, "t": 1e-7})
+    ]
+    nan = json.loads(json_dumps({"v": float("nan")}))["v"]
+    nan = "NaN" if nan != nan else repr(nan)
+    return {"before": before, "after": after, "unknown": unknown, "encoded": encoded, "nan": nan}
 
 
 if __name__ == "__main__":

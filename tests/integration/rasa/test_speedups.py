@@ -28,7 +28,11 @@ def test_validation_and_event_lookup_are_unchanged_and_validation_is_faster() ->
 
     assert after["good"] == before["good"] == "valid"
     assert after["bad"] == before["bad"]
+    assert after["more"] == before["more"]  # every other kind of bad (and good) response
+    assert sum(o.startswith("invalid: ") for o in before["more"]) == 11
     assert before["bad"].startswith("invalid: ") and "custom-actions" in before["bad"]
     assert after["classes"] == before["classes"]
     assert probe["unknown"] == "ValueError"
     assert after["ms"] < before["ms"] / 5
+    assert probe["encoded"] == [True] * 4  # the action server reads what json.dumps wrote
+    assert probe["nan"] == "NaN"  # as json.dumps writes it
