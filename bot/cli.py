@@ -6,6 +6,7 @@ Usage:
     python -m bot train [--force]  # retrain Rasa (skipped when data/domain/config are unchanged)
     python -m bot doctor           # check every component and say how to fix what is broken
     python -m bot kb validate|build|search|new|list   # the knowledge-base editor
+    python -m bot kb publish|history|rollback|import|export   # articles in the database
     python -m bot agents add|list|deactivate|reset-password|enroll-totp   # desk accounts
     python -m bot web              # serve only the bot service (used by `run`)
 
@@ -68,7 +69,10 @@ def create_argument_parser() -> argparse.ArgumentParser:
     commands.add_parser("doctor", help="check every component and print how to fix problems")
 
     kb = commands.add_parser(
-        "kb", help="knowledge-base editor (validate, build, search, new, list)", add_help=False
+        "kb",
+        help="knowledge base (validate, build, search, new, list; publish, history, "
+        "rollback, import, export)",
+        add_help=False,
     )
     kb.add_argument("kb_args", nargs=argparse.REMAINDER, help="arguments for the editor")
 
@@ -102,8 +106,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+_DATABASE_VERBS_HELP = """
+Articles in the app database (the browser editor at /editor):
+  publish                     validate, build and put live the newest saved revisions
+  history ARTICLE_ID          revisions with author, time and state (--diff N M)
+  rollback ARTICLE_ID REV     save an earlier revision's text as a new revision
+  import [--articles-dir DIR] load Markdown articles into empty editor tables
+  export DIR                  write the live articles as Markdown files
+Once the database holds articles, `kb build` without --articles-dir publishes them."""
+
+
 def _run_editor(argv: list[str]) -> int:
-    """Run the knowledge editor with this deployment's folders and answer bands as defaults."""
+    """Run a ``kb`` verb: the database verbs here, the others in the knowledge library.
+
+    The knowledge library's editor gets this deployment's folders and answer bands as
+    defaults. ``kb build`` without ``--articles-dir`` publishes from the database once it
+    holds articles (the database is the truth; see docs/architecture.md).
+    """
+    from bot.editor import cli as editor_cli
     from knowledge.answering import AnswerPolicy
     from knowledge.editor import EditorDefaults
     from knowledge.editor import main as editor_main
@@ -114,6 +134,17 @@ def _run_editor(argv: list[str]) -> int:
     except ValueError as error:  # invalid settings
         Console(stderr=True).print(f"[red]✗ Invalid settings:[/] {error}")
         return 2
+    if argv[:1] and argv[0] in editor_cli.VERBS:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        return editor_cli.main(argv, settings)
+    from_folder = any(argument.startswith("--articles-dir") for argument in argv)
+    if argv[:1] == ["build"] and not from_folder and editor_cli.database_has_articles(settings):
+        console = Console()
+        console.print(
+            "The articles live in the database (edited at /editor); publishing them. "
+            "Pass --articles-dir to build from a folder instead."
+        )
+        return editor_cli.main(["publish", *(["--force"] if "--force" in argv else [])], settings)
     defaults = EditorDefaults(
         articles_dir=settings.articles_dir,
         index_dir=settings.index_dir,
@@ -124,7 +155,10 @@ def _run_editor(argv: list[str]) -> int:
             limit=settings.kb_top_k,
         ),
     )
-    return editor_main(argv, prog="python -m bot kb", defaults=defaults)
+    code = editor_main(argv, prog="python -m bot kb", defaults=defaults)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_DATABASE_VERBS_HELP)
+    return code
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> int:
@@ -216,6 +250,7 @@ def _run_stack(settings: Settings, console: Console) -> int:
     except KeyboardInterrupt:
         console.print("\nStopped all services.")
         return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

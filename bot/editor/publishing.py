@@ -168,6 +168,7 @@ def publish(
     actor: Actor,
     require_review: bool,
     progress: bool = False,
+    force: bool = False,
     before_build: Callable[[], None] | None = None,
 ) -> PublishResult:
     """Publish the knowledge base from the database (see the module docstring).
@@ -178,6 +179,7 @@ def publish(
         actor: Who publishes.
         require_review: Whether only approved revisions go live.
         progress: Show the encoder's progress bar (command line).
+        force: Rebuild even if the live build already has this content.
         before_build: Called with the lock held, before building (tests use it to
             hold the lock while a second publish tries).
 
@@ -208,6 +210,7 @@ def publish(
                 target.index_dir,
                 target.encoder(),
                 progress=progress,
+                force=force,
                 query_encoder_dir=target.query_encoder_dir,
             )
         seconds = time.perf_counter() - started

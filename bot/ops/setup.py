@@ -83,28 +83,26 @@ def migrate_and_seed(settings: Settings, console: Console, *, demo_data: bool) -
 
 
 def build_knowledge_index(settings: Settings, console: Console) -> None:
-    """Validate the articles and build the search index unless it is already current."""
-    from knowledge.articles import ArticleError
-    from knowledge.encoder import default_encoder
-    from knowledge.onnx_encoder import EXPORT_DIRNAME
-    from knowledge.store import build_and_publish
+    """Import the seed articles into empty editor tables, then publish from the database.
+
+    The app database is the articles' truth (docs/architecture.md); publishing skips the
+    build when the live index already has exactly this content.
+    """
+    from bot.editor.cli import seed_and_publish
+    from bot.editor.errors import EditorError
 
     try:
-        manifest = build_and_publish(
-            settings.articles_dir,
-            settings.index_dir,
-            default_encoder(),
-            progress=True,
-            query_encoder_dir=settings.models_dir / EXPORT_DIRNAME,  # see export_query_encoder
-        )
-    except ArticleError as error:
+        imported, result = seed_and_publish(settings)
+    except EditorError as error:
+        details = "".join(f"\n  {field or '-'}: {message}" for field, message in error.problems)
         raise OperationError(
-            f"The knowledge base has problems, so no index was built:\n{error}",
-            hint="run `python -m bot kb validate` and fix the files it names",
+            f"The knowledge base has problems, so no index was built:\n{error.message}{details}",
+            hint="run `python -m bot kb validate` (seed files) or fix the articles at /editor",
         ) from error
+    if imported:
+        console.print(f"[green]✓[/] Imported {imported} seed articles into the editor's tables")
     console.print(
-        f"[green]✓[/] Knowledge index is live: {manifest.article_count} articles, "
-        f"{manifest.vector_count} passages"
+        f"[green]✓[/] Knowledge index is live: {result.articles} articles (build {result.build_id})"
     )
 
 

@@ -1,0 +1,89 @@
+"""``python -m bot kb publish|history|rollback|import|export`` on a real SQLite file, with the
+fake encoder building into a real index root; ``kb build`` publishes from the database once
+the database holds articles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.config import get_settings
+from bot.db.session import upgrade_database
+from knowledge import editor
+from knowledge import encoder as encoder_module
+from knowledge.articles import load_articles
+from knowledge.store import load_current
+from tests.helpers.fake_encoder import FakeEncoder
+from tests.unit.knowledge.conftest import write_samples
+
+FAKE = FakeEncoder()
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    write_samples(tmp_path / "articles")
+    monkeypatch.setenv("CONCIERGE_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("COLUMNS", "200")  # rich tables unwrapped
+    monkeypatch.setenv("CONCIERGE_ARTICLES_DIR", str(tmp_path / "articles"))
+    monkeypatch.setenv("CONCIERGE_INDEX_DIR", str(tmp_path / "kb-index"))
+    monkeypatch.setattr(editor, "default_encoder", lambda: FAKE)
+    monkeypatch.setattr(encoder_module, "default_encoder", lambda: FAKE)
+    get_settings.cache_clear()
+    upgrade_database(get_settings().database_url)
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def test_import_publish_history_rollback_export(
+    deployment: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["kb", "import"]) == 0
+    assert "Imported 4 articles" in capsys.readouterr().out
+    assert main(["kb", "import"]) == 0
+    assert "nothing imported" in capsys.readouterr().out
+
+    assert main(["kb", "publish"]) == 0
+    out = capsys.readouterr().out
+    assert "restore" in out and "is live: 4 articles" in out
+    assert len(load_current(deployment / "kb-index", FAKE)) == 4
+
+    assert main(["kb", "rollback", "returns-start-a-return", "1"]) == 0
+    assert "Saved revision 2" in capsys.readouterr().out
+    assert main(["kb", "history", "returns-start-a-return", "--diff", "1", "2"]) == 0
+    history = capsys.readouterr().out
+    assert "draft" in history and "published" in history and "rollback to revision 1" in history
+    assert "No differences." in history
+
+    assert main(["kb", "history", "no-such-article"]) == 1
+    assert "no such article" in capsys.readouterr().err
+    assert main(["kb", "rollback", "returns-start-a-return", "9"]) == 1
+
+    assert main(["kb", "export", str(deployment / "export")]) == 0
+    exported = load_articles(deployment / "export")
+    assert [a.canonical_content() for a in exported] == [
+        a.canonical_content() for a in load_articles(deployment / "articles")
+    ]
+
+
+def test_kb_build_publishes_from_the_database_once_it_holds_articles(
+    deployment: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["kb", "import"]) == 0
+    (deployment / "articles" / "returns-start-a-return.md").unlink()  # the folder drifts
+    capsys.readouterr()
+    assert main(["kb", "build"]) == 0
+    assert "publishing them" in capsys.readouterr().out
+    assert "returns-start-a-return" in load_current(deployment / "kb-index", FAKE)
+    assert main(["kb", "build", "--articles-dir", str(deployment / "articles")]) == 0
+    assert "returns-start-a-return" not in load_current(deployment / "kb-index", FAKE)
+
+
+def test_help_lists_the_database_verbs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["kb", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "rollback ARTICLE_ID REV" in out and "export DIR" in out
+    assert main(["kb", "rollback", "--help"]) == 0
+    assert "History is never rewritten" in capsys.readouterr().out
