@@ -1,0 +1,255 @@
+"""The tuned encoder as a retrieval lever (``kb tune``) on Banking77 and CLINC150.
+
+Every figure comes from the library's own ``knowledge.tuning.tune_and_publish`` (what
+``kb tune`` runs): the packaged MiniLM fine-tuned on the setting's articles (titles and
+alternate questions), exported to ONNX int8, the index rebuilt with it (with the shipped
+classifier head) and published into a temporary index root; the published build is then
+loaded as the action server loads it (its own ONNX query encoder, one question per call)
+and every question decided by ``knowledge.answering.answer_question``.
+
+Columns: ``tuned`` (the tuned encoder, nearest neighbour: the head's weight set to 0) and
+``tuned_head`` (the tuned encoder with the shipped head, rerank mode); for CLINC150 also
+answer-or-hand-off at the bot's threshold and at a threshold chosen on val, and the head's
+``blend`` score with its threshold chosen on val.
+
+The tune settings (loss, epochs, learning rate) are chosen on val only, once for all
+settings (best mean val top-1 of ``tuned_head`` over the selection settings, by default
+the two 10-shot ones: the all-data tunes take minutes each); test is reported once.
+``kb tune``'s wall time is reported for each setting (Banking77 with all training data is
+the ~10,000-question case of the issue's 30-minute cap), and the tuned ONNX query
+encoder's latency beside the untuned one's.
+
+Usage:
+    python -m bench.tuning [--settings banking77_k10,clinc150_k10,banking77_kall,clinc150_kall]
+                           [--select-on banking77_k10,clinc150_k10] [--grid full|small]
+                           [--config mnrl:1:2e-05]  # skip the selection
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import emit, percentile, query_encoder_export
+from bench.levers import (
+    Setting,
+    _banking77,
+    _clinc150,
+    _in_scope_and_oos,
+    _rank,
+    _tune_threshold,
+)
+from bench.retrieval import Ranked, top_k_accuracy
+from bot.config import get_settings
+from knowledge.answering import AnswerPolicy
+from knowledge.encoder import packaged_model_path
+from knowledge.head import DEFAULT_HEAD
+from knowledge.index import KnowledgeIndex
+from knowledge.onnx_encoder import OnnxEncoder
+from knowledge.tuning import TuneConfig, TunePublishResult, tune_and_publish
+
+SETTINGS = ("banking77_k10", "clinc150_k10", "banking77_kall", "clinc150_kall")
+GRIDS = {
+    "full": (("mnrl", 1, 2e-5), ("mnrl", 3, 2e-5), ("mnrl", 1, 5e-5), ("cosine", 1, 2e-5)),
+    "small": (("mnrl", 1, 2e-5), ("cosine", 1, 2e-5)),
+}
+LATENCY_QUESTIONS = 300
+
+
+def _setting(name: str) -> Setting:
+    data, k = name.split("_k")
+    shots = None if k == "all" else int(k)
+    return _banking77(shots) if data == "banking77" else _clinc150(shots)
+
+
+def _config(spec: tuple[str, int, float], max_minutes: float, seed: int) -> TuneConfig:
+    loss, epochs, rate = spec
+    return TuneConfig(
+        loss="cosine" if loss == "cosine" else "mnrl",
+        epochs=epochs,
+        learning_rate=rate,
+        max_minutes=max_minutes,
+        seed=seed,
+    )
+
+
+def _parse_config(text: str) -> tuple[str, int, float]:
+    loss, epochs, rate = text.split(":")
+    return loss, int(epochs), float(rate)
+
+
+def _tuned(
+    articles: list, tmp: Path, config: TuneConfig
+) -> tuple[KnowledgeIndex, TunePublishResult]:
+    root = Path(tempfile.mkdtemp(prefix="tune-", dir=tmp))
+    result = tune_and_publish(articles, root, config, head=DEFAULT_HEAD)
+    return KnowledgeIndex.load(result.build_dir), result  # its own ONNX query encoder
+
+
+def _nn(index: KnowledgeIndex) -> KnowledgeIndex:
+    """The same build ranked by the best cosine alone (the head's weight at 0)."""
+    return index.with_ranking(head=DEFAULT_HEAD.model_copy(update={"weight": 0.0}))
+
+
+def _blend(index: KnowledgeIndex) -> KnowledgeIndex:
+    return index.with_ranking(head=DEFAULT_HEAD.model_copy(update={"mode": "blend"}))
+
+
+def _r(value: float) -> float:
+    return round(float(value), 4)
+
+
+def _oos_figures(
+    val: list[Ranked], test: list[Ranked], bot_threshold: float, prefix: str
+) -> dict[str, float]:
+    tuned = _tune_threshold(val)
+    at_bot = _in_scope_and_oos(test, bot_threshold)
+    at_val = _in_scope_and_oos(test, tuned)
+    return {
+        f"{prefix}in_scope_at_bot": _r(at_bot[0]),
+        f"{prefix}oos_recall_at_bot": _r(at_bot[1]),
+        f"{prefix}val_threshold": tuned,
+        f"{prefix}in_scope_at_val": _r(at_val[0]),
+        f"{prefix}oos_recall_at_val": _r(at_val[1]),
+    }
+
+
+def _latency(
+    encoders: dict[str, OnnxEncoder], questions: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """p50/p95 of one question per call, the encoders taking turns (same load for each)."""
+    times: dict[str, list[float]] = {name: [] for name in encoders}
+    for encoder in encoders.values():
+        encoder.encode(list(questions[:5]))  # load and warm up
+    for question in questions:
+        for name, encoder in encoders.items():
+            started = time.perf_counter()
+            encoder.encode([question])
+            times[name].append((time.perf_counter() - started) * 1000)
+    return {
+        name: {"p50_ms": round(percentile(t, 0.5), 2), "p95_ms": round(percentile(t, 0.95), 2)}
+        for name, t in times.items()
+    }
+
+
+def _tune_figures(result: TunePublishResult) -> dict[str, object]:
+    return {
+        "kb_tune_seconds": round(result.seconds, 1),
+        "train_seconds": round(result.tune.seconds, 1),
+        "export_seconds": round(result.export_seconds, 1),
+        "build_seconds": round(result.build_seconds, 1),
+        "pairs": result.tune.pairs,
+        "steps": result.tune.steps,
+        "planned_steps": result.tune.planned_steps,
+        "stopped_by_budget": result.tune.stopped_by_budget,
+        "loss_first_last": [result.tune.first_loss, result.tune.last_loss],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its JSON line."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--select-on", default="banking77_k10,clinc150_k10")
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="full")
+    parser.add_argument("--config", type=_parse_config, default=None, help="LOSS:EPOCHS:LR")
+    parser.add_argument("--max-minutes", type=float, default=25.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    names = [n for n in args.settings.split(",") if n]
+    if unknown := set(names) - set(SETTINGS):
+        parser.error(f"unknown settings: {', '.join(sorted(unknown))}")
+    settings = get_settings()
+    bot_threshold = settings.kb_answer_threshold
+    policy = AnswerPolicy(
+        answer_threshold=bot_threshold, suggest_threshold=settings.kb_suggest_threshold, limit=3
+    )
+    started = time.monotonic()
+    result: dict[str, object] = {"benchmark": "tuning", "seed": args.seed}
+    with tempfile.TemporaryDirectory(prefix="concierge-tuning-") as tmp_name:
+        tmp = Path(tmp_name)
+        setups = {name: _setting(name) for name in names}
+        chosen = args.config
+        if chosen is None:
+            scores: dict[str, list[float]] = {}
+            for spec in GRIDS[args.grid]:
+                key = f"{spec[0]}:{spec[1]}:{spec[2]:g}"
+                for name in [n for n in args.select_on.split(",") if n]:
+                    setup = setups.get(name) or _setting(name)
+                    index, tuned = _tuned(
+                        setup.val_articles, tmp, _config(spec, args.max_minutes, args.seed)
+                    )
+                    head_top1 = top_k_accuracy(_rank(index, setup.val, policy), 1)
+                    nn_top1 = top_k_accuracy(_rank(_nn(index), setup.val, policy), 1)
+                    scores.setdefault(key, []).append(head_top1)
+                    result[f"val.{name}.{key}"] = {
+                        "tuned_val_top1": _r(nn_top1),
+                        "tuned_head_val_top1": _r(head_top1),
+                        "kb_tune_seconds": round(tuned.seconds, 1),
+                        "steps": tuned.tune.steps,
+                    }
+                    print(f"val {name} {key}: nn {nn_top1:.4f} head {head_top1:.4f}", flush=True)
+            best = max(scores, key=lambda k: float(np.mean(scores[k])))
+            result["val_mean_tuned_head_top1"] = {k: _r(np.mean(v)) for k, v in scores.items()}
+            chosen = _parse_config(best)
+        result["chosen"] = f"{chosen[0]}:{chosen[1]}:{chosen[2]:g}"
+        config = _config(chosen, args.max_minutes, args.seed)
+
+        latency_index: KnowledgeIndex | None = None
+        for name, setup in setups.items():
+            index, tuned = _tuned(setup.test_articles, tmp, config)
+            latency_index = latency_index or index
+            same = setup.val_articles is setup.test_articles
+            entry: dict[str, object] = {**_tune_figures(tuned)}
+            variants = {"tuned": _nn(index), "tuned_head": index}
+            ranked: dict[str, tuple[list[Ranked] | None, list[Ranked]]] = {}
+            for label, variant in variants.items():
+                val_ranked = _rank(variant, setup.val, policy) if same else None
+                test_ranked = _rank(variant, setup.test, policy)
+                ranked[label] = (val_ranked, test_ranked)
+                entry[f"{label}_top1"] = _r(top_k_accuracy(test_ranked, 1))
+                entry[f"{label}_recall_at_3"] = _r(top_k_accuracy(test_ranked, 3))
+                if val_ranked is not None:
+                    entry[f"{label}_val_top1"] = _r(top_k_accuracy(val_ranked, 1))
+            if setup.has_oos:
+                for label, (val_ranked, test_ranked) in ranked.items():
+                    assert val_ranked is not None
+                    entry.update(_oos_figures(val_ranked, test_ranked, bot_threshold, f"{label}_"))
+                blend = _blend(index)
+                entry.update(
+                    _oos_figures(
+                        _rank(blend, setup.val, policy),
+                        _rank(blend, setup.test, policy),
+                        bot_threshold,
+                        "tuned_head_blend_",
+                    )
+                )
+            result[name] = entry
+            print(f"test {name}: {entry}", flush=True)
+
+        if latency_index is not None:
+            questions = [q for q, _ in next(iter(setups.values())).test][:LATENCY_QUESTIONS]
+            export, _ = query_encoder_export(tmp, packaged_model_path())
+            tuned_encoder = latency_index.encoder
+            assert isinstance(tuned_encoder, OnnxEncoder)
+            result["latency"] = _latency(
+                {
+                    "untuned": OnnxEncoder(export, threads=1),
+                    "tuned": OnnxEncoder(tuned_encoder.directory, threads=1),
+                },
+                questions,
+            )
+    result["seconds"] = round(time.monotonic() - started)
+    emit(result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,647 @@
+"""Contrastive fine-tuning of the encoder on a knowledge base's own texts (``kb tune``).
+
+SetFit-style: the texts of one article (its title and each alternate question) are
+positives for one another, texts of other articles are negatives. Two losses:
+
+- ``mnrl`` (default): sentence-transformers' ``MultipleNegativesRankingLoss`` on
+  (question, other text of the same article) pairs, every other pair of the batch a
+  negative; batches never hold two pairs of one article (no false negatives);
+- ``cosine``: SetFit's pair generation (one positive and one negative pair per text)
+  with ``CosineSimilarityLoss``.
+
+Training runs on the CPU in a small loop of its own (no ``datasets``/``accelerate``),
+seeded (same articles, settings and seed: same pairs, same batches, same weights for the
+same number of steps). It is **capped**: at most ``epochs`` passes over at most
+``max_pairs`` pairs, and training stops early when the time budget would be exceeded
+(``max_minutes`` for the whole tune, less an estimate of the export and rebuild that
+follow). See ``docs/operations.md`` ("Tuning the encoder") for measured times.
+
+:func:`tune_and_publish` is what ``kb tune`` runs. Layout under the index root::
+
+    encoders/<name>/model/          the tuned sentence-transformers model
+    encoders/<name>/query-encoder/  its ONNX int8 export (knowledge.onnx_encoder)
+    builds/<id>/                    the index rebuilt with the tuned model; its manifest's
+                                    ``model`` is the tuned name and ``encoder_dir`` is
+                                    ``encoders/<name>``; it carries the ONNX export
+
+Everything is written into temporary folders first; the live index changes only at the
+end, through :func:`knowledge.store.publish` (one symlink swap). An interrupted tune
+(Ctrl-C, a crash, SIGKILL) leaves ``current`` and the encoder it uses exactly as they
+were; an abandoned temporary folder is removed by the next tune.
+
+This is an operator/editor command: nothing here runs on a customer's request path.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import shutil
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from knowledge.articles import Article, load_articles
+from knowledge.encoder import (
+    EMBEDDING_DIMENSION,
+    EMBEDDING_MODEL_NAME,
+    EncoderUnavailableError,
+    SentenceTransformerEncoder,
+    packaged_model_path,
+)
+from knowledge.head import DEFAULT_HEAD, HeadConfig
+from knowledge.index import KnowledgeIndex, Manifest, read_manifest
+
+__all__ = [
+    "ENCODERS_DIR",
+    "MODEL_SUBDIR",
+    "QUERY_ENCODER_SUBDIR",
+    "TuneConfig",
+    "TuneInterruptedError",
+    "TunePublishResult",
+    "TuneResult",
+    "TuningError",
+    "training_pairs",
+    "tune_and_publish",
+    "tune_encoder",
+    "tuned_encoder",
+]
+
+logger = logging.getLogger(__name__)
+
+ENCODERS_DIR = "encoders"
+MODEL_SUBDIR = "model"
+QUERY_ENCODER_SUBDIR = "query-encoder"
+_TEMP_PREFIX = ".tmp-"
+_STALE_TEMP_SECONDS = 3600.0
+_TUNED_MARK = "+tuned-"
+Loss = Literal["mnrl", "cosine"]
+StepCallback = Callable[[int, float], None]
+
+
+class TuningError(Exception):
+    """Raised when a knowledge base cannot be tuned (e.g. nothing to learn from).
+
+    Attributes:
+        message: What is wrong, with a hint.
+    """
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class TuneInterruptedError(TuningError):
+    """Raised when a tune was interrupted; nothing was published."""
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """How to fine-tune (all settings come in as arguments; the library reads none).
+
+    Attributes:
+        loss: ``mnrl`` (in-batch negatives) or ``cosine`` (SetFit pairs).
+        epochs: Passes over the pairs (at most).
+        batch_size: Pairs per step.
+        learning_rate: AdamW's peak learning rate (linear warm-up then decay).
+        warmup_ratio: Share of the planned steps spent warming up.
+        max_pairs: Most pairs per epoch (a random sample above it).
+        max_minutes: Budget for the whole tune (training, export and rebuild); training
+            stops early, after a whole step, when it would overrun.
+        max_length: Tokens per text while training (questions are short).
+        seed: Seeds the pair sampling, the batches, dropout and the optimiser.
+        threads: torch threads (1: on a small shared CPU two threads were ten times
+            slower per step than one, spinning against other processes).
+    """
+
+    loss: Loss = "mnrl"
+    epochs: int = 1
+    batch_size: int = 32
+    learning_rate: float = 2e-5
+    warmup_ratio: float = 0.1
+    max_pairs: int = 20_000
+    max_minutes: float = 25.0
+    max_length: int = 64
+    seed: int = 0
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What :func:`tune_encoder` did.
+
+    Attributes:
+        model_dir: The saved tuned model.
+        pairs: Pairs per epoch.
+        steps: Optimiser steps taken.
+        planned_steps: Steps the epochs asked for.
+        seconds: Training time.
+        stopped_by_budget: Whether the time budget cut training short.
+        first_loss: Mean loss over the first tenth of the steps.
+        last_loss: Mean loss over the last tenth of the steps.
+        dimension: The model's vector length.
+    """
+
+    model_dir: Path
+    pairs: int
+    steps: int
+    planned_steps: int
+    seconds: float
+    stopped_by_budget: bool
+    first_loss: float
+    last_loss: float
+    dimension: int = EMBEDDING_DIMENSION
+
+
+@dataclass(frozen=True)
+class TunePublishResult:
+    """What :func:`tune_and_publish` did.
+
+    Attributes:
+        name: The tuned encoder's name (recorded in the build's manifest).
+        encoder_dir: ``encoders/<name>`` under the index root.
+        build_dir: The new live build.
+        manifest: Its manifest.
+        tune: The training figures.
+        seconds: Wall time of the whole tune (training, export, rebuild, publish).
+        export_seconds: Time of the ONNX int8 export.
+        build_seconds: Time of the rebuild with the tuned model.
+        val_top1: Top-1 on the given validation questions with the new build (its ONNX
+            query encoder), if any were given.
+        val_top1_before: The same with the build that was live before, if there was one.
+    """
+
+    name: str
+    encoder_dir: Path
+    build_dir: Path
+    manifest: Manifest
+    tune: TuneResult
+    seconds: float
+    export_seconds: float
+    build_seconds: float
+    val_top1: float | None = None
+    val_top1_before: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _article_texts(article: Article) -> list[str]:
+    """The article's title and alternate questions, without repeats (case and spacing)."""
+    seen: set[str] = set()
+    texts = []
+    for text in [article.title, *article.questions]:
+        key = " ".join(text.lower().split())
+        if key and key not in seen:
+            seen.add(key)
+            texts.append(text)
+    return texts
+
+
+def training_pairs(
+    articles: Sequence[Article], *, loss: Loss = "mnrl", seed: int = 0, max_pairs: int = 20_000
+) -> list[tuple[str, str, str, float]]:
+    """Pairs to learn from: ``(text, other text, article id of text, label)``.
+
+    ``mnrl``: each text of an article with at least two texts is paired with another
+    text of the same article (label 1). ``cosine``: each such text also gets a negative
+    pair with a text of another article (label 0), SetFit's balanced pair generation.
+
+    Args:
+        articles: The knowledge base.
+        loss: Which loss the pairs are for.
+        seed: Seeds the choice of partners and the sample.
+        max_pairs: Most pairs returned (a seeded random sample above it).
+
+    Returns:
+        The pairs, in a seeded order.
+    """
+    rng = random.Random(seed)
+    groups = [(a.id, _article_texts(a)) for a in sorted(articles, key=lambda a: a.id)]
+    pairs: list[tuple[str, str, str, float]] = []
+    everything = [(article_id, text) for article_id, texts in groups for text in texts]
+    for article_id, texts in groups:
+        if len(texts) < 2:
+            continue
+        for position, text in enumerate(texts):
+            partner = rng.choice(texts[:position] + texts[position + 1 :])
+            pairs.append((text, partner, article_id, 1.0))
+            if loss == "cosine" and len(groups) > 1:
+                while True:
+                    other_id, other = everything[rng.randrange(len(everything))]
+                    if other_id != article_id:
+                        break
+                pairs.append((text, other, article_id, 0.0))
+    rng.shuffle(pairs)
+    if len(pairs) > max_pairs:
+        pairs = rng.sample(pairs, max_pairs)
+    return pairs
+
+
+def _batches(
+    pairs: list[tuple[str, str, str, float]], size: int, *, distinct: bool, rng: random.Random
+) -> list[list[tuple[str, str, str, float]]]:
+    """Cut shuffled pairs into batches; ``distinct``: never two pairs of one article."""
+    order = list(pairs)
+    rng.shuffle(order)
+    if not distinct:
+        return [order[i : i + size] for i in range(0, len(order), size)]
+    batches: list[list[tuple[str, str, str, float]]] = []
+    waiting = order
+    while waiting:
+        batch: list[tuple[str, str, str, float]] = []
+        seen: set[str] = set()
+        later = []
+        for pair in waiting:
+            if len(batch) < size and pair[2] not in seen:
+                batch.append(pair)
+                seen.add(pair[2])
+            else:
+                later.append(pair)
+        if len(batch) < 2:  # one article left: it has no negatives, nothing to learn
+            break
+        batches.append(batch)
+        waiting = later
+    return batches
+
+
+def tune_encoder(
+    articles: Sequence[Article],
+    source_dir: Path,
+    target_dir: Path,
+    config: TuneConfig,
+    *,
+    budget_seconds: float | None = None,
+    progress: bool = False,
+    on_step: StepCallback | None = None,
+) -> TuneResult:
+    """Fine-tune a sentence-transformers model on the articles and save it.
+
+    Args:
+        articles: The knowledge base.
+        source_dir: The model to start from (a sentence-transformers folder).
+        target_dir: Where to save the tuned model (created; must not exist).
+        config: The settings.
+        budget_seconds: Training time budget (default: ``config.max_minutes``).
+        progress: Show a progress bar with the time left.
+        on_step: Called after every step with ``(step, loss)``; an exception it raises
+            stops training and propagates (nothing is saved).
+
+    Returns:
+        The figures.
+
+    Raises:
+        TuningError: If the articles give nothing to learn from.
+        EncoderUnavailableError: If torch or sentence-transformers cannot be loaded.
+    """
+    started = time.perf_counter()
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        import torch
+        from sentence_transformers import SentenceTransformer
+        from sentence_transformers.sentence_transformer.losses import (
+            CosineSimilarityLoss,
+            MultipleNegativesRankingLoss,
+        )
+        from transformers import get_linear_schedule_with_warmup
+    except ImportError as exc:
+        raise EncoderUnavailableError(
+            f"tuning needs {exc.name or 'sentence-transformers'}: install the project's "
+            "dependencies (pip install -e .)"
+        ) from exc
+
+    pairs = training_pairs(articles, loss=config.loss, seed=config.seed, max_pairs=config.max_pairs)
+    rng = random.Random(config.seed)
+    distinct = config.loss == "mnrl"
+    epochs = [
+        _batches(pairs, config.batch_size, distinct=distinct, rng=rng)
+        for _ in range(max(1, config.epochs))
+    ]
+    planned = sum(len(batches) for batches in epochs)
+    if not pairs or planned == 0:
+        raise TuningError(
+            "nothing to tune on: articles need alternate questions (at least two articles "
+            "with a title and one question each); the live index was left unchanged"
+        )
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(max(1, config.threads))
+    try:
+        model = SentenceTransformer(str(source_dir), device="cpu")
+    except Exception as exc:  # library errors vary by version; all mean "unusable"
+        raise EncoderUnavailableError(f"cannot load the model from {source_dir}: {exc}") from exc
+    prepare = getattr(model, "preprocess", None) or model.tokenize  # renamed in 5.x
+    saved_length = model.max_seq_length
+    model.max_seq_length = min(int(saved_length or config.max_length), config.max_length)
+    loss_module: Any = (
+        MultipleNegativesRankingLoss(model)
+        if config.loss == "mnrl"
+        else CosineSimilarityLoss(model)
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(planned * config.warmup_ratio), planned
+    )
+    budget = config.max_minutes * 60.0 if budget_seconds is None else budget_seconds
+    losses: list[float] = []
+    stopped = False
+    bar, task = _progress_bar(progress, planned)
+    model.train()
+    try:
+        step = 0
+        for batches in epochs:
+            for batch in batches:
+                elapsed = time.perf_counter() - started
+                per_step = elapsed / step if step else 0.0
+                if step and elapsed + per_step > budget:
+                    stopped = True
+                    break
+                features = [
+                    prepare([pair[0] for pair in batch]),
+                    prepare([pair[1] for pair in batch]),
+                ]
+                labels = torch.tensor([pair[3] for pair in batch], dtype=torch.float32)
+                value = loss_module(features, labels)
+                value.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+                step += 1
+                losses.append(float(value.detach()))
+                if bar is not None:
+                    bar.update(task, advance=1, description=f"Tuning (loss {losses[-1]:.3f})")
+                if on_step is not None:
+                    on_step(step, losses[-1])
+            if stopped:
+                break
+    finally:
+        if bar is not None:
+            bar.stop()
+    model.eval()
+    model.max_seq_length = saved_length
+    target_dir = Path(target_dir)
+    target_dir.parent.mkdir(parents=True, exist_ok=True)
+    model.save(str(target_dir))
+    tenth = max(1, len(losses) // 10)
+    result = TuneResult(
+        model_dir=target_dir,
+        pairs=len(pairs),
+        steps=len(losses),
+        planned_steps=planned,
+        seconds=time.perf_counter() - started,
+        stopped_by_budget=stopped,
+        first_loss=round(sum(losses[:tenth]) / tenth, 4),
+        last_loss=round(sum(losses[-tenth:]) / tenth, 4),
+        dimension=_dimension(model),
+    )
+    logger.info(
+        "Tuned %s on %d pairs: %d of %d steps in %.1fs (loss %.3f -> %.3f)%s",
+        source_dir,
+        result.pairs,
+        result.steps,
+        planned,
+        result.seconds,
+        result.first_loss,
+        result.last_loss,
+        " (stopped by the time budget)" if stopped else "",
+    )
+    return result
+
+
+def _dimension(model: Any) -> int:
+    for method in ("get_embedding_dimension", "get_sentence_embedding_dimension"):
+        getter = getattr(model, method, None)
+        if getter is not None:
+            return int(getter())
+    return EMBEDDING_DIMENSION
+
+
+def _progress_bar(show: bool, total: int) -> tuple[Any, Any]:
+    if not show:
+        return None, None
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        "eta",
+        TimeRemainingColumn(),
+        transient=False,
+    )
+    bar.start()
+    return bar, bar.add_task("Tuning", total=total)
+
+
+def tuned_encoder(
+    model_dir: Path, name: str, *, dimension: int = EMBEDDING_DIMENSION, threads: int = 1
+) -> SentenceTransformerEncoder:
+    """The torch encoder for a tuned model folder, under its tuned name."""
+    return SentenceTransformerEncoder(
+        Path(model_dir), name=name, dimension=dimension, threads=threads, batch_size=64
+    )
+
+
+def _tuned_name(base: str, fingerprint: str) -> str:
+    """``<base model>+tuned-<12 hex of the tuned weights>``; the base stays readable."""
+    base = base.split(_TUNED_MARK, 1)[0]
+    return f"{base}{_TUNED_MARK}{fingerprint[:12]}"
+
+
+def _folder_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in name)
+
+
+def _rebuild_reserve_seconds(articles: Sequence[Article]) -> float:
+    """A generous estimate of the export (about 30 s) and the rebuild (~100 texts/s)."""
+    texts = sum(2 + len(a.questions) + len(a.body) // 400 for a in articles)
+    return 60.0 + texts / 100.0
+
+
+def tune_and_publish(
+    articles_dir: Path | Sequence[Article],
+    root: Path,
+    config: TuneConfig,
+    *,
+    source_dir: Path | None = None,
+    base_name: str = EMBEDDING_MODEL_NAME,
+    head: HeadConfig | None = DEFAULT_HEAD,
+    progress: bool = False,
+    on_step: StepCallback | None = None,
+    val_questions: Sequence[tuple[str, str]] = (),
+    export: Callable[..., Any] | None = None,
+) -> TunePublishResult:
+    """Tune the encoder on the articles, rebuild the index with it and publish it.
+
+    Args:
+        articles_dir: The articles folder (or the articles themselves, e.g. in benchmarks).
+        root: The index root (``builds/``, ``current``, ``encoders/``).
+        config: Training settings and caps.
+        source_dir: The model to start from (default: the packaged all-MiniLM-L6-v2;
+            tuning always starts from it, not from an earlier tune, so tunes do not drift).
+        base_name: The source model's name.
+        head: The classifier head for the rebuilt index (as ``kb build``).
+        progress: Show progress bars.
+        on_step: Called after every training step (see :func:`tune_encoder`).
+        val_questions: ``(question, expected article id)`` pairs; top-1 before and after
+            is reported.
+        export: The ONNX export function (default:
+            :func:`knowledge.onnx_encoder.export_onnx_encoder`; tests pass a tiny one).
+
+    Returns:
+        What was done.
+
+    Raises:
+        ArticleError: If an article is invalid.
+        TuningError: If there is nothing to learn from, or the tune was interrupted
+            (:class:`TuneInterruptedError`); the live index is unchanged.
+        EncoderUnavailableError: If the model cannot be loaded or exported.
+    """
+    from knowledge.store import current_build, publish
+
+    started = time.perf_counter()
+    root = Path(root)
+    if isinstance(articles_dir, (str, Path)):
+        articles = load_articles(Path(articles_dir))
+    else:
+        articles = list(articles_dir)
+    source = Path(source_dir) if source_dir is not None else packaged_model_path()
+    encoders = root / ENCODERS_DIR
+    encoders.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(encoders)
+    work = encoders / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
+    budget = config.max_minutes * 60.0 - _rebuild_reserve_seconds(articles)
+    try:
+        tune = tune_encoder(
+            articles,
+            source,
+            work / MODEL_SUBDIR,
+            config,
+            budget_seconds=max(30.0, budget),
+            progress=progress,
+            on_step=on_step,
+        )
+        from knowledge.onnx_encoder import export_onnx_encoder, source_fingerprint
+
+        name = _tuned_name(base_name, source_fingerprint(work / MODEL_SUBDIR))
+        export_started = time.perf_counter()
+        (export or export_onnx_encoder)(
+            work / MODEL_SUBDIR, work / QUERY_ENCODER_SUBDIR, name=name, dimension=tune.dimension
+        )
+        export_seconds = time.perf_counter() - export_started
+        final = encoders / _folder_name(name)
+        if final.exists():  # the same weights again (same articles, settings, seed)
+            shutil.rmtree(work)
+        else:
+            os.rename(work, final)
+    except KeyboardInterrupt as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        raise TuneInterruptedError("the tune was interrupted; the live index is unchanged") from exc
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    relative = f"{ENCODERS_DIR}/{final.name}"
+    build_started = time.perf_counter()
+    encoder = tuned_encoder(
+        final / MODEL_SUBDIR, name, dimension=tune.dimension, threads=config.threads
+    )
+    index = KnowledgeIndex.build(
+        articles,
+        encoder,
+        progress=progress,
+        query_encoder_dir=final / QUERY_ENCODER_SUBDIR,
+        head=head,
+        encoder_dir=relative,
+    )
+    if index.manifest.query_encoder is None:
+        raise TuningError(
+            f"the ONNX export in {final / QUERY_ENCODER_SUBDIR} does not match the tuned "
+            "model; nothing was published"
+        )
+    before = None
+    previous = current_build(root)
+    if val_questions and previous is not None:
+        try:
+            before = _top1(KnowledgeIndex.load(previous), val_questions)
+        except Exception:  # an old or broken build only loses the comparison
+            logger.warning("Could not load the previous build %s for comparison", previous)
+    build = publish(index, root)
+    build_seconds = time.perf_counter() - build_started
+    after = _top1(KnowledgeIndex.load(build), val_questions) if val_questions else None
+    _prune_encoders(root)
+    return TunePublishResult(
+        name=name,
+        encoder_dir=final,
+        build_dir=build,
+        manifest=index.manifest,
+        tune=tune,
+        seconds=time.perf_counter() - started,
+        export_seconds=export_seconds,
+        build_seconds=build_seconds,
+        val_top1=after,
+        val_top1_before=before,
+    )
+
+
+def _top1(index: KnowledgeIndex, questions: Sequence[tuple[str, str]]) -> float:
+    right = 0
+    for question, expected in questions:
+        hits = index.search(question, limit=1)
+        right += bool(hits) and hits[0].article_id == expected
+    return round(right / max(1, len(questions)), 4)
+
+
+def _remove_stale_temps(encoders: Path) -> None:
+    now = time.time()
+    for temp in encoders.glob(f"{_TEMP_PREFIX}*"):
+        try:
+            stale = now - temp.stat().st_mtime > _STALE_TEMP_SECONDS
+        except OSError:
+            continue
+        if stale:
+            logger.info("Removing abandoned temporary tune %s", temp.name)
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def _prune_encoders(root: Path) -> None:
+    """Remove tuned encoders no kept build names (the live one is always kept)."""
+    from knowledge.store import list_builds
+
+    used = set()
+    for build in list_builds(root):
+        try:
+            manifest = read_manifest(build)
+        except Exception:  # an unreadable build keeps nothing alive
+            continue
+        if manifest.encoder_dir:
+            used.add(Path(manifest.encoder_dir).name)
+    for folder in (Path(root) / ENCODERS_DIR).iterdir():
+        if folder.is_dir() and not folder.name.startswith(".") and folder.name not in used:
+            logger.info("Removing tuned encoder %s (no kept build uses it)", folder.name)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def planned_steps(pairs: int, config: TuneConfig) -> int:
+    """Steps the settings ask for with ``pairs`` pairs (before the time budget)."""
+    return max(1, config.epochs) * math.ceil(min(pairs, config.max_pairs) / config.batch_size)
+
+
+def pairs_by_article(pairs: Sequence[tuple[str, str, str, float]]) -> dict[str, int]:
+    """How many pairs each article contributes (for reports)."""
+    counts: dict[str, int] = defaultdict(int)
+    for pair in pairs:
+        counts[pair[2]] += 1
+    return dict(counts)

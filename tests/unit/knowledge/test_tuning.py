@@ -1,0 +1,215 @@
+"""kb tune: a tiny locally built sentence-transformers model, tuned on a handful of articles.
+
+No download: a 2-layer BERT with a 32-d hidden size and a word-level vocabulary is built
+from a config in a temp folder, tuned with the library's own loop, exported to ONNX int8
+with the library's own export, and published into a temporary index root.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from knowledge.articles import load_articles
+from knowledge.index import KnowledgeIndex, read_manifest
+from knowledge.onnx_encoder import read_onnx_manifest, source_fingerprint
+from knowledge.store import current_build, publish
+from knowledge.tuning import (
+    MODEL_SUBDIR,
+    QUERY_ENCODER_SUBDIR,
+    TuneConfig,
+    TuneInterruptedError,
+    TuningError,
+    training_pairs,
+    tune_and_publish,
+    tuned_encoder,
+)
+from tests.unit.knowledge.conftest import write_article
+
+pytestmark = pytest.mark.unit
+
+ARTICLES = {
+    "returns-start": (
+        "How do I return an item?",
+        ["send back something I bought", "refund for a parcel I returned", "return label please"],
+    ),
+    "password-reset": (
+        "How do I reset my password?",
+        ["forgot my password", "cannot log in to my account", "locked out of sign in"],
+    ),
+    "delivery-track": (
+        "Where is my parcel?",
+        ["track my delivery", "when will my order arrive", "courier has not come"],
+    ),
+    "card-activate": (
+        "How do I activate my card?",
+        ["new card does not work", "turn on the card I received", "card activation code"],
+    ),
+    "invoice-copy": (
+        "Can I get a copy of my invoice?",
+        ["download a receipt", "vat invoice for my order", "where are my bills"],
+    ),
+}
+NAME = "tiny-bert"
+
+
+def _tiny_model(folder: Path) -> Path:
+    """A random 2-layer BERT as a sentence-transformers folder (mean pooling, normalised)."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import modules as models
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    words = {
+        w.strip("?,.").lower() for t, qs in ARTICLES.values() for x in [t, *qs] for w in x.split()
+    }
+    bert = folder / "bert"
+    bert.mkdir(parents=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "?", ".", ",", *sorted(words)]
+    tokenizer = BertTokenizerFast(vocab={word: number for number, word in enumerate(vocab)})
+    assert "[UNK]" not in tokenizer.tokenize("where is my parcel?")
+    tokenizer.save_pretrained(str(bert))
+    import torch
+
+    torch.manual_seed(3)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        initializer_range=0.2,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    BertModel(config).save_pretrained(str(bert))
+    transformer = models.Transformer(str(bert), max_seq_length=32)
+    pooling = models.Pooling(transformer.get_embedding_dimension(), "mean")
+    model = SentenceTransformer(modules=[transformer, pooling, models.Normalize()], device="cpu")
+    target = folder / "source"
+    model.save(str(target))
+    return target
+
+
+@pytest.fixture(scope="module")
+def tiny_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("onnxruntime")
+    return _tiny_model(tmp_path_factory.mktemp("tiny-st"))
+
+
+@pytest.fixture
+def articles_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "articles"
+    for article_id, (title, questions) in ARTICLES.items():
+        write_article(folder, article_id, title=title, questions=questions)
+    return folder
+
+
+CONFIG = TuneConfig(epochs=16, batch_size=8, learning_rate=3e-3, warmup_ratio=0.0, seed=1)
+
+
+def _margin_to_own_title(encoder, articles) -> float:  # type: ignore[no-untyped-def]
+    """Mean over alternate questions of (cosine to its own title - best cosine to another)."""
+    titles = encoder.encode([a.title for a in articles])
+    margins = []
+    for row, article in enumerate(articles):
+        cosines = encoder.encode(article.questions) @ titles.T
+        others = np.delete(cosines, row, axis=1).max(axis=1)
+        margins.extend(cosines[:, row] - others)
+    return float(np.mean(margins))
+
+
+def test_tune_moves_questions_to_their_article_and_publishes_the_tuned_encoder(
+    tiny_source: Path, articles_dir: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "index"
+    articles = load_articles(articles_dir)
+    before = _margin_to_own_title(tuned_encoder(tiny_source, NAME, dimension=32), articles)
+
+    done = tune_and_publish(
+        articles_dir, root, CONFIG, source_dir=tiny_source, base_name=NAME, head=None
+    )
+
+    model_dir = done.encoder_dir / MODEL_SUBDIR
+    after = _margin_to_own_title(tuned_encoder(model_dir, done.name, dimension=32), articles)
+    assert after > 0.2 and after > before + 0.2, (before, after)
+    assert done.tune.steps == done.tune.planned_steps > 0
+    # The live build names the tuned encoder, and its ONNX export comes from the tuned model.
+    assert current_build(root) == done.build_dir
+    manifest = read_manifest(done.build_dir)
+    assert manifest.model == done.name and done.name.startswith(f"{NAME}+tuned-")
+    assert manifest.encoder_dir == f"encoders/{done.encoder_dir.name}"
+    assert (root / manifest.encoder_dir / MODEL_SUBDIR).is_dir()
+    assert manifest.query_encoder is not None
+    tuned_fingerprint = source_fingerprint(model_dir)
+    assert (
+        manifest.query_encoder.source_sha256 == tuned_fingerprint != source_fingerprint(tiny_source)
+    )
+    export = read_onnx_manifest(done.encoder_dir / QUERY_ENCODER_SUBDIR)
+    assert export.name == done.name and export.source_sha256 == tuned_fingerprint
+    # Loaded as the action server does (its own ONNX query encoder): questions find their article.
+    live = KnowledgeIndex.load(done.build_dir)
+    assert type(live.encoder).__name__ == "OnnxEncoder" and live.encoder.name == done.name
+    found = sum(
+        live.search(q, limit=1)[0].article_id == a.id for a in articles for q in a.questions
+    )
+    assert found >= 12  # of 15
+
+
+def test_same_seed_same_pairs_and_the_cosine_loss_gets_negatives(articles_dir: Path) -> None:
+    articles = load_articles(articles_dir)
+    first = training_pairs(articles, seed=5)
+    assert first == training_pairs(articles, seed=5)
+    assert first != training_pairs(articles, seed=6)
+    assert len(first) == 20 and {label for *_, label in first} == {1.0}
+    pairs = training_pairs(articles, loss="cosine", seed=5)
+    assert sorted({label for *_, label in pairs}) == [0.0, 1.0]
+    owner = {t: a.id for a in articles for t in [a.title, *a.questions]}
+    assert all((owner[x] == owner[y]) == (label == 1.0) for x, y, _, label in pairs)
+
+
+def test_interrupted_tune_leaves_the_live_build_and_no_encoder(
+    tiny_source: Path, articles_dir: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "index"
+    from tests.helpers.fake_encoder import FakeEncoder
+
+    old = publish(KnowledgeIndex.build(load_articles(articles_dir), FakeEncoder()), root)
+    old_manifest = (old / "manifest.json").read_text()
+
+    def stop(step: int, loss: float) -> None:
+        if step == 2:
+            raise KeyboardInterrupt  # what Ctrl-C raises mid-training
+
+    with pytest.raises(TuneInterruptedError):
+        tune_and_publish(
+            articles_dir, root, CONFIG, source_dir=tiny_source, base_name=NAME, on_step=stop
+        )
+    assert current_build(root) == old
+    assert (old / "manifest.json").read_text() == old_manifest
+    assert list((root / "encoders").iterdir()) == []
+
+    def crash(step: int, loss: float) -> None:
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        tune_and_publish(
+            articles_dir, root, CONFIG, source_dir=tiny_source, base_name=NAME, on_step=crash
+        )
+    assert current_build(root) == old and list((root / "encoders").iterdir()) == []
+    assert json.loads(old_manifest)["encoder_dir"] is None
+
+
+def test_articles_without_alternate_questions_are_refused(
+    tiny_source: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "articles"
+    write_article(folder, "only-a-title", title="Opening hours")
+    write_article(folder, "another-title", title="Shipping costs")
+    with pytest.raises(TuningError, match="alternate questions"):
+        tune_and_publish(folder, tmp_path / "index", CONFIG, source_dir=tiny_source)
+    assert current_build(tmp_path / "index") is None
