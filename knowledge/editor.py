@@ -303,7 +303,48 @@ def create_argument_parser(
         default=None,
         help=f"score from which the bot suggests (default: {policy.suggest_threshold})",
     )
+    _add_tune_parser(commands, common)
     return parser
+
+
+def _add_tune_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    tune = commands.add_parser(
+        "tune",
+        parents=[common],
+        help="fine-tune the encoder on the articles, rebuild and publish (minutes)",
+        description="Fine-tune the MiniLM encoder on the articles' titles and alternate "
+        "questions (contrastive, SetFit-style), export its ONNX query encoder, rebuild the "
+        "index with it and publish it. The tuned model is kept under INDEX_DIR/encoders/. "
+        "An interrupted tune leaves the live index as it was. Operators only: this takes "
+        "minutes of CPU (see docs/operations.md, 'Tuning the encoder').",
+    )
+    tune.add_argument(
+        "--max-minutes",
+        type=float,
+        default=25.0,
+        help="time cap for the whole tune; training stops early to keep it (default: 25)",
+    )
+    tune.add_argument(
+        "--epochs", type=positive_int, default=1, help="passes over the pairs (default: 1)"
+    )
+    tune.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    tune.add_argument(
+        "--loss",
+        choices=("mnrl", "cosine"),
+        default="mnrl",
+        help="mnrl: in-batch negatives (default); cosine: SetFit pairs",
+    )
+    tune.add_argument(
+        "--learning-rate", type=float, default=2e-5, help="peak learning rate (default: 2e-5)"
+    )
+    tune.add_argument(
+        "--val",
+        type=Path,
+        default=None,
+        metavar="QUESTIONS.jsonl",
+        help='{"question": ..., "expected": ARTICLE_ID} per line: top-1 before and after',
+    )
+    tune.add_argument("--no-head", action="store_true", help="rebuild without the head")
 
 
 def main(
@@ -349,6 +390,7 @@ def main(
         "new": _new,
         "list": _list,
         "eval": _eval,
+        "tune": _tune,
     }
     try:
         return handlers[args.command](args, out, err, encoder)
@@ -629,6 +671,58 @@ def _eval(args: argparse.Namespace, out: Console, err: Console, encoder: Encoder
         f"{figures.ood_suggested} got suggestions."
     )
     out.file.write(json.dumps({"kb_eval": str(args.questions), **figures.to_dict()}) + "\n")
+    return EXIT_OK
+
+
+def _tune(args: argparse.Namespace, out: Console, err: Console, encoder: Encoder | None) -> int:
+    from knowledge.tuning import TuneConfig, TuningError, tune_and_publish
+
+    problems = validate_articles(args.articles_dir)
+    if problems:
+        _print_problems(out, problems)
+        out.print("[yellow]Nothing was tuned: the live index was left unchanged.[/yellow]")
+        return EXIT_FAILURE
+    val: list[tuple[str, str]] = []
+    if args.val is not None:
+        try:
+            lines = args.val.read_text(encoding="utf-8").splitlines()
+            rows = [json.loads(line) for line in lines if line.strip()]
+            val = [(r["question"], r["expected"]) for r in rows if r.get("expected")]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            err.print(f"[red]error:[/red] cannot read {_escape(args.val)}: {_escape(exc)}")
+            return EXIT_USAGE
+    config = TuneConfig(
+        loss=args.loss,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        max_minutes=args.max_minutes,
+        seed=args.seed,
+    )
+    try:
+        done = tune_and_publish(
+            args.articles_dir,
+            args.index_dir,
+            config,
+            head=None if args.no_head else DEFAULT_HEAD,
+            progress=out.is_terminal,
+            val_questions=val,
+        )
+    except TuningError as exc:
+        err.print(f"[red]error:[/red] {_escape(exc.message)}")
+        return EXIT_FAILURE
+    tune = done.tune
+    cut = " (stopped by --max-minutes)" if tune.stopped_by_budget else ""
+    out.print(
+        f"[green]✓ Tuned[/green] on {tune.pairs} pairs: {tune.steps} of {tune.planned_steps} "
+        f"steps{cut}, loss {tune.first_loss:.3f} → {tune.last_loss:.3f}; total "
+        f"{done.seconds:.0f}s (training {tune.seconds:.0f}s, export {done.export_seconds:.0f}s, "
+        f"rebuild {done.build_seconds:.0f}s)."
+    )
+    out.print(f"Encoder: {_escape(done.name)} in {_escape(_display(done.encoder_dir))}")
+    out.print(f"Build {done.build_dir.name} is now live.")
+    if done.val_top1 is not None:
+        before = "" if done.val_top1_before is None else f"{done.val_top1_before:.3f} → "
+        out.print(f"Validation top-1 ({len(val)} questions): {before}{done.val_top1:.3f}")
     return EXIT_OK
 
 
