@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     chat_rate_limit_window_seconds: float = Field(
         constants.DEFAULT_CHAT_RATE_LIMIT_WINDOW_SECONDS, gt=0
     )
+    # A web chat socket that says no hello within this many seconds is closed (1008).
+    chat_hello_timeout_seconds: float = Field(constants.DEFAULT_CHAT_HELLO_TIMEOUT_SECONDS, gt=0)
     # Run profiles (bot/ops/profiles.py): Rasa's lock store (Redis URL; empty: in memory,
     # one Rasa process), Sanic workers of Rasa (more than one needs the Redis lock store)
     # and of the action server, and whether `run` starts its own redis-server at

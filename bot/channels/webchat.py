@@ -53,7 +53,6 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["chat"])
 
-HELLO_TIMEOUT_SECONDS = 30.0
 # Transport cap, far above max_message_chars: bigger frames are refused without storing.
 MAX_FRAME_CHARS = 1_000_000
 MAX_TOKEN_CHARS = 200
@@ -183,13 +182,23 @@ async def _history_frame(service: ChatService, conversation_id: str) -> Frame:
     return {"type": "history", "messages": [m.model_dump(mode="json") for m in history]}
 
 
-async def _handshake(websocket: WebSocket, service: ChatService) -> tuple[str, Frame | None]:
+async def _handshake(
+    websocket: WebSocket, service: ChatService, *, hello_timeout: float
+) -> tuple[str, Frame | None]:
     """Wait for ``hello`` and open (or start) the conversation.
+
+    Args:
+        websocket: The accepted socket.
+        service: The chat service.
+        hello_timeout: Seconds to wait for ``hello``.
 
     Returns:
         The conversation id and, for a new conversation, the ``session`` frame.
+
+    Raises:
+        TimeoutError: If no ``hello`` came in time.
     """
-    with anyio.fail_after(HELLO_TIMEOUT_SECONDS):
+    with anyio.fail_after(hello_timeout):
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
@@ -320,20 +329,25 @@ async def chat_socket(
     service: ChatServiceDep,
     broker: BrokerDep,
     attachments: AttachmentsDep,
+    settings: SettingsDep,
 ) -> None:
     """Serve one browser tab's chat connection."""
     await websocket.accept()
     conversation_id: str | None = None
+    hello_timeout = settings.chat_hello_timeout_seconds
     try:
-        conversation_id, session_frame = await _handshake(websocket, service)
+        conversation_id, session_frame = await _handshake(
+            websocket, service, hello_timeout=hello_timeout
+        )
         if session_frame is not None:
             await websocket.send_json(session_frame)
         await _serve(websocket, service, broker, attachments, conversation_id)
     except WebSocketDisconnect as exc:
         logger.info("websocket closed conversation=%s code=%s", conversation_id, exc.code)
     except TimeoutError:
-        logger.info("websocket sent no hello within %.0f s", HELLO_TIMEOUT_SECONDS)
-        await websocket.close(code=status.WS_1008_POLICY_VIOLATION)
+        logger.info("websocket sent no hello within %.1f s; closing it", hello_timeout)
+        with contextlib.suppress(Exception):  # the client may have gone meanwhile
+            await websocket.close(code=status.WS_1008_POLICY_VIOLATION)
     except ConversationNotFoundError as exc:
         logger.warning("websocket conversation=%s vanished", exc.conversation_id)
         with contextlib.suppress(Exception):

@@ -10,6 +10,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from bot.channels import webchat as chat_routes
 from bot.chat import messages
+from bot.config import Settings
 from bot.conversations.models import Conversation
 
 
@@ -289,9 +290,9 @@ def test_second_hello_resends_history(client: TestClient) -> None:
 
 
 def test_no_hello_closes_the_connection(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(chat_routes, "HELLO_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(settings, "chat_hello_timeout_seconds", 0.2)
     with client.websocket_connect("/ws/chat") as ws, pytest.raises(WebSocketDisconnect) as caught:
         ws.receive_json()
     assert caught.value.code == 1008
