@@ -9,12 +9,18 @@ would (:func:`knowledge.answering.answer_question`: the customer's audience firs
 the nearest existing article, its score and the band the bot would answer in.
 
 Nothing is stored: every figure is derived from the conversations, messages, tickets and
-audit events. Grouping costs a few seconds for a thousand questions, so
-:class:`ContentGapsService` keeps finished results in a small in-process cache (a few
-entries, five minutes) keyed by the live build and the exact questions; each replica
-computes its own copy of this derived data, and a new question or a new build is a new
-key. One grouping runs at a time per process; a second request waits for it and then
-finds the result in the cache.
+audit events. Grouping a thousand questions takes several seconds, mostly embedding
+(``python -m bench.content_gaps_page``), so :class:`ContentGapsService` keeps, per process:
+
+* finished results (a few, for five minutes), keyed by the period and the exact questions;
+  a new question is a new key, and a result computed with another knowledge build than
+  the live one is not reused;
+* the vectors of recently seen questions and the hits of recent nearest-article searches
+  (bounded least-recently-used maps keyed by build), so that a new question costs its own
+  embedding, not everyone's.
+
+All of it is derived data that each replica computes for itself. One grouping runs at a
+time per process; a second request waits for it and then finds the result in the cache.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, urlencode
 
 import numpy as np
@@ -54,6 +60,7 @@ from bot.reports.queries import DEFAULT_DAYS, ReportPeriod
 
 if TYPE_CHECKING:
     from knowledge.answering import AnswerPolicy, Searchable
+    from knowledge.index import Hit
 
 __all__ = [
     "CACHE_ENTRIES",
@@ -70,6 +77,7 @@ __all__ = [
     "add_questions_url",
     "build_gaps",
     "group_questions",
+    "live_build_id",
     "live_query_encoder",
     "new_article_url",
 ]
@@ -84,6 +92,9 @@ MAX_LINK_CHARS = 200
 MAX_TITLE_CHARS = 120
 CACHE_SECONDS = 300.0
 CACHE_ENTRIES = 8
+VECTOR_CACHE_ENTRIES = 5000
+"""Question vectors kept per process (384 floats each: about 7.7 MB at most)."""
+SEARCH_CACHE_ENTRIES = 2000
 NEW_ARTICLE_PATH = "/editor/articles/new"
 
 GAPS_DEFINITION = (
@@ -367,6 +378,62 @@ def build_gaps(
     )
 
 
+class _Lru:
+    """A small least-recently-used map (callers hold the service's lock)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[tuple[object, ...], Any] = OrderedDict()
+
+    def get(self, key: tuple[object, ...]) -> Any:
+        value = self.items.get(key)
+        if value is not None:
+            self.items.move_to_end(key)
+        return value
+
+    def put(self, key: tuple[object, ...], value: Any) -> None:
+        self.items[key] = value
+        self.items.move_to_end(key)
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
+class _CachingEncoder:
+    """Encodes only the texts it has not seen with this build's encoder."""
+
+    def __init__(self, inner: QuestionEncoder, build_id: str | None, vectors: _Lru) -> None:
+        self.inner, self.build_id, self.vectors = inner, build_id, vectors
+        self.name, self.dimension = inner.name, inner.dimension
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        keys = [(self.build_id, self.inner.name, text) for text in texts]
+        missing = [
+            text for key, text in zip(keys, texts, strict=True) if self.vectors.get(key) is None
+        ]
+        if missing:
+            for text, vector in zip(missing, self.inner.encode(missing), strict=True):
+                self.vectors.put((self.build_id, self.inner.name, text), np.asarray(vector))
+        rows = [self.vectors.get(key) for key in keys]
+        if any(row is None for row in rows):  # evicted meanwhile (more texts than the cache)
+            return self.inner.encode(list(texts))
+        return np.vstack(rows).astype(np.float32) if rows else self.inner.encode([])
+
+
+class _CachingSearch:
+    """Remembers the live index's hits per build, query, limit and audience."""
+
+    def __init__(self, inner: Searchable, hits: _Lru) -> None:
+        self.inner, self.hits = inner, hits
+
+    def search(self, query: str, limit: int = 3, *, audience: str | None = None) -> list[Hit]:
+        key = (getattr(self.inner, "build_id", None), query, limit, audience)
+        cached = self.hits.get(key)
+        if cached is None:
+            cached = list(self.inner.search(query, limit, audience=audience))
+            self.hits.put(key, cached)
+        return list(cached)
+
+
 def live_query_encoder(index_dir: Path) -> tuple[str, QuestionEncoder]:
     """The live build's name and its query encoder (the one the bot searches with).
 
@@ -404,6 +471,8 @@ class ContentGapsService:
         cache_seconds: How long a result is reused.
         cache_entries: Most results kept.
         clock: Monotonic seconds (tests pass a fake).
+        build_probe: Returns the live build's id cheaply; a cached result computed with
+            another build is not reused (``None``: results are reused until they expire).
     """
 
     def __init__(
@@ -417,6 +486,7 @@ class ContentGapsService:
         cache_seconds: float = CACHE_SECONDS,
         cache_entries: int = CACHE_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
+        build_probe: Callable[[], str | None] | None = None,
     ) -> None:
         self.encoder_source = encoder_source
         self.search = search
@@ -426,6 +496,9 @@ class ContentGapsService:
         self._cache_seconds = cache_seconds
         self._cache_entries = cache_entries
         self._clock = clock
+        self._build_probe = build_probe
+        self._vectors = _Lru(VECTOR_CACHE_ENTRIES)
+        self._hits = _Lru(SEARCH_CACHE_ENTRIES)
         self._cache: OrderedDict[str, tuple[float, ContentGaps]] = OrderedDict()
         self._lock = threading.Lock()  # one grouping at a time in this process
         self.computations = 0
@@ -451,7 +524,7 @@ class ContentGapsService:
         key = self._key(period, collected)
         with self._lock:
             cached = self._cache.get(key)
-            if cached is not None and cached[0] > self._clock():
+            if cached is not None and cached[0] > self._clock() and self._same_build(cached[1]):
                 self._cache.move_to_end(key)
                 return cached[1]
             self.computations += 1
@@ -459,8 +532,8 @@ class ContentGapsService:
             result = build_gaps(
                 collected,
                 period=period,
-                encoder_source=self.encoder_source,
-                search=self.search,
+                encoder_source=self._caching_source if self.encoder_source else None,
+                search=_CachingSearch(self.search, self._hits) if self.search else None,
                 policy=self.policy,
                 threshold=self.threshold,
             )
@@ -478,11 +551,31 @@ class ContentGapsService:
                 self._cache.popitem(last=False)
             return result
 
+    def _caching_source(self) -> tuple[str | None, QuestionEncoder]:
+        assert self.encoder_source is not None
+        build_id, encoder = self.encoder_source()
+        return build_id, _CachingEncoder(encoder, build_id, self._vectors)
+
+    def _same_build(self, result: ContentGaps) -> bool:
+        if self._build_probe is None or not result.questions_considered:
+            return True
+        try:
+            return self._build_probe() == result.build_id
+        except Exception:  # cannot tell: recompute
+            return False
+
     def _key(self, period: ReportPeriod, collected: Collected) -> str:
-        build = getattr(self.search, "build_id", None)
         digest = hashlib.sha256()
-        digest.update(f"{period.start.isoformat()}|{build}|{self.threshold}|".encode())
+        digest.update(f"{period.start.isoformat()}|{self.threshold}|".encode())
         for question in collected.questions:
             digest.update(f"{question.message_id}:{question.kind};".encode())
         digest.update(f"|{collected.found}".encode())
         return digest.hexdigest()
+
+
+def live_build_id(index_dir: Path) -> str | None:
+    """The live build's folder name (reads one symlink), or ``None`` if none is published."""
+    from knowledge.store import current_build
+
+    build = current_build(index_dir)
+    return None if build is None else build.name

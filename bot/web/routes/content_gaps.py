@@ -26,7 +26,12 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.agents.models import Agent, AgentSession, Role
-from bot.content_gaps.service import ContentGaps, ContentGapsService, live_query_encoder
+from bot.content_gaps.service import (
+    ContentGaps,
+    ContentGapsService,
+    live_build_id,
+    live_query_encoder,
+)
 from bot.reports.queries import DAY_CHOICES, DEFAULT_DAYS, MAX_DAYS, MIN_DAYS
 from bot.web.auth import CurrentSessionDep, SignInRequiredError, load_session, require_roles
 from bot.web.deps import SettingsDep, TemplatesDep
@@ -72,6 +77,7 @@ def get_content_gaps(request: Request, settings: SettingsDep) -> ContentGapsServ
             index_dir = settings.index_dir
             existing = ContentGapsService(
                 encoder_source=lambda: live_query_encoder(index_dir),
+                build_probe=lambda: live_build_id(index_dir),
                 search=get_knowledge_base(state, settings),
                 policy=AnswerPolicy(
                     answer_threshold=settings.kb_answer_threshold,

@@ -366,3 +366,70 @@ def test_only_the_largest_groups_are_described_and_searched(index: KnowledgeInde
     assert total == 3
     assert [g.title for g in groups] == ["Can I pay with seashells?", "Is the moon shop open?"]
     assert set(searched) == {"Can I pay with seashells?", "Is the moon shop open?"}
+
+
+def test_a_new_live_build_is_not_served_from_the_cache(session, index: KnowledgeIndex) -> None:
+    from bot.conversations.models import Conversation, Message
+    from bot.reports.queries import KB_NO_ANSWER_REPLIES
+
+    session.add(Conversation(id="conv", created_at=NOW, updated_at=NOW))
+    session.flush()
+    session.add_all(
+        [
+            Message(conversation_id="conv", role="customer", text="Saddles?", created_at=NOW),
+            Message(
+                conversation_id="conv", role="bot", text=KB_NO_ANSWER_REPLIES[0], created_at=NOW
+            ),
+        ]
+    )
+    session.commit()
+    live = {"build": "build-1"}
+    encoder = FakeEncoder()
+    service = ContentGapsService(
+        encoder_source=lambda: (live["build"], encoder),
+        build_probe=lambda: live["build"],
+        search=index,
+        policy=POLICY,
+    )
+
+    assert service.gaps(session, days=7, now=NOW).build_id == "build-1"
+    service.gaps(session, days=7, now=NOW)
+    assert service.computations == 1
+    live["build"] = "build-2"  # an editor published
+    assert service.gaps(session, days=7, now=NOW).build_id == "build-2"
+    assert service.computations == 2
+
+
+def test_a_recomputation_embeds_only_new_questions(session, index: KnowledgeIndex) -> None:
+    from bot.conversations.models import Conversation, Message
+    from bot.reports.queries import KB_NO_ANSWER_REPLIES
+
+    def ask(text: str) -> None:
+        session.add_all(
+            [
+                Message(conversation_id="conv", role="customer", text=text, created_at=NOW),
+                Message(
+                    conversation_id="conv", role="bot", text=KB_NO_ANSWER_REPLIES[0], created_at=NOW
+                ),
+            ]
+        )
+        session.commit()
+
+    session.add(Conversation(id="conv", created_at=NOW, updated_at=NOW))
+    session.flush()
+    ask("Do you sell saddles?")
+    ask("Can I pay with seashells?")
+    encoder = FakeEncoder()
+    service = ContentGapsService(
+        encoder_source=lambda: ("build-1", encoder), search=index, policy=POLICY
+    )
+
+    service.gaps(session, days=7, now=NOW)
+    ask("Is the moon shop open?")
+    gaps = service.gaps(session, days=7, now=NOW)
+
+    assert service.computations == 2 and gaps.questions_considered == 3
+    # The grouping encoder (the index has its own) saw each question once.
+    assert len(encoder.calls) == 2
+    assert sorted(encoder.calls[0]) == ["Can I pay with seashells?", "Do you sell saddles?"]
+    assert encoder.calls[1] == ["Is the moon shop open?"]
