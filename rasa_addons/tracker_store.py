@@ -17,6 +17,19 @@ Rasa at most about ``max_events`` of them:
 * on ``save`` it appends only the events added since ``retrieve`` (it remembers how many
   events the tracker object had), plus the turn's snapshot.
 
+The snapshot table stays bounded (deleting a snapshot is always safe: without one, a
+conversation is read whole, as Rasa does, until the next snapshots are far enough back):
+
+* **per conversation**: the snapshot a retrieve used has the lowest ``event_id`` any later
+  retrieve can use (the events it is counted back from only grow), so when the turn's
+  snapshot is written the conversation's older ones are deleted: at most about
+  ``max_events`` ÷ (events per turn) + 2 rows per conversation (about a dozen);
+* **by age**: at most every ``snapshot_prune_seconds`` (10 minutes), rows written more
+  than ``snapshot_max_age_hours`` (24) ago are deleted, so conversations that ended leave
+  nothing behind. Sessions expire after 60 minutes of silence, and a customer who writes
+  again after that starts a new session in which old snapshots are never used; the one
+  retrieve that checks the old session's expiry reads it whole.
+
 So the policies (``max_history`` 5) and rules see the last ``max_events`` events exactly
 as stored, and the slots, pause and active loop exactly as they were; what they no
 longer see is dialogue older than that, as after a session start. Actions get the same
@@ -34,6 +47,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,9 +61,13 @@ from rasa.shared.utils.common import all_subclasses
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_EVENTS = 120
+DEFAULT_SNAPSHOT_MAX_AGE_HOURS = 24.0
+DEFAULT_SNAPSHOT_PRUNE_SECONDS = 600.0
 # How many of a tracker object's events are already in the database (set by retrieve
 # and save; a tracker Rasa created itself has none and is saved the way Rasa does).
 SAVED_EVENTS_ATTRIBUTE = "_concierge_saved_events"
+# The ``event_id`` of the snapshot a retrieve started the tracker from, if any.
+BASE_SNAPSHOT_ATTRIBUTE = "_concierge_base_snapshot"
 
 _metadata = sa.MetaData()
 snapshots = sa.Table(
@@ -60,7 +78,10 @@ snapshots = sa.Table(
     # The id (in ``events``) of the last event the snapshot describes the state after.
     sa.Column("event_id", sa.Integer, nullable=False),
     sa.Column("state", sa.Text, nullable=False),
+    # When the row was written (Unix time); rows of older stores have none and are pruned.
+    sa.Column("created_at", sa.Float, nullable=True),
     sa.Index("ix_concierge_tracker_snapshots_sender_event", "sender_id", "event_id"),
+    sa.Index("ix_concierge_tracker_snapshots_created_at", "created_at"),
 )
 
 _event_types: dict[str, type[Event]] = {}
@@ -126,6 +147,8 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         max_events: Roughly how many of the current session's latest events a retrieved
             tracker holds (at least this many, up to one turn more); ``0`` behaves
             exactly like ``SQLTrackerStore``.
+        snapshot_max_age_hours: Snapshots older than this are deleted.
+        snapshot_prune_seconds: How often (at most) the store looks for old snapshots.
         **kwargs: ``SQLTrackerStore``'s arguments (``dialect``, ``db``, ``host`` …).
     """
 
@@ -133,19 +156,40 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         self,
         domain: Domain | None = None,
         max_events: int = DEFAULT_MAX_EVENTS,
+        snapshot_max_age_hours: float = DEFAULT_SNAPSHOT_MAX_AGE_HOURS,
+        snapshot_prune_seconds: float = DEFAULT_SNAPSHOT_PRUNE_SECONDS,
         **kwargs: Any,
     ) -> None:
         super().__init__(domain, **kwargs)
         self.max_events = int(max_events)
+        self.snapshot_max_age_seconds = float(snapshot_max_age_hours) * 3600
+        self.snapshot_prune_seconds = float(snapshot_prune_seconds)
+        self._next_prune = 0.0  # prune on the first save
         if self.engine.dialect.name == "sqlite":
             self._tune_sqlite()
         try:
             _metadata.create_all(self.engine)
+            self._add_created_at_column()
         except (sa.exc.OperationalError, sa.exc.ProgrammingError) as error:
             # Several Rasa workers start at once; one of them creates the table (as Rasa
             # itself does for its events table).
             logger.warning("Could not create the snapshot table (another worker may): %s", error)
-        logger.info("Bounded SQL tracker store: at most about %s events per turn", max_events)
+        logger.info(
+            "Bounded SQL tracker store: at most about %s events per turn; snapshots kept %s h",
+            max_events,
+            snapshot_max_age_hours,
+        )
+
+    def _add_created_at_column(self) -> None:
+        """Give a snapshot table made by an earlier version its ``created_at`` column."""
+        columns = {column["name"] for column in sa.inspect(self.engine).get_columns(snapshots.name)}
+        if "created_at" in columns:
+            return
+        with self.engine.begin() as connection:
+            connection.execute(sa.text(f"ALTER TABLE {snapshots.name} ADD COLUMN created_at FLOAT"))
+        for index in snapshots.indexes:
+            if index.name == "ix_concierge_tracker_snapshots_created_at":
+                index.create(self.engine, checkfirst=True)
 
     def _tune_sqlite(self) -> None:
         """Keep SQLite connections open, in WAL mode, without an fsync per commit.
@@ -178,16 +222,20 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
         """Return the conversation's current session, bounded (see the module docstring)."""
         with self.session_scope() as session:
-            serialised = self._bounded_events(session, sender_id)
+            serialised, base_snapshot = self._bounded_events(session, sender_id)
         if not serialised:
             return None
         tracker = DialogueStateTracker.from_events(
             sender_id, deserialise_events(serialised), self.domain.slots
         )
         setattr(tracker, SAVED_EVENTS_ATTRIBUTE, len(tracker.events))
+        setattr(tracker, BASE_SNAPSHOT_ATTRIBUTE, base_snapshot)
         return tracker
 
-    def _bounded_events(self, session: Any, sender_id: str) -> list[dict[str, Any]]:
+    def _bounded_events(
+        self, session: Any, sender_id: str
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """The serialised events Rasa gets, and the snapshot they start from (if any)."""
         event = self.SQLEvent
         # Only the columns needed, never ORM objects: the query runs on every turn.
         rows = (
@@ -196,10 +244,10 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
             .order_by(None)
         )
         if self.max_events <= 0:
-            return [json.loads(row.data) for row in rows.order_by(event.id)]
+            return [json.loads(row.data) for row in rows.order_by(event.id)], None
         newest = rows.order_by(event.id.desc()).limit(self.max_events + 1).all()
         if len(newest) <= self.max_events:  # the whole session: one query
-            return [json.loads(row.data) for row in reversed(newest)]
+            return [json.loads(row.data) for row in reversed(newest)], None
         first = rows.with_entities(sa.func.min(event.id)).scalar()
         snapshot = session.execute(
             sa.select(snapshots.c.event_id, snapshots.c.state)
@@ -211,12 +259,11 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
             .order_by(snapshots.c.event_id.desc())
             .limit(1)
         ).first()
-        if snapshot is None:  # a session older than this store: everything, as Rasa does
-            return [json.loads(row.data) for row in rows.order_by(event.id)]
+        if snapshot is None:  # no snapshot far enough back: everything, as Rasa does
+            return [json.loads(row.data) for row in rows.order_by(event.id)], None
         tail = rows.filter(event.id > snapshot.event_id).order_by(event.id)
-        return session_start_events(json.loads(snapshot.state)) + [
-            json.loads(row.data) for row in tail
-        ]
+        events = session_start_events(json.loads(snapshot.state))
+        return events + [json.loads(row.data) for row in tail], int(snapshot.event_id)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Append the events added since the tracker was retrieved, and a turn's snapshot."""
@@ -239,10 +286,39 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
                         sender_id=tracker.sender_id,
                         event_id=rows[-1].id,
                         state=json.dumps(state_of(tracker)),
+                        created_at=time.time(),
                     )
                 )
+                base = getattr(tracker, BASE_SNAPSHOT_ATTRIBUTE, None)
+                if base is not None:  # never usable again (see the module docstring)
+                    session.execute(
+                        snapshots.delete().where(
+                            snapshots.c.sender_id == tracker.sender_id,
+                            snapshots.c.event_id < base,
+                        )
+                    )
+            self._prune_old_snapshots(session)
             session.commit()
         setattr(tracker, SAVED_EVENTS_ATTRIBUTE, len(tracker.events))
+
+    def _prune_old_snapshots(self, session: Any) -> None:
+        """Delete snapshots older than the age limit, at most every prune interval."""
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + self.snapshot_prune_seconds
+        cutoff = time.time() - self.snapshot_max_age_seconds
+        deleted = session.execute(
+            snapshots.delete().where(
+                sa.or_(snapshots.c.created_at < cutoff, snapshots.c.created_at.is_(None))
+            )
+        ).rowcount
+        if deleted:
+            logger.info(
+                "Deleted %s tracker snapshots older than %.1f h",
+                deleted,
+                self.snapshot_max_age_seconds / 3600,
+            )
 
     def _row(self, sender_id: str, event: Event) -> Any:
         """One ``events`` row, exactly as ``SQLTrackerStore.save`` writes it."""

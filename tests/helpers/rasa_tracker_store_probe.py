@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
@@ -29,7 +30,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from rasa_addons.tracker_store import BoundedSQLTrackerStore
+from rasa_addons.tracker_store import BoundedSQLTrackerStore, snapshots
 
 
 def turn_events(turn: int) -> list[Event]:
@@ -107,6 +108,7 @@ async def main(tmp: Path, max_events: int, turns: int) -> dict[str, Any]:
                 "last_turn_equal": comparable(list(got.events)[-8:])
                 == comparable(list(want.events)[-8:]),
                 "latest_message_equal": got.latest_message.text == want.latest_message.text,
+                "snapshot_rows": snapshot_rows(bounded),
             }
         )
     full_got = await bounded.retrieve_full_tracker("c-1")
@@ -115,7 +117,80 @@ async def main(tmp: Path, max_events: int, turns: int) -> dict[str, Any]:
         "turns": report,
         "full_equal": comparable(full_got.events) == comparable(full_want.events),
         "slots": (await bounded.retrieve("c-1")).current_slot_values(),
+        "age": await age_pruning(tmp, domain),
     }
+
+
+def snapshot_rows(store: BoundedSQLTrackerStore) -> int:
+    with store.engine.connect() as connection:
+        return int(connection.execute(sa.select(sa.func.count()).select_from(snapshots)).scalar())
+
+
+async def age_pruning(tmp: Path, domain: Domain) -> dict[str, Any]:
+    """A table from before ``created_at``, old rows and new ones: what a store keeps."""
+    path = tmp / "aged.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:  # the table as the previous version created it
+        connection.execute(
+            sa.text(
+                "CREATE TABLE concierge_tracker_snapshots (id INTEGER PRIMARY KEY, "
+                "sender_id VARCHAR(255) NOT NULL, event_id INTEGER NOT NULL, state TEXT NOT NULL)"
+            )
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO concierge_tracker_snapshots (sender_id, event_id, state) "
+                "VALUES ('legacy', 1, '{}')"
+            )
+        )
+    engine.dispose()
+    store = BoundedSQLTrackerStore(
+        domain, dialect="sqlite", db=str(path), max_events=30, snapshot_max_age_hours=1
+    )
+    with store.engine.begin() as connection:
+        connection.execute(
+            snapshots.insert(),
+            [
+                {
+                    "sender_id": "old",
+                    "event_id": 2,
+                    "state": "{}",
+                    "created_at": time.time() - 7200,
+                },
+                {
+                    "sender_id": "recent",
+                    "event_id": 3,
+                    "state": "{}",
+                    "created_at": time.time() - 60,
+                },
+            ],
+        )
+    before = snapshot_rows(store)
+    tracker = DialogueStateTracker("new", domain.slots)
+    for event in (ActionExecuted("action_session_start"), SessionStarted(), *turn_events(0)):
+        tracker.update(stamped(event))
+    await store.save(tracker)  # a tracker Rasa created: saved as Rasa does, no snapshot
+    tracker = await store.retrieve("new")
+    assert tracker is not None
+    for event in turn_events(1):
+        tracker.update(stamped(event))
+    await store.save(tracker)  # the first save with a snapshot prunes
+    with store.engine.connect() as connection:
+        senders = sorted(
+            row[0] for row in connection.execute(sa.select(snapshots.c.sender_id)).all()
+        )
+    # A second save within the prune interval does not look again.
+    with store.engine.begin() as connection:
+        connection.execute(
+            snapshots.insert(),
+            [{"sender_id": "old-2", "event_id": 4, "state": "{}", "created_at": 0.0}],
+        )
+    for event in turn_events(2):
+        tracker.update(stamped(event))
+    await store.save(tracker)
+    with store.engine.connect() as connection:
+        later = sorted(row[0] for row in connection.execute(sa.select(snapshots.c.sender_id)).all())
+    return {"rows_before": before, "senders_after": senders, "senders_later": later}
 
 
 if __name__ == "__main__":

@@ -70,3 +70,19 @@ def test_the_bounded_tracker_has_the_same_state_as_the_whole_one(probe: dict[str
 
 def test_every_event_is_stored_once(probe: dict[str, Any]) -> None:
     assert probe["full_equal"]
+
+
+def test_a_conversation_keeps_only_the_snapshots_it_can_still_use(probe: dict[str, Any]) -> None:
+    rows = [turn["snapshot_rows"] for turn in probe["turns"]]
+    assert rows[:4] == [1, 2, 3, 4]  # one per turn while the session is short
+    # Then bounded: about MAX_EVENTS / (events per turn) + 2, however long it goes on.
+    assert max(rows) <= MAX_EVENTS // 6 + 3
+    assert rows[-1] == rows[-10]
+    assert probe["turns"][-1]["events"] <= MAX_EVENTS + 8 + 12  # and still used
+
+
+def test_old_snapshots_are_pruned_by_age(probe: dict[str, Any]) -> None:
+    age = probe["age"]
+    assert age["rows_before"] == 3  # a row from before created_at existed, an old, a recent
+    assert age["senders_after"] == ["new", "recent"]
+    assert age["senders_later"] == ["new", "new", "old-2", "recent"]  # not looked at again yet
