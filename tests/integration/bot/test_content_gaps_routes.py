@@ -208,3 +208,23 @@ def test_without_a_knowledge_index_the_page_still_lists_questions(
     assert "Grouping by meaning is unavailable" in page
     assert "Nearest articles are unavailable" in page
     assert "can i send back something i bought in a shop" in page
+
+
+def test_start_a_new_article_link_opens_the_prefilled_editor(
+    client: TestClient, db: Session, service: ContentGapsService, seeded: None
+) -> None:
+    client.app.state.editor_encoder = FakeEncoder()  # type: ignore[attr-defined]
+    sign_in(client, db, role="editor")
+    page = client.get("/editor/gaps").text
+    hostile_link = next(
+        html_lib.unescape(link)
+        for link in re.findall(r'class="button" href="([^"]+)"', page)
+        if link.startswith("/editor/articles/new") and "Mars" in html_lib.unescape(link)
+    )
+
+    form = client.get(hostile_link)
+
+    assert form.status_code == 200, form.text
+    assert "&lt;script&gt;alert(&#34;gap&#34;)&lt;/script&gt;" in form.text
+    assert '<script>alert("gap")' not in form.text
+    assert client.get("/editor/articles").text.count('href="/editor/gaps"') == 1
