@@ -244,7 +244,8 @@ def test_contacts_and_segments_come_with_the_question(session: Session) -> None:
 
 def test_junk_is_dropped_and_long_text_cut(session: Session) -> None:
     chat = Chat(session, "junk")
-    chat.customer("\x00\x01\x02\x03 \x7f\ufffd\ufffd", at(10)).bot(UNKNOWN, at(10, 1))
+    # No NUL here: PostgreSQL refuses it in text (clean_question drops it, tested below).
+    chat.customer("\x01\x02\x03 \x7f\ufffd\ufffd", at(10)).bot(UNKNOWN, at(10, 1))
     chat.customer("%%%% 1234 $$$$ ////", at(11)).bot(UNKNOWN, at(11, 1))
     chat.customer("Why " + "very " * 200 + "long?", at(12)).bot(UNKNOWN, at(12, 1))
     session.commit()
