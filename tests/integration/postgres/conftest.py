@@ -6,18 +6,28 @@ each test gets a fresh ``CREATE DATABASE … TEMPLATE`` copy, dropped afterwards
 
 ``database_url`` has the same name as the unit tier's fixture, and the unit tier's
 database fixtures are re-exported here, so unit tests imported into this folder
-(``test_pg_unit_*.py``) run unchanged against PostgreSQL.
+(``test_pg_unit_*.py``) run unchanged against PostgreSQL; likewise ``settings`` and the
+bot service tier's client for its HTTP tests (``test_pg_http_*.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 
+from bot.agents import service as agents_service
+from bot.config import Settings
 from bot.db.session import upgrade_database
 from bot.ops.environments import postgres_bin_dir
 from tests.helpers.postgres_server import PostgresServer, running_postgres
+
+# The bot service's test client over ``settings`` and its fake Rasa, for the HTTP tests
+# re-run here (``test_pg_http_*.py``).
+from tests.integration.bot.conftest import ARTICLE, client, fake_rasa  # noqa: F401
 
 # The unit tier's fixtures over ``database_url`` (engine, session_factory, session,
 # demo_session) and its scripted Rasa, for the unit tests re-run here.
@@ -28,6 +38,16 @@ from tests.unit.bot.conftest import (  # noqa: F401
     session,
     session_factory,
 )
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 with minimal cost: this tier tests SQL, and sign-in tests hash a lot.
+
+    The unit tier keeps the real parameters; the stored hashes are argon2 either way.
+    """
+    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+    monkeypatch.setattr(agents_service, "password_hasher", lambda: cheap)
 
 
 @pytest.fixture(scope="session")
@@ -71,3 +91,18 @@ def new_database(
 def database_url(new_database: Callable[..., str], migrated_template: str) -> str:
     """A fresh migrated database for this test."""
     return new_database(template=migrated_template)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """The bot service tier's settings (tests/integration/bot/conftest.py), on PostgreSQL."""
+    articles = tmp_path / "articles"
+    (articles / "returns").mkdir(parents=True)
+    (articles / "returns" / "returns-start-a-return.md").write_text(ARTICLE, encoding="utf-8")
+    (articles / "broken-article.md").write_text("no front matter\n", encoding="utf-8")
+    return Settings(
+        project_root=tmp_path,
+        database_url=database_url,
+        articles_dir=articles,
+        max_message_chars=2000,
+    )
