@@ -55,7 +55,7 @@ from knowledge.chunking import DEFAULT_MAX_CHARS, chunk_article_passages
 from knowledge.encoder import Encoder, normalize_rows
 from knowledge.head import HEAD_FILE, ArticleHead, HeadConfig
 from knowledge.lexical import LexicalConfig, LexicalScorer
-from knowledge.threads import apply_in_this_thread
+from knowledge.threads import apply_in_this_thread, blas_threads
 from knowledge.timing import timed
 
 __all__ = [
@@ -77,6 +77,7 @@ __all__ = [
     "VectorSource",
     "content_hash",
     "encoder_identity",
+    "make_faiss_index",
     "query_encoder_for",
     "query_encoder_ref",
     "read_manifest",
@@ -458,10 +459,20 @@ def _reuse_vectors(
     return previous._all_vectors(), found
 
 
-def _make_faiss(
+def make_faiss_index(
     vectors: np.ndarray, dimension: int, kind: IndexType, ann: AnnConfig
 ) -> tuple[Any, dict[str, int]]:
-    """Build the faiss index of ``kind`` over the vectors (ids are their rows)."""
+    """Build the faiss index of ``kind`` over the vectors (ids are their rows).
+
+    Args:
+        vectors: L2-normalised float32 rows.
+        dimension: Their length.
+        kind: ``flat``, ``ivf`` or ``hnsw``.
+        ann: The approximate index's parameters.
+
+    Returns:
+        The ``IndexIDMap``-wrapped index and the parameters to record in the manifest.
+    """
     faiss = _faiss()
     count = len(vectors)
     params: dict[str, int] = {}
@@ -645,13 +656,14 @@ class KnowledgeIndex:
             )
         ann = ann or DEFAULT_ANN
         index_type = ann.choose(len(sources))
-        index, index_params = _make_faiss(vectors, encoder.dimension, index_type, ann)
+        index, index_params = make_faiss_index(vectors, encoder.dimension, index_type, ann)
         query_encoder = query_encoder_ref(query_encoder_dir, encoder)
         trained = None
         if head is not None:
             position = {article_id: number for number, article_id in enumerate(ids)}
             labels = np.array([position[source.article_id] for source in sources])
-            trained = ArticleHead.train(vectors, labels, len(ids), head)
+            with blas_threads(1):  # many small products: one thread is far faster
+                trained = ArticleHead.train(vectors, labels, len(ids), head)
         manifest = Manifest(
             model=encoder.name,
             dimension=encoder.dimension,
