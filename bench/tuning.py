@@ -100,7 +100,7 @@ def _blend(index: KnowledgeIndex) -> KnowledgeIndex:
     return index.with_ranking(head=DEFAULT_HEAD.model_copy(update={"mode": "blend"}))
 
 
-def _r(value: float) -> float:
+def _r(value: float | np.floating) -> float:
     return round(float(value), 4)
 
 

@@ -60,7 +60,7 @@ def _tiny_model(folder: Path) -> Path:
     """A random 2-layer BERT as a sentence-transformers folder (mean pooling, normalised)."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer import modules as models
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel, BertTokenizerFast  # type: ignore[attr-defined]
 
     words = {
         w.strip("?,.").lower() for t, qs in ARTICLES.values() for x in [t, *qs] for w in x.split()
