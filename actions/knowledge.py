@@ -87,15 +87,24 @@ def choose_article_payload(article_id: str) -> str:
     return "/choose_article" + json.dumps({"article_id": article_id}, separators=(",", ":"))
 
 
-def citation(article_id: str, title: str, score: float | None) -> dict[str, Any]:
-    """Return the ``json_message`` that cites the article an answer came from."""
-    return {
-        "citation": {
-            "article_id": article_id,
-            "title": title,
-            "score": None if score is None else round(float(score), 3),
-        }
+def citation(
+    article_id: str,
+    title: str,
+    score: float | None,
+    *,
+    section: str | None = None,
+    anchor: str | None = None,
+) -> dict[str, Any]:
+    """Return the ``json_message`` that cites the article (and section) an answer came from."""
+    cited: dict[str, Any] = {
+        "article_id": article_id,
+        "title": title,
+        "score": None if score is None else round(float(score), 3),
     }
+    if section:
+        cited["section"] = section
+        cited["anchor"] = anchor
+    return {"citation": cited}
 
 
 def answer_policy(settings: Settings) -> AnswerPolicy:
@@ -162,8 +171,14 @@ class ActionAnswerFromKnowledge(Action):
         best = answer.top
         if answer.band == BAND_ANSWER and best is not None:
             dispatcher.utter_message(
-                text=strip_markdown(best.summary),
-                json_message=citation(best.article_id, best.title, best.score),
+                text=strip_markdown(best.answer_text),  # a long article: its matched passage
+                json_message=citation(
+                    best.article_id,
+                    best.title,
+                    best.score,
+                    section=best.section,
+                    anchor=best.section_anchor,
+                ),
                 buttons=list(FEEDBACK_BUTTONS),
             )
             outcome, article_id = OUTCOME_ANSWERED, best.article_id

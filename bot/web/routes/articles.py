@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from bot.web.deps import SettingsDep, TemplatesDep
 from bot.web.errors import ArticleNotFoundError
 from knowledge.articles import Article, ArticleError, find_article_files, parse_article
+from knowledge.chunking import add_heading_anchors
 
 logger = logging.getLogger(__name__)
 
@@ -73,13 +74,20 @@ def load_article(articles_dir: Path, article_id: str) -> Article:
 def render_markdown(body: str) -> str:
     """Render article Markdown to HTML; raw HTML in the source is escaped, not passed on.
 
+    Every section heading (and a paragraph whose first line is entirely bold) gets the
+    ``id`` that the bot's citations link to (``/articles/<id>#<anchor>``), from
+    :func:`knowledge.chunking.add_heading_anchors`. Tables render as tables.
+
     Args:
         body: CommonMark text.
 
     Returns:
         Safe HTML.
     """
-    html: str = MarkdownIt("commonmark", {"html": False}).render(body)
+    markdown = MarkdownIt("commonmark", {"html": False}).enable("table").enable("strikethrough")
+    tokens = markdown.parse(body)
+    add_heading_anchors(tokens)
+    html: str = markdown.renderer.render(tokens, markdown.options, {})
     return html
 
 

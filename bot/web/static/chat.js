@@ -113,10 +113,12 @@
     var source = document.createElement("p");
     source.className = "citation";
     var link = document.createElement("a");
-    link.href = "/articles/" + encodeURIComponent(citation.article_id);
+    link.href = "/articles/" + encodeURIComponent(citation.article_id) +
+      (citation.anchor ? "#" + encodeURIComponent(citation.anchor) : "");
     link.target = "_blank";
     link.rel = "noopener noreferrer";
-    link.textContent = "Source: " + (citation.title || citation.article_id);
+    link.textContent = "Source: " + (citation.title || citation.article_id) +
+      (citation.section ? ", section " + citation.section : "");
     var hint = document.createElement("span");
     hint.className = "visually-hidden";
     hint.textContent = " (opens in a new tab)";
