@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 SESSION_TOKEN_BYTES = 32
 MIN_PASSWORD_CHARS = 10
+# The columns' lengths (agents.email, agents.name): PostgreSQL refuses longer values.
+MAX_EMAIL_CHARS = 320
+MAX_NAME_CHARS = 200
 SIGN_IN_FAILED = "That e-mail and password don't match an active desk account."
 TOO_MANY_ATTEMPTS = "Too many sign-in attempts. Please wait a few minutes and try again."
 
@@ -115,12 +118,16 @@ def create_agent(
     email = _normal_email(email)
     if not email or "@" not in email:
         raise AgentError("Give the agent's e-mail address.")
+    if len(email) > MAX_EMAIL_CHARS:
+        raise AgentError(f"That e-mail address is too long (at most {MAX_EMAIL_CHARS} characters).")
+    if len(name.strip()) > MAX_NAME_CHARS:
+        raise AgentError(f"That name is too long (at most {MAX_NAME_CHARS} characters).")
     if session.scalars(select(Agent.id).where(Agent.email == email)).first() is not None:
         raise AgentError(f"There is already a desk account for {email}.")
     teams = teams_by_slug(session, team_slugs)
     agent = Agent(
         email=email,
-        name=name.strip() or email,
+        name=name.strip() or email[:MAX_NAME_CHARS],
         role=role,
         password_hash=password_hasher().hash(password),
         teams=teams,

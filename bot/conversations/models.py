@@ -48,6 +48,11 @@ class MessageStatus(StrEnum):
     RATE_LIMITED = "rate_limited"  # stored, not forwarded: over the chat rate limit
 
 
+# Conversation ids are Rasa sender ids; longer ones are refused at the internal API
+# (PostgreSQL enforces the column's length, SQLite does not).
+CONVERSATION_ID_MAX_CHARS = 32
+
+
 def new_conversation_id() -> str:
     """Return a fresh conversation id (uuid4 hex); it is also the Rasa sender id."""
     return uuid.uuid4().hex
@@ -58,7 +63,9 @@ class Conversation(Base):
 
     __tablename__ = "conversations"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_conversation_id)
+    id: Mapped[str] = mapped_column(
+        String(CONVERSATION_ID_MAX_CHARS), primary_key=True, default=new_conversation_id
+    )
     channel: Mapped[str] = mapped_column(String(32), default=Channel.WEBCHAT.value)
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
     mode: Mapped[str] = mapped_column(String(32), default=ConversationMode.BOT.value, index=True)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.accounts.service import find_customer, link_conversation
 from bot.audit.service import record_event
+from bot.conversations.models import CONVERSATION_ID_MAX_CHARS
 from bot.conversations.service import ensure_conversation
 from bot.handoff import service as tickets
 from bot.handoff.availability import describe_wait
@@ -57,7 +58,7 @@ router = APIRouter(
 class HandoffRequest(BaseModel):
     """Ask for a person to take over a conversation."""
 
-    conversation_id: str = Field(min_length=1, max_length=64)
+    conversation_id: str = Field(min_length=1, max_length=CONVERSATION_ID_MAX_CHARS)
     reason_code: str = Field(min_length=1, max_length=32)
     reason: str = Field(min_length=1, max_length=200)
     channel: str | None = Field(default=None, max_length=32)
@@ -77,7 +78,7 @@ class HandoffOpened(BaseModel):
 class ConversationRef(BaseModel):
     """A conversation, by its Rasa sender id."""
 
-    conversation_id: str = Field(min_length=1, max_length=64)
+    conversation_id: str = Field(min_length=1, max_length=CONVERSATION_ID_MAX_CHARS)
 
 
 class Withdrawn(BaseModel):
@@ -90,7 +91,7 @@ class Withdrawn(BaseModel):
 class IdentityClaim(BaseModel):
     """Identifiers a customer typed (unverified)."""
 
-    conversation_id: str = Field(min_length=1, max_length=64)
+    conversation_id: str = Field(min_length=1, max_length=CONVERSATION_ID_MAX_CHARS)
     email: str | None = Field(default=None, max_length=320)
     account_number: str | None = Field(default=None, max_length=32)
     order_number: str | None = Field(default=None, max_length=32)
@@ -109,7 +110,7 @@ class IdentityNoted(BaseModel):
 class Feedback(BaseModel):
     """Whether a knowledge-base answer helped."""
 
-    conversation_id: str = Field(min_length=1, max_length=64)
+    conversation_id: str = Field(min_length=1, max_length=CONVERSATION_ID_MAX_CHARS)
     article_id: str | None = Field(default=None, max_length=200)
     outcome: str | None = Field(default=None, max_length=32)
     helpful: bool
