@@ -624,7 +624,26 @@ def withdraw(session: Session, *, conversation_id: str) -> Ticket | None:
     ticket = open_ticket_for(session, conversation_id=conversation_id)
     if ticket is None or ticket.status != TicketStatus.QUEUED.value:
         return None
-    ticket.status, ticket.closed_at = TicketStatus.WITHDRAWN.value, utcnow()
+    # One conditional UPDATE, as in claim_ticket: a claim committed since the read above
+    # wins (the customer's words then go to that person), never a lost update.
+    now = utcnow()
+    withdrawn = _rowcount(
+        session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket.id, Ticket.status == TicketStatus.QUEUED.value)
+            .values(status=TicketStatus.WITHDRAWN.value, closed_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    if withdrawn != 1:
+        session.rollback()
+        logger.info(
+            "withdrawal too late conversation=%s ticket=%s (claimed or closed meanwhile)",
+            conversation_id,
+            ticket.id,
+        )
+        return None
+    session.refresh(ticket)
     conversation = session.get(Conversation, conversation_id, with_for_update=True)
     if conversation is not None and conversation.mode == ConversationMode.HANDOFF_PENDING.value:
         conversation.mode = ConversationMode.BOT.value

@@ -29,7 +29,7 @@ from bot.chat.service import Admission, _admit_customer_message
 from bot.conversations.models import Conversation, Message
 from bot.conversations.service import start_conversation
 from bot.handoff import service as tickets
-from bot.handoff.errors import TicketConflictError
+from bot.handoff.errors import TicketClosedError, TicketConflictError
 from bot.handoff.models import Ticket
 
 pytestmark = [pytest.mark.integration, pytest.mark.network, pytest.mark.postgres]
@@ -359,3 +359,70 @@ def test_a_message_and_a_claim_at_once_are_decided_in_one_order(
         assert admission.ticket_id == ticket_id
         orders.add("claim first" if claim_first else "message first")
     assert orders == {"claim first", "message first"}  # both orders were exercised
+
+
+# -- the customer withdraws while an agent claims ------------------------------------------
+
+
+def _withdraw(sessions: sessionmaker[Session], conversation_id: str) -> int | None:
+    with sessions() as session:
+        ticket = tickets.withdraw(session, conversation_id=conversation_id)
+        return ticket.id if ticket else None
+
+
+def test_a_withdrawal_blocked_by_a_claim_leaves_the_claimed_ticket_alone(
+    engine: Engine, sessions: sessionmaker[Session], pool: ThreadPoolExecutor
+) -> None:
+    """ "Never mind" read the ticket as queued, but an agent's claim committed first."""
+    (holder_id,) = _agents(sessions, 1)
+    conversation_id = _conversation(sessions)
+    ticket_id = _in_session(sessions, lambda s: _open(s, conversation_id).ticket.id)
+    with engine.connect() as holder:
+        _claim_in_transaction(holder, ticket_id, holder_id)
+        holder.execute(
+            text("UPDATE conversations SET mode = 'agent' WHERE id = :id"), {"id": conversation_id}
+        )
+        withdrawn = pool.submit(_withdraw, sessions, conversation_id)
+        _wait_for_lock_waiters(engine, 1)
+        holder.commit()
+        assert withdrawn.result(timeout=LOCK_WAIT_TIMEOUT) is None
+
+    with sessions() as session:
+        ticket = session.get(Ticket, ticket_id)
+        conversation = session.get(Conversation, conversation_id)
+        assert ticket is not None and conversation is not None
+        assert (ticket.status, ticket.assignee_id) == ("assigned", holder_id)
+        assert conversation.mode == "agent"
+
+
+def test_withdrawal_and_claim_at_once_one_of_them_happens(
+    sessions: sessionmaker[Session], pool: ThreadPoolExecutor
+) -> None:
+    (agent_id,) = _agents(sessions, 1)
+    for _ in range(ROUNDS * 2):
+        conversation_id = _conversation(sessions)
+        ticket_id = _in_session(sessions, lambda s, c=conversation_id: _open(s, c).ticket.id)
+        barrier = threading.Barrier(2)
+
+        def claim(ticket_id: int = ticket_id, barrier: threading.Barrier = barrier) -> str:
+            barrier.wait()
+            return _claim(sessions, ticket_id, agent_id)
+
+        def withdraw(
+            conversation_id: str = conversation_id, barrier: threading.Barrier = barrier
+        ) -> int | None:
+            barrier.wait()
+            return _withdraw(sessions, conversation_id)
+
+        claimed, withdrawn = _results([pool.submit(claim), pool.submit(withdraw)])
+        with sessions() as session:
+            ticket = session.get(Ticket, ticket_id)
+            conversation = session.get(Conversation, conversation_id)
+            assert ticket is not None and conversation is not None
+            if claimed == "won":
+                assert withdrawn is None
+                assert (ticket.status, conversation.mode) == ("assigned", "agent")
+            else:
+                assert claimed == TicketClosedError(ticket_id).message
+                assert withdrawn == ticket_id
+                assert (ticket.status, conversation.mode) == ("withdrawn", "bot")
