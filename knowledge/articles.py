@@ -20,7 +20,20 @@ An article lives in ``knowledge/articles/<id>.md`` (sub-folders are allowed)::
 
 :func:`parse_article` reads one file, :func:`load_articles` a whole folder, and
 :func:`validate_articles` reports every problem without raising. Problems always name
-the file and the front-matter field, so editors can fix them without reading code.
+the file and the front-matter field (and the line, where there is one), so editors can fix
+them without reading code.
+
+Limits (all in this one place; an article over a limit is refused with a problem, never
+truncated):
+
+* :data:`MAX_FILE_BYTES` (1 MB): the file is not read any further than that. A 1,500-word
+  article is about 10 kB;
+* :data:`MAX_BODY_CHARS` (100,000 characters, about 15,000 words): longer texts belong in
+  several articles, and each passage costs an encoding at every full build;
+* :data:`MAX_TITLE_CHARS` (200): a title is the question the article answers, shown on
+  buttons and in citations;
+* :data:`MAX_QUESTION_CHARS` (300) per alternate question and :data:`MAX_QUESTIONS` (100)
+  per article.
 """
 
 from __future__ import annotations
@@ -29,7 +42,7 @@ import datetime
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +52,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 __all__ = [
     "AUDIENCES",
     "ID_PATTERN",
+    "MAX_BODY_CHARS",
+    "MAX_FILE_BYTES",
+    "MAX_QUESTIONS",
+    "MAX_QUESTION_CHARS",
+    "MAX_TITLE_CHARS",
     "SUMMARY_MAX_CHARS",
     "Article",
     "ArticleError",
@@ -56,6 +74,11 @@ Audience = Literal["b2c", "b2b", "all"]
 AUDIENCES: tuple[str, ...] = ("b2c", "b2b", "all")
 ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SUMMARY_MAX_CHARS = 600
+MAX_FILE_BYTES = 1_000_000
+MAX_BODY_CHARS = 100_000
+MAX_TITLE_CHARS = 200
+MAX_QUESTION_CHARS = 300
+MAX_QUESTIONS = 100
 FRONT_MATTER_FIELDS: tuple[str, ...] = (
     "id",
     "title",
@@ -81,14 +104,17 @@ class ArticleProblem:
         field: The front-matter field at fault (``"body"`` for the Markdown body),
             or ``None`` when the problem concerns the file as a whole.
         message: What is wrong, in words an editor can act on.
+        line: The 1-based line in the file where the problem is, when known.
     """
 
     path: Path
     field: str | None
     message: str
+    line: int | None = None
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.field or '-'}: {self.message}"
+        where = f"{self.path}:{self.line}" if self.line else f"{self.path}"
+        return f"{where}: {self.field or '-'}: {self.message}"
 
 
 class ArticleError(Exception):
@@ -155,6 +181,41 @@ class Article(BaseModel):
         if not value:
             raise ValueError("must not be empty")
         return value
+
+    @field_validator("title")
+    @classmethod
+    def _check_title_length(cls, value: str) -> str:
+        if len(value) > MAX_TITLE_CHARS:
+            raise ValueError(
+                f"is {len(value):,} characters long, the limit is {MAX_TITLE_CHARS}; "
+                "write the question the article answers, and put details in the body"
+            )
+        return value
+
+    @field_validator("body")
+    @classmethod
+    def _check_body_length(cls, value: str) -> str:
+        if len(value) > MAX_BODY_CHARS:
+            raise ValueError(
+                f"is {len(value):,} characters long, the limit is {MAX_BODY_CHARS:,}; "
+                "split it into several articles"
+            )
+        return value
+
+    @field_validator("questions")
+    @classmethod
+    def _check_questions_length(cls, values: list[str]) -> list[str]:
+        if len(values) > MAX_QUESTIONS:
+            raise ValueError(f"has {len(values)} questions, the limit is {MAX_QUESTIONS}")
+        long = [
+            str(n) for n, value in enumerate(values, start=1) if len(value) > MAX_QUESTION_CHARS
+        ]
+        if long:
+            raise ValueError(
+                f"entry {', '.join(long)} is longer than {MAX_QUESTION_CHARS} characters; "
+                "an alternate question is one short question"
+            )
+        return values
 
     @field_validator("tags", "questions")
     @classmethod
@@ -245,15 +306,49 @@ def parse_article(path: Path) -> Article:
         raise ArticleError(problems)
     article, problems = _validate(path, front, body)
     if article is None or problems:
-        raise ArticleError(problems)
+        raise ArticleError(_with_lines(problems, text))
     return article
+
+
+_FIELD_LINE = re.compile(r"^([A-Za-z_][\w-]*)\s*:")
+
+
+def _with_lines(problems: list[ArticleProblem], text: str) -> list[ArticleProblem]:
+    """Add the line of the front-matter field (or of the body) each problem is about."""
+    lines = text.split("\n")
+    where: dict[str, int] = {}
+    for number, line in enumerate(lines[1:], start=2):
+        if line.strip() == _DELIMITER:
+            body = next(
+                (n for n in range(number + 1, len(lines) + 1) if lines[n - 1].strip()), number
+            )
+            where.setdefault("body", body)
+            break
+        match = _FIELD_LINE.match(line)
+        if match:
+            where.setdefault(match.group(1), number)
+    return [
+        replace(problem, line=where.get(problem.field or ""))
+        if problem.line is None and problem.field in where
+        else problem
+        for problem in problems
+    ]
 
 
 def _read_text(path: Path) -> tuple[str | None, ArticleProblem | None]:
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         return None, ArticleProblem(path, None, f"cannot read file: {exc.strerror or exc}")
+    if len(data) > MAX_FILE_BYTES:
+        size = _file_size(path)
+        return None, ArticleProblem(
+            path,
+            None,
+            f"file is {size / 1e6:.1f} MB, the limit is {MAX_FILE_BYTES / 1e6:.0f} MB; "
+            "an article should be one answer: split it into several articles",
+        )
     if b"\x00" in data:
         return None, ArticleProblem(path, None, "binary file, expected UTF-8 Markdown text")
     try:
@@ -267,6 +362,13 @@ def _read_text(path: Path) -> tuple[str | None, ArticleProblem | None]:
             f"not valid UTF-8 (byte 0x{bad} on line {line}); save the file as UTF-8",
         )
     return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n"), None
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return MAX_FILE_BYTES + 1
 
 
 def _split_front_matter(
@@ -387,7 +489,7 @@ def _convert_errors(path: Path, exc: ValidationError, *, skip: set[str]) -> list
         field = location[0] if location else None
         if field in skip and error["type"] == "missing":
             continue
-        if field == "body" and error["type"] == "value_error":
+        if field == "body" and error["type"] == "value_error" and not error.get("input"):
             message = "the article has no text after the front matter; write the answer there"
         else:
             message = _error_message(error)

@@ -437,7 +437,8 @@ def _display(path: Path) -> str:
 
 
 def _problem_line(problem: ArticleProblem) -> str:
-    return f"{_display(problem.path)}: {problem.field or '-'}: {problem.message}"
+    where = _display(problem.path) + (f":{problem.line}" if problem.line else "")
+    return f"{where}: {problem.field or '-'}: {problem.message}"
 
 
 def _print_problems(out: Console, problems: list[ArticleProblem]) -> None:
