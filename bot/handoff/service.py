@@ -329,6 +329,16 @@ def queue(session: Session, *, agent: Agent, include_assigned: bool = True) -> l
 
 
 def _open_for(session: Session, ticket_id: int, agent: Agent) -> Ticket:
+    """The open ticket, its row locked for this transaction (``FOR UPDATE`` on PostgreSQL).
+
+    A desk step checks the ticket's state and then writes it; with the row locked, a
+    step racing it (a resolve, an assignment, a withdrawal) waits and is checked against
+    the result, instead of being overwritten. On SQLite the first write takes the
+    database's write lock instead.
+    """
+    session.get(
+        Ticket, ticket_id, with_for_update={"of": Ticket}, populate_existing=True
+    )  # locks and refreshes the row; the check below reads it from the session
     ticket = get_ticket_for(session, ticket_id=ticket_id, agent=agent)
     if not ticket.is_open:
         raise TicketClosedError(ticket_id)

@@ -53,7 +53,7 @@ def pool() -> Iterator[ThreadPoolExecutor]:
         yield executor
 
 
-def _agents(sessions: sessionmaker[Session], count: int) -> list[int]:
+def _agents(sessions: sessionmaker[Session], count: int, role: str = "agent") -> list[int]:
     """Agents of Customer Care, inserted directly (no argon2 hashing: nobody signs in)."""
     with sessions() as session:
         team = session.scalars(select(Team).where(Team.slug == DEFAULT_TEAM_SLUG)).one()
@@ -61,7 +61,7 @@ def _agents(sessions: sessionmaker[Session], count: int) -> list[int]:
             Agent(
                 email=f"agent{n}-{time.monotonic_ns()}@kestrel.example",
                 name=f"Agent{n} Tester",
-                role="agent",
+                role=role,
                 password_hash="not-used",
                 teams=[team],
             )
@@ -426,3 +426,43 @@ def test_withdrawal_and_claim_at_once_one_of_them_happens(
                 assert claimed == TicketClosedError(ticket_id).message
                 assert withdrawn == ticket_id
                 assert (ticket.status, conversation.mode) == ("withdrawn", "bot")
+
+
+# -- desk steps on a ticket closed meanwhile -----------------------------------------------
+
+
+def _lead_assigns(sessions: sessionmaker[Session], ticket_id: int, lead_id: int, to: int) -> str:
+    with sessions() as session:
+        lead = session.get(Agent, lead_id)
+        assert lead is not None
+        try:
+            tickets.assign_ticket(session, ticket_id=ticket_id, lead=lead, assignee_id=to)
+        except TicketConflictError as error:
+            return error.message
+        return "assigned"
+
+
+def test_an_assignment_blocked_by_a_hand_back_does_not_reopen_the_ticket(
+    engine: Engine, sessions: sessionmaker[Session], pool: ThreadPoolExecutor
+) -> None:
+    """The lead read the ticket as open, but the agent's hand-back committed first."""
+    (lead_id,) = _agents(sessions, 1, role="lead")
+    agent_id, other_id = _agents(sessions, 2)
+    conversation_id = _conversation(sessions)
+    ticket_id = _in_session(sessions, lambda s: _open(s, conversation_id).ticket.id)
+    assert _claim(sessions, ticket_id, agent_id) == "won"
+    with engine.connect() as holder:
+        holder.execute(
+            text("UPDATE tickets SET status = 'handed_back', closed_at = now() WHERE id = :id"),
+            {"id": ticket_id},
+        )
+        assigned = pool.submit(_lead_assigns, sessions, ticket_id, lead_id, other_id)
+        _wait_for_lock_waiters(engine, 1)
+        holder.commit()
+        outcome = assigned.result(timeout=LOCK_WAIT_TIMEOUT)
+
+    assert outcome == TicketClosedError(ticket_id).message
+    with sessions() as session:
+        ticket = session.get(Ticket, ticket_id)
+        assert ticket is not None
+        assert (ticket.status, ticket.assignee_id) == ("handed_back", agent_id)
