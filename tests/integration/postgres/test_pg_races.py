@@ -26,6 +26,12 @@ from bot.accounts.models import DEFAULT_TEAM_SLUG, Team
 from bot.agents.models import Agent
 from bot.audit.models import AuditEvent
 from bot.chat.service import Admission, _admit_customer_message
+from bot.conversations.attachments import (
+    StoredFile,
+    TooManyAttachmentsError,
+    count_customer_attachments,
+    record_customer_upload,
+)
 from bot.conversations.models import Conversation, Message
 from bot.conversations.service import start_conversation
 from bot.handoff import service as tickets
@@ -466,3 +472,36 @@ def test_an_assignment_blocked_by_a_hand_back_does_not_reopen_the_ticket(
         ticket = session.get(Ticket, ticket_id)
         assert ticket is not None
         assert (ticket.status, ticket.assignee_id) == ("handed_back", agent_id)
+
+
+# -- the customer's file quota -------------------------------------------------------------
+
+
+def test_uploads_at_once_never_pass_the_per_conversation_file_limit(
+    sessions: sessionmaker[Session], pool: ThreadPoolExecutor
+) -> None:
+    limit = 2
+    conversation_id = _conversation(sessions)
+    barrier = threading.Barrier(CONTENDERS)
+
+    def upload(n: int) -> str:
+        stored = StoredFile(sha256=f"{n:064x}", size_bytes=10, content_type="image/png")
+        with sessions() as session:
+            barrier.wait()
+            try:
+                record_customer_upload(
+                    session,
+                    conversation_id=conversation_id,
+                    stored=stored,
+                    filename=f"photo-{n}.png",
+                    max_files=limit,
+                )
+            except TooManyAttachmentsError:
+                return "refused"
+            return "stored"
+
+    outcomes = _results([pool.submit(upload, n) for n in range(CONTENDERS)])
+
+    assert sorted(outcomes) == ["refused"] * (CONTENDERS - limit) + ["stored"] * limit
+    with sessions() as session:
+        assert count_customer_attachments(session, conversation_id=conversation_id) == limit
