@@ -4,10 +4,16 @@ Starts a private stack (Rasa, action server, bot service) on free loopback ports
 measures, over N turns each:
 - a knowledge question sent through ``/ws/chat`` until the bot's answer has arrived
   (browser → bot service → Rasa → action server → FAISS → back), and
-- a plain "hello" sent straight to Rasa's REST channel (NLU + a rule, no custom action).
+- a plain "hello" sent straight to Rasa's REST channel (NLU + a rule, no custom action),
+  the issue's yardstick (``ratio`` = knowledge p50 ÷ this greet p50), and
+- the same "hello" sent through ``/ws/chat`` like the questions, so through the bot
+  service's admission and storing too (``ratio_same_path`` = knowledge p50 ÷ this p50):
+  the fair comparison of what a knowledge answer adds to a turn.
 
-Knowledge turns run in conversations of ``--per-conversation`` turns (default 10).
-Reports p50/p95 of each, their ratio, and each process's resident memory afterwards.
+The three are measured interleaved (a question, a websocket hello, a REST hello, and
+again), so load from elsewhere on the machine hits them alike. Knowledge and websocket
+greet turns run in conversations of ``--per-conversation`` turns (default 10). Reports
+p50/p95 of each, the ratios, and each process's resident memory afterwards.
 
 The stack runs with ``CONCIERGE_TURN_TIMING_LOG=true``: the bot service logs where each
 turn's time went (``bot.chat.timing``: admission, Rasa, the action's own run with its
@@ -149,6 +155,66 @@ async def long_against_short(
     return long_ms, short_ms
 
 
+async def interleaved_turns(
+    settings: Settings,
+    questions: list[str],
+    turns: int,
+    *,
+    per_conversation: int,
+    knowledge_conversations: list[str],
+    greet_conversations: list[str],
+) -> tuple[list[float], list[float], list[float]]:
+    """Knowledge, websocket greet and REST greet turns, one of each in turn.
+
+    Interleaved, so that load from elsewhere on the machine hits the three alike (a
+    ratio of two runs minutes apart on a shared machine means little).
+
+    Returns:
+        The milliseconds of each knowledge turn, websocket greet and REST greet.
+    """
+    url = f"ws://{settings.host}:{settings.web_port}/ws/chat"
+    knowledge: list[float] = []
+    ws_greet: list[float] = []
+    rest_greet: list[float] = []
+    question_socket: websockets.ClientConnection | None = None
+    greet_socket: websockets.ClientConnection | None = None
+    async with httpx.AsyncClient(timeout=30) as client:
+        try:
+            for turn in range(turns):
+                if turn % per_conversation == 0:
+                    for socket in (question_socket, greet_socket):
+                        if socket is not None:
+                            await socket.close()
+                    question_socket, knowledge_id = await _opened_with_id(url)
+                    greet_socket, greet_id = await _opened_with_id(url)
+                    knowledge_conversations.append(knowledge_id)
+                    greet_conversations.append(greet_id)
+                assert question_socket is not None and greet_socket is not None
+                text = questions[turn % len(questions)]
+                knowledge.append(await _timed_turn(question_socket, text))
+                ws_greet.append(await _timed_turn(greet_socket, "hello"))
+                started = time.perf_counter()
+                response = await client.post(
+                    f"{settings.rasa_url}/webhooks/rest/webhook",
+                    json={"sender": f"bench-{uuid.uuid4().hex}", "message": "hello"},
+                )
+                response.raise_for_status()
+                rest_greet.append((time.perf_counter() - started) * 1000)
+        finally:
+            for socket in (question_socket, greet_socket):
+                if socket is not None:
+                    await socket.close()
+    return knowledge, ws_greet, rest_greet
+
+
+async def _opened_with_id(url: str) -> tuple[websockets.ClientConnection, str]:
+    socket = await websockets.connect(url, max_size=2**22)
+    await socket.send(json.dumps({"type": "hello"}))
+    session = await _until(socket, "session")
+    await _until(socket, "history")
+    return socket, str(session["conversation_id"])
+
+
 def greet_turns(settings: Settings, turns: int) -> list[float]:
     """Send ``turns`` "hello" messages straight to Rasa's REST channel."""
     timings: list[float] = []
@@ -253,13 +319,19 @@ def main(argv: list[str] | None = None) -> int:
             per = args.per_conversation
             asyncio.run(knowledge_turns(settings, questions, args.warmup, per_conversation=per))
             greet_turns(settings, args.warmup)
-            knowledge = asyncio.run(
-                knowledge_turns(
-                    settings, questions, args.turns, per_conversation=per, conversations=measured
+            greeted: list[str] = []
+            knowledge, ws_greet, greet = asyncio.run(
+                interleaved_turns(
+                    settings,
+                    questions,
+                    args.turns,
+                    per_conversation=per,
+                    knowledge_conversations=measured,
+                    greet_conversations=greeted,
                 )
             )
-            greet = greet_turns(settings, args.turns)
             answered_by = first_actions(settings, measured)
+            greet_answered_by = first_actions(settings, greeted)
             long_ms: list[float] = []
             short_ms: list[float] = []
             if args.long_conversation:
@@ -269,13 +341,16 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
             memory = {s.spec.name.replace(" ", "_"): rss_mb(s.pid) for s in supervisor.services}
-        stages = stage_breakdown(settings.log_dir / "web.log", set(measured))
+        settings_log = settings.log_dir / "web.log"
+        stages = stage_breakdown(settings_log, set(measured))
+        greet_stages = stage_breakdown(settings_log, set(greeted))
     console.print(f"Where a knowledge turn's time goes ({len(stages['total'])} turns, ms):")
     for name, values in stages.items():
         console.print(
             f"  {name:<10} p50 {percentile(values, 0.5):7.1f}   p95 {percentile(values, 0.95):7.1f}"
         )
     p50, greet_p50 = percentile(knowledge, 0.5), percentile(greet, 0.5)
+    ws_greet_p50 = percentile(ws_greet, 0.5)
     long_figures = {}
     if long_ms:
         long_figures = {
@@ -298,6 +373,13 @@ def main(argv: list[str] | None = None) -> int:
             "rasa_greet_p50_ms": round(greet_p50, 1),
             "rasa_greet_p95_ms": round(percentile(greet, 0.95), 1),
             "ratio": round(p50 / greet_p50, 2),
+            "ws_greet_p50_ms": round(ws_greet_p50, 1),
+            "ws_greet_p95_ms": round(percentile(ws_greet, 0.95), 1),
+            "ratio_same_path": round(p50 / ws_greet_p50, 2),
+            "first_action_after_ws_greet": dict(greet_answered_by),
+            "ws_greet_stages_p50_ms": {
+                k: round(percentile(v, 0.5), 1) for k, v in greet_stages.items() if v
+            },
             "rss_mb": memory,
             "first_action_after_question": dict(answered_by),
             "stages_p50_ms": {k: round(percentile(v, 0.5), 1) for k, v in stages.items() if v},
