@@ -25,8 +25,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import func, inspect, select
+from sqlalchemy import inspect, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from bot.db.session import create_db_engine, create_session_factory
@@ -133,12 +134,17 @@ def database_has_articles(settings: Settings) -> bool:
         if not inspect(engine).has_table(KbArticle.__tablename__):
             return False
         with create_session_factory(engine)() as session:
-            return bool(session.scalar(select(func.count()).select_from(KbArticle)))
+            return database_has_articles_in(session)
     except Exception as exc:  # no database to talk to: the folder is the truth
         logger.info("editor tables not readable (%s); using the articles folder", exc)
         return False
     finally:
         engine.dispose()
+
+
+def database_has_articles_in(session: Session) -> bool:
+    """Whether the editor tables of an open (migrated) database hold any article."""
+    return session.scalar(select(KbArticle.id).limit(1)) is not None
 
 
 def main(argv: Sequence[str], settings: Settings) -> int:

@@ -475,6 +475,26 @@ def live_set(session: Session, *, require_review: bool) -> list[LiveEntry]:
     return entries
 
 
+def published_article(session: Session, article_id: str) -> Article | None:
+    """The live text of an article (what the bot answers with), or ``None``.
+
+    Args:
+        session: The open session.
+        article_id: Untrusted id (from a URL).
+
+    Returns:
+        The revision in the live build, or ``None`` if the article is not live (unknown,
+        retired, or never published).
+    """
+    if len(article_id) > MAX_ID_CHARS or not is_valid_id(article_id):
+        return None
+    row = session.get(KbArticle, article_id)
+    if row is None or not row.in_live_build or row.published_revision_id is None:
+        return None
+    revision = session.get(KbRevision, row.published_revision_id)
+    return None if revision is None else revision_article(revision)
+
+
 def review_queue(session: Session) -> list[KbRevision]:
     """Revisions waiting for a lead, oldest first."""
     return list(

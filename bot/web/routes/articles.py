@@ -95,10 +95,28 @@ def render_markdown(body: str) -> str:
 async def show_article(
     article_id: str, request: Request, settings: SettingsDep, templates: TemplatesDep
 ) -> HTMLResponse:
-    """Show one article as a web page (404 page if it does not exist)."""
-    article = await run_in_threadpool(load_article, settings.articles_dir, article_id)
+    """Show one article as a web page (404 page if it does not exist).
+
+    The live text comes from the knowledge editor's database (what the bot answers with);
+    the articles folder is the fallback for a database that holds no articles yet.
+    """
+    article = await run_in_threadpool(_live_article, request, settings.articles_dir, article_id)
     return templates.TemplateResponse(
         request,
         "article.html",
         {"article": article, "body_html": render_markdown(article.body)},
     )
+
+
+def _live_article(request: Request, articles_dir: Path, article_id: str) -> Article:
+    from bot.editor.cli import database_has_articles_in
+    from bot.editor.service import published_article
+
+    factory = request.app.state.session_factory
+    with factory() as session:
+        if database_has_articles_in(session):
+            article = published_article(session, article_id)
+            if article is None:
+                raise ArticleNotFoundError(article_id)
+            return article
+    return load_article(articles_dir, article_id)

@@ -14,6 +14,7 @@ agents get 403; POSTs need the session's CSRF token and a same-site Origin):
     POST /editor/articles/{id}/revisions/{n}/rollback  new revision with n's content
     POST /editor/articles/{id}/retire | /restore       leave / rejoin the live index
     GET  /editor/review                                the review queue (leads)
+    GET  /editor/api/publisher                         {"ready": model loaded} (warms it)
     POST /editor/publish                               build and swap the live index
     POST /editor/api/preview                           rendered page + test answers (JSON)
     POST /editor/api/working-copy                      autosave of the unsaved form
@@ -319,6 +320,7 @@ async def article_list(
     state: Annotated[str, Query(max_length=20)] = "",
 ) -> HTMLResponse:
     """The articles, searchable by title, id and text, filtered by audience and state."""
+    warm_encoder(request)
     review = settings.kb_require_review
     articles = service.list_articles(
         session, require_review=review, query=q, audience=audience, state=state
@@ -703,6 +705,22 @@ async def publish_now(request: Request, row: EditorPostDep, settings: SettingsDe
 
 
 # -- script API ------------------------------------------------------------------------------
+
+
+def publisher_ready(request: Request) -> bool:
+    """Whether this process has the document encoder loaded (publishing won't wait for it)."""
+    if getattr(request.app.state, "editor_encoder", None) is not None:
+        return True
+    from knowledge.encoder import default_encoder
+
+    return bool(getattr(default_encoder(), "loaded", False))
+
+
+@router.get("/api/publisher")
+async def publisher_status(request: Request, row: EditorSessionDep) -> JSONResponse:
+    """``{"ready": bool}``: whether a publish from this replica starts building at once."""
+    warm_encoder(request)
+    return JSONResponse({"ready": publisher_ready(request)})
 
 
 @router.post("/api/preview")

@@ -44,6 +44,18 @@
 
   /* Publish: progress while the build runs, then the result. */
   var publishForm = document.getElementById("publish-form");
+  var publisherNote = document.getElementById("publisher-state");
+  function checkPublisher() {
+    fetch("/editor/api/publisher", { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+      .then(function (response) { return response.json(); })
+      .then(function (data) {
+        if (data.ready) { publisherNote.textContent = ""; return; }
+        publisherNote.textContent = "Loading the language model for publishing (once after a restart)…";
+        window.setTimeout(checkPublisher, 2000);
+      })
+      .catch(function () { /* signed out or offline: the button says so when clicked */ });
+  }
+  if (publisherNote) checkPublisher();
   if (publishForm) {
     var publishStatus = document.getElementById("publish-status");
     var publishButton = document.getElementById("publish-button");

@@ -87,6 +87,7 @@ def test_sign_in_roles_and_csrf(client: TestClient, users: dict[str, DeskUser]) 
     anonymous = client.get("/editor/articles/new?title=x", follow_redirects=False)
     assert anonymous.status_code == 303
     assert anonymous.headers["location"].startswith("/desk/login?next=")
+    assert client.get("/editor/api/publisher").status_code == 401
     api = client.post("/editor/api/preview", json={}, headers=JSON)
     assert api.status_code == 401 and api.json()["detail"] == SIGNED_OUT
 
@@ -110,6 +111,7 @@ def test_sign_in_roles_and_csrf(client: TestClient, users: dict[str, DeskUser]) 
         headers={**JSON, "X-CSRF-Token": token, "Origin": "https://evil.example"},
     )
     assert foreign.status_code == 403
+    assert client.get("/editor/api/publisher").json() == {"ready": True}  # injected encoder
     created = post_json(client, "/editor/articles", token, article())
     assert created.status_code == 200, created.text
     assert created.json()["revision"] == 1
@@ -236,6 +238,9 @@ def test_preview_answers_with_the_draft_and_escapes_html(
         article("orders-track", title="Where is my parcel?", questions="track my order"),
     )
     assert post_json(client, "/editor/publish", token).status_code == 200
+    public = client.get("/articles/orders-track")  # the chat's citation link: the live text
+    assert public.status_code == 200 and "Where is my parcel?" in public.text
+    assert client.get("/articles/broken-article").status_code == 404  # only in the folder
     draft = article(
         title="I lost my return label",
         questions="Can I get a gift receipt?",
