@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install setup run test test-unit test-integration test-e2e test-stories lint types validate index train doctor bench clean
+.PHONY: help install setup run test test-unit test-integration test-postgres test-e2e test-stories lint types validate index train doctor bench clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ test-unit: $(STAMP) ## Unit tier only (seconds, no processes)
 
 test-integration: $(STAMP) ## Integration tier (test clients, real action server)
 	$(PY) -m pytest -m integration
+
+test-postgres: $(STAMP) ## PostgreSQL tier (a throwaway server: migrations, races, reports parity)
+	$(PY) -m pytest -m postgres
 
 test-e2e: $(STAMP) ## End-to-end tier (slow: real Rasa, action server, bot service, Chromium)
 	$(PY) -m bot setup --for-tests
