@@ -159,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settings", default=",".join(SETTINGS))
     parser.add_argument("--select-on", default="banking77_k10,clinc150_k10")
     parser.add_argument("--grid", choices=sorted(GRIDS), default="full")
+    parser.add_argument(
+        "--candidates",
+        default=None,
+        help="comma-separated LOSS:EPOCHS:LR to choose from on val (instead of --grid)",
+    )
     parser.add_argument("--config", type=_parse_config, default=None, help="LOSS:EPOCHS:LR")
     parser.add_argument("--max-minutes", type=float, default=25.0)
     parser.add_argument("--seed", type=int, default=0)
@@ -179,7 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         chosen = args.config
         if chosen is None:
             scores: dict[str, list[float]] = {}
-            for spec in GRIDS[args.grid]:
+            grid = GRIDS[args.grid]
+            if args.candidates:
+                grid = tuple(_parse_config(c) for c in args.candidates.split(","))
+            for spec in grid:
                 key = f"{spec[0]}:{spec[1]}:{spec[2]:g}"
                 for name in [n for n in args.select_on.split(",") if n]:
                     setup = setups.get(name) or _setting(name)
