@@ -1,10 +1,9 @@
-"""The knowledge editor's service on a real SQLite file: revisions, review, rollback, retire,
+"""The knowledge editor's service on a real database file: revisions, review, rollback, retire,
 publishing (with the fake encoder, into a real index root) and two publishers at once."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.audit.models import AuditEvent
-from bot.db.session import create_db_engine, create_session_factory, upgrade_database
 from bot.editor import service
 from bot.editor.diff import diff_lines
 from bot.editor.errors import (
@@ -50,12 +48,9 @@ def fields(article_id: str = "returns-label-lost", **overrides: Any) -> dict[str
 
 
 @pytest.fixture
-def factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    url = f"sqlite:///{tmp_path / 'editor.db'}"
-    upgrade_database(url)
-    engine = create_db_engine(url)
-    yield create_session_factory(engine)
-    engine.dispose()
+def factory(session_factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """A migrated database (SQLite here; tests/integration/postgres re-runs on PostgreSQL)."""
+    return session_factory
 
 
 @pytest.fixture
