@@ -23,7 +23,7 @@ from bot.agents import service as agents_service
 from bot.config import Settings
 from bot.db.session import upgrade_database
 from bot.ops.environments import postgres_bin_dir
-from tests.helpers.postgres_server import PostgresServer, running_postgres
+from tests.helpers.postgres_server import PostgresServer, TemplateCopies, running_postgres
 
 # The bot service's test client over ``settings`` and its fake Rasa, for the HTTP tests
 # re-run here (``test_pg_http_*.py``).
@@ -87,10 +87,21 @@ def new_database(
         postgres_server.drop_database(name)
 
 
+@pytest.fixture(scope="session")
+def template_copies(
+    postgres_server: PostgresServer, migrated_template: str
+) -> Iterator[TemplateCopies]:
+    copies = TemplateCopies(postgres_server, migrated_template)
+    yield copies
+    copies.close()
+
+
 @pytest.fixture
-def database_url(new_database: Callable[..., str], migrated_template: str) -> str:
-    """A fresh migrated database for this test."""
-    return new_database(template=migrated_template)
+def database_url(postgres_server: PostgresServer, template_copies: TemplateCopies) -> Iterator[str]:
+    """A fresh migrated database for this test (made ahead, dropped afterwards)."""
+    name = template_copies.take()
+    yield postgres_server.url(name)
+    template_copies.give_back(name)
 
 
 @pytest.fixture
