@@ -220,7 +220,8 @@ def run_publish(factory: object, settings: Settings, out: Console, *, force: boo
     state = "already live (unchanged)" if result.skipped else "is live"
     out.print(
         f"[green]✓[/] Build {result.build_id} {state}: {result.articles} articles "
-        f"(publication {result.publication_id}, {result.seconds:.1f} s)."
+        f"(publication {result.publication_id}, {result.encoded} texts encoded, "
+        f"{result.seconds:.1f} s)."
     )
     return EXIT_OK
 

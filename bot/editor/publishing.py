@@ -83,6 +83,7 @@ class PublishResult:
         articles: How many articles are live.
         changes: ``(article_id, kind)`` that this publish put live.
         seconds: Time from lock to record.
+        encoded: Texts the build encoded (the others reused the live build's vectors).
     """
 
     publication_id: int
@@ -91,6 +92,7 @@ class PublishResult:
     articles: int
     changes: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    encoded: int = 0
 
 
 def acquire_lock(factory: sessionmaker[Session], *, actor: Actor) -> int:
@@ -250,7 +252,13 @@ def publish(
         seconds,
     )
     return PublishResult(
-        publication_id, result.build_id, result.skipped, len(entries), changes, seconds
+        publication_id,
+        result.build_id,
+        result.skipped,
+        len(entries),
+        changes,
+        seconds,
+        int(getattr(result, "encoded", 0)),
     )
 
 

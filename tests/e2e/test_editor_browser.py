@@ -25,6 +25,7 @@ from bot.editor import service
 from bot.editor.cli import publish_target
 from bot.editor.publishing import publish
 from bot.editor.service import Actor
+from tests.helpers.axe import assert_no_axe_violations
 from tests.helpers.chat_client import ChatClient
 
 ARTICLE_ID = "delivery-international"
@@ -124,6 +125,7 @@ def test_editor_edits_previews_survives_sign_out_and_publishes_live(
     _sign_in(page, settings, editor_account)
     page.wait_for_url(f"{settings.web_url}/editor/articles")
     opened = time.monotonic()
+    assert_no_axe_violations(page, where="the editor's article list")
 
     page.get_by_label("Search title, id and text").fill(ARTICLE_ID)
     expect(page.locator("#article-table tbody tr")).to_have_count(1)
@@ -138,6 +140,7 @@ def test_editor_edits_previews_survives_sign_out_and_publishes_live(
     expect(page.locator("#preview-page")).to_contain_text("Iceland")
     page.locator("#test-questions").fill(QUESTION)
     expect(page.locator("#preview-answers")).to_contain_text("(this draft)")
+    assert_no_axe_violations(page, where="the editor's form with its preview")
 
     # The session expires mid-edit: saving says so and keeps every word.
     _expire_sessions(settings)
@@ -195,5 +198,6 @@ def test_editor_edits_previews_survives_sign_out_and_publishes_live(
         expect(history.locator("tr[data-revision='2']")).to_contain_text("Edie Writer")
         expect(history.locator("tr[data-revision='2']")).to_contain_text("published")
         expect(history.locator("table.diff")).to_contain_text("Iceland")
+        assert_no_axe_violations(history, where="an article's history")
     finally:
         _restore(settings)

@@ -699,6 +699,7 @@ async def publish_now(request: Request, row: EditorPostDep, settings: SettingsDe
             "articles": result.articles,
             "changes": [{"article_id": a, "kind": k} for a, k in result.changes],
             "seconds": round(result.seconds, 2),
+            "encoded": result.encoded,
             "message": message,
         },
     )
