@@ -7,8 +7,8 @@
    IS NULL`` in the same transaction. The database serialises the two UPDATEs (SQLite's
    write lock, PostgreSQL's row lock), so of two editors clicking at the same moment, on
    any replica, one gets the lock and the other :class:`PublishBusyError` ("try again in
-   a few seconds"). A lock older than :data:`STALE_LOCK_SECONDS` (a crashed process) is
-   taken over and its publication marked failed.
+   a few seconds"). A lock older than :data:`STALE_LOCK_SECONDS` (two hours: a crashed
+   process) is taken over and its publication marked failed.
 2. **Set.** The articles that would go live (:func:`bot.editor.service.live_set`) are
    written as Markdown into a temporary folder and validated by the knowledge library.
 3. **Build.** :func:`knowledge.store.publish_articles` encodes, indexes and swaps the
@@ -16,7 +16,8 @@
    about a second, and a failed build leaves the live one untouched.
 4. **Record.** The revisions put live become ``published`` (the ones they replace
    ``superseded``), the publication ``succeeded`` with its build id, and an audit event
-   ``kb.published`` is written; then the lock is released (also on failure).
+   ``kb.published`` is written (``kb.publish_failed`` on failure); then the lock is
+   released, also on failure.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOCK_ROW_ID = 1
-STALE_LOCK_SECONDS = 15 * 60
+# Longer than any build (a full 10,000-article build is minutes); only a crashed process's
+# lock is this old.
+STALE_LOCK_SECONDS = 2 * 60 * 60
 BUSY_MESSAGE = "Another publish is running right now; try again in a few seconds."
 
 
@@ -227,16 +230,16 @@ def publish(
         )
     except ArticleError as exc:
         problems = "; ".join(str(problem).split(": ", 1)[-1] for problem in exc.problems[:5])
-        _record_failure(factory, publication_id, f"invalid articles: {problems}")
+        _record_failure(factory, publication_id, f"invalid articles: {problems}", actor)
         raise PublishFailedError(
             f"Nothing was published: some articles are invalid ({problems})."
         ) from exc
     except PublishFailedError as exc:
-        _record_failure(factory, publication_id, exc.message)
+        _record_failure(factory, publication_id, exc.message, actor)
         raise
     except Exception as exc:
         logger.exception("kb publish failed publication=%s", publication_id)
-        _record_failure(factory, publication_id, f"{type(exc).__name__}: {exc}")
+        _record_failure(factory, publication_id, f"{type(exc).__name__}: {exc}", actor)
         raise PublishFailedError(
             "The build failed, so nothing was published; the bot keeps answering from the "
             f"previous version. (publication {publication_id})"
@@ -314,14 +317,22 @@ def _record_success(
         session.commit()
 
 
-def _record_failure(factory: sessionmaker[Session], publication_id: int, error: str) -> None:
+def _record_failure(
+    factory: sessionmaker[Session], publication_id: int, error: str, actor: Actor
+) -> None:
     with factory() as session:
         publication = session.get(KbPublication, publication_id)
         if publication is not None:
             publication.status = PublicationStatus.FAILED.value
             publication.finished_at = utcnow()
             publication.error = error[:4000]
-            session.commit()
+        record_event(
+            session,
+            actor=actor.audit,
+            action="kb.publish_failed",
+            details={"publication": publication_id, "error": error[:500]},
+        )
+        session.commit()
 
 
 def recent_publications(session: Session, limit: int = 10) -> list[KbPublication]:

@@ -19,6 +19,7 @@ from bot.editor.errors import (
     ArticleNotFoundError,
     InvalidArticleError,
     PublishBusyError,
+    PublishFailedError,
     ReviewError,
     StaleRevisionError,
 )
@@ -254,6 +255,41 @@ def test_publish_rollback_retire_restore(
         statuses = set(session.scalars(select(KbPublication.status)))
     assert {"kb.published", "kb.rolled_back", "kb.retired", "kb.restored"} <= actions
     assert statuses == {"succeeded"}
+
+
+def test_a_failed_publish_changes_nothing_and_is_recorded(
+    factory: sessionmaker[Session], people: dict[str, Actor], target: PublishTarget
+) -> None:
+    with factory() as session:
+        service.create_article(session, content=fields(), actor=people["edna"])
+    first = publish(factory, target, actor=people["edna"], require_review=False)
+    with factory() as session:
+        service.save_revision(
+            session,
+            article_id="returns-label-lost",
+            content=fields(owner="ops"),
+            actor=people["edna"],
+        )
+
+    def broken() -> FakeEncoder:
+        raise RuntimeError("model files missing")
+
+    failing = PublishTarget(target.index_dir, None, broken)
+    with pytest.raises(PublishFailedError, match="nothing was published"):
+        publish(factory, failing, actor=people["edna"], require_review=False)
+    assert current_build(target.index_dir) is not None
+    assert current_build(target.index_dir).name == first.build_id  # type: ignore[union-attr]
+    with factory() as session:
+        assert service.pending_changes(session, require_review=False) == [
+            ("returns-label-lost", "update")
+        ]
+        failed = session.scalars(
+            select(KbPublication).where(KbPublication.status == "failed")
+        ).one()
+        assert "model files missing" in failed.error
+        assert "kb.publish_failed" in set(session.scalars(select(AuditEvent.action)))
+    again = publish(factory, target, actor=people["edna"], require_review=False)  # lock freed
+    assert again.changes == [("returns-label-lost", "update")]
 
 
 def test_review_setting_publishes_only_approved(
