@@ -45,6 +45,10 @@ from bot.editor.markdown import article_markdown
 from bot.editor.models import KbArticle, KbRevision, KbWorkingCopy, RevisionState
 from knowledge.articles import (
     AUDIENCES,
+    MAX_BODY_CHARS,
+    MAX_QUESTION_CHARS,
+    MAX_QUESTIONS,
+    MAX_TITLE_CHARS,
     Article,
     ArticleError,
     is_valid_id,
@@ -54,12 +58,10 @@ from knowledge.articles import (
 
 logger = logging.getLogger(__name__)
 
-# Limits on what an editor may send (the knowledge library has none of its own yet).
+# The article limits are the knowledge library's (MAX_BODY_CHARS, MAX_TITLE_CHARS,
+# MAX_QUESTIONS, MAX_QUESTION_CHARS); these are the editor's own for fields it has no
+# limit on, checked first so a huge field is refused before any file is written.
 MAX_ID_CHARS = 120
-MAX_TITLE_CHARS = 300
-MAX_BODY_CHARS = 200_000
-MAX_QUESTIONS = 100
-MAX_QUESTION_CHARS = 300
 MAX_TAGS = 30
 MAX_SHORT_FIELD_CHARS = 100
 MAX_NOTE_CHARS = 500
@@ -799,7 +801,7 @@ def save_working_copy(
         get_article(session, key)
     kept = {name: data.get(name) for name in _FORM_FIELDS if name in data}
     size = sum(len(value) for value in kept.values() if isinstance(value, str))
-    if size > MAX_BODY_CHARS + 10 * MAX_TITLE_CHARS:
+    if size > 2 * MAX_BODY_CHARS + 10_000:  # room to trim an over-long text, not more
         raise InvalidArticleError(
             f"The text is longer than {MAX_BODY_CHARS:,} characters; shorten it.", article_id=key
         )

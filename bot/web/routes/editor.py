@@ -55,6 +55,12 @@ from bot.web.deps import SessionDep, SettingsDep, TemplatesDep
 from bot.web.routes.articles import render_markdown
 from bot.web.routes.desk import format_time
 from bot.web.vendor import vendor_url
+from knowledge.articles import (
+    MAX_BODY_CHARS,
+    MAX_FILE_BYTES,
+    MAX_QUESTION_CHARS,
+    MAX_TITLE_CHARS,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +69,8 @@ legacy_router = APIRouter(tags=["editor"])
 
 SIGNED_OUT = "You were signed out; your draft is kept — sign in again."
 FORBIDDEN = "Your role can't use the article editor."
-BODY_BYTES_PER_CHAR = 12
+BODY_BYTES_PER_CHAR = 12  # JSON/form escaping: a character may become 12 bytes
 BODY_SLACK_BYTES = 64 * 1024
-MAX_UPLOAD_BYTES = 1024 * 1024
 STATE_FILTERS = (
     ("", "Any state"),
     ("pending", "Waiting to be published"),
@@ -121,13 +126,12 @@ async def check_body_size(request: Request) -> None:
         HTTPException: 413 in one sentence.
     """
     declared = request.headers.get("content-length", "")
-    limit = service.MAX_BODY_CHARS * BODY_BYTES_PER_CHAR + BODY_SLACK_BYTES
+    limit = MAX_BODY_CHARS * BODY_BYTES_PER_CHAR + BODY_SLACK_BYTES
     if declared.isdigit() and int(declared) > limit:
         logger.warning("refused a %s-byte body on %s", declared, request.url.path)
         raise HTTPException(
             413,
-            detail=f"That is far too long; an article may hold {service.MAX_BODY_CHARS:,} "
-            "characters.",
+            detail=f"That is far too long; an article may hold {MAX_BODY_CHARS:,} characters.",
         )
 
 
@@ -376,7 +380,7 @@ def _form_from_content(content: dict[str, Any]) -> dict[str, Any]:
 def _clean_params(values: list[str], limit: int = 20) -> list[str]:
     cleaned = []
     for value in values[:limit]:
-        text = " ".join(value.split())[: service.MAX_QUESTION_CHARS]
+        text = " ".join(value.split())[:MAX_QUESTION_CHARS]
         if text and text not in cleaned:
             cleaned.append(text)
     return cleaned
@@ -388,7 +392,7 @@ async def new_article(
     row: EditorSessionDep,
     session: SessionDep,
     templates: TemplatesDep,
-    title: Annotated[str, Query(max_length=service.MAX_TITLE_CHARS)] = "",
+    title: Annotated[str, Query(max_length=MAX_TITLE_CHARS)] = "",
     question: Annotated[list[str] | None, Query()] = None,
 ) -> HTMLResponse:
     """The create form, prefilled from ``title`` and ``question`` (content gaps link here)."""
@@ -416,10 +420,10 @@ async def new_article(
 
 def _limits() -> dict[str, int]:
     return {
-        "title": service.MAX_TITLE_CHARS,
-        "body": service.MAX_BODY_CHARS,
+        "title": MAX_TITLE_CHARS,
+        "body": MAX_BODY_CHARS,
         "id": service.MAX_ID_CHARS,
-        "question": service.MAX_QUESTION_CHARS,
+        "question": MAX_QUESTION_CHARS,
     }
 
 
@@ -814,9 +818,11 @@ async def import_file(request: Request, row: EditorPostDep) -> JSONResponse:
     upload = form.get("file")
     if upload is None or isinstance(upload, str):
         raise InvalidArticleError("Choose a Markdown file to import.")
-    data = await upload.read(MAX_UPLOAD_BYTES + 1)
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise InvalidArticleError("That file is larger than 1 MB; it can't be an article.")
+    data = await upload.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidArticleError(
+            f"That file is larger than {MAX_FILE_BYTES // 1_000_000} MB; it can't be an article."
+        )
     name = Path(upload.filename or "article.md").name
     stem = Path(name).stem if Path(name).stem else "article"
 
