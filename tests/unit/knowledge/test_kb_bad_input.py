@@ -96,7 +96,7 @@ def write_bad_folder(folder: Path, make_article) -> dict[str, str]:
         "empty-body.md": "no text after the front matter",
         "huge-body.md": "the limit is 1 MB",
         "latin1.md": "not valid UTF-8 (byte 0xe9 on line 4)",
-        "long-title.md": "the limit is 200",
+        "long-title.md": "the limit is 500",
     }
 
 
