@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -181,6 +181,48 @@ def recent_failures(session: Session, key: str, since: dt.datetime) -> int:
     )
 
 
+def reserve_attempts(
+    session: Session, keys: Sequence[str], *, max_failures: int, window: dt.timedelta
+) -> list[LoginAttempt]:
+    """Record an attempt under each key as a failure, then check the limit; commits.
+
+    Recording before counting is what makes the limit hold under concurrency: of
+    attempts made at once (on any replica), the one committed last counts every other,
+    so at most ``max_failures`` are let through in the window. Counting first would let
+    a whole burst through (every attempt reads the count before any is stored). Settle
+    the attempts with :func:`settle_attempts` once checked.
+
+    Args:
+        session: The open session.
+        keys: ``email:…``, ``ip:…`` or ``totp:…`` keys.
+        max_failures: Failures allowed per key within ``window``.
+        window: The rate-limit window.
+
+    Returns:
+        The recorded attempts.
+
+    Raises:
+        RateLimitedError: Over the limit for a key (nothing is left recorded).
+    """
+    now = utcnow()
+    attempts = [LoginAttempt(key=key, succeeded=False, at=now) for key in keys]
+    session.add_all(attempts)
+    session.commit()
+    if any(recent_failures(session, key, now - window) > max_failures for key in keys):
+        for attempt in attempts:
+            session.delete(attempt)
+        session.commit()
+        raise RateLimitedError
+    return attempts
+
+
+def settle_attempts(session: Session, attempts: Sequence[LoginAttempt], *, succeeded: bool) -> None:
+    """Store the outcome of attempts recorded by :func:`reserve_attempts`; commits."""
+    for attempt in attempts:
+        attempt.succeeded = succeeded
+    session.commit()
+
+
 def authenticate(
     session: Session,
     *,
@@ -200,11 +242,12 @@ def authenticate(
         RateLimitedError: Too many recent failures for the e-mail or the address.
         SignInError: The e-mail and password do not match an active agent.
     """
-    now = utcnow()
     keys = [f"email:{_normal_email(email)}"[:400], f"ip:{client_address}"[:400]]
-    if any(recent_failures(session, key, now - window) >= max_failures for key in keys):
+    try:
+        attempts = reserve_attempts(session, keys, max_failures=max_failures, window=window)
+    except RateLimitedError:
         logger.warning("sign-in rate-limited address=%s", client_address)
-        raise RateLimitedError
+        raise
     agent = agent_by_email(session, email)
     hasher = password_hasher()
     if agent is None:
@@ -212,9 +255,7 @@ def authenticate(
         ok = False
     else:
         ok = hasher.verify(password, agent.password_hash) and agent.is_active
-    for key in keys:
-        session.add(LoginAttempt(key=key, succeeded=ok, at=now))
-    session.commit()
+    settle_attempts(session, attempts, succeeded=ok)
     if not ok or agent is None:
         logger.info("sign-in failed address=%s", client_address)
         raise SignInError

@@ -21,10 +21,14 @@ import pyotp
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from bot.agents.models import Agent, AgentSession, LoginAttempt
-from bot.agents.service import RateLimitedError, recent_failures, verify_second_factor
+from bot.agents.models import Agent, AgentSession
+from bot.agents.service import (
+    RateLimitedError,
+    reserve_attempts,
+    settle_attempts,
+    verify_second_factor,
+)
 from bot.audit.service import record_event
-from bot.db.base import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -93,13 +97,15 @@ def complete_second_factor(
     if row is None or not row.second_factor_pending:
         return False
     agent: Agent = row.agent
-    key = f"totp:{agent.id}"
-    now = utcnow()
-    if recent_failures(session, key, now - window) >= max_failures:
+    try:  # recorded as a failure before the check: the limit holds for codes sent at once
+        attempts = reserve_attempts(
+            session, [f"totp:{agent.id}"], max_failures=max_failures, window=window
+        )
+    except RateLimitedError:
         session.execute(delete(AgentSession).where(AgentSession.id == row.id))
         session.commit()
         logger.warning("second factor rate-limited agent=%s", agent.id)
-        raise RateLimitedError
+        raise
     code = code.replace(" ", "")
     ok = False
     if is_well_formed(code) and agent.totp_secret is None:
@@ -119,8 +125,7 @@ def complete_second_factor(
                 session.rollback()
     elif is_well_formed(code):
         ok = verify_second_factor(session, row=row, code=code)
+    settle_attempts(session, attempts, succeeded=ok)
     if not ok:
-        session.add(LoginAttempt(key=key, succeeded=False, at=now))
-        session.commit()
         logger.info("second factor refused agent=%s", agent.id)
     return ok
