@@ -157,6 +157,28 @@ def open_ticket_for(session: Session, *, conversation_id: str) -> Ticket | None:
     ).first()
 
 
+def _locked_open_ticket(session: Session, conversation_id: str) -> Ticket | None:
+    """The conversation's open ticket, its row locked (``FOR UPDATE`` on PostgreSQL).
+
+    A ticket an agent closed while we waited for the lock is not returned: the caller
+    opens a new one instead of refreshing a closed one.
+    """
+    found = open_ticket_for(session, conversation_id=conversation_id)
+    if found is None:
+        return None
+    ticket = session.get(Ticket, found.id, with_for_update={"of": Ticket}, populate_existing=True)
+    if ticket is None or not ticket.is_open:
+        session.refresh(_conversation_of(session, conversation_id))  # closing changed its mode
+        return None
+    return ticket
+
+
+def _conversation_of(session: Session, conversation_id: str) -> Conversation:
+    conversation = session.get(Conversation, conversation_id)
+    assert conversation is not None
+    return conversation
+
+
 def _customer_texts(session: Session, conversation_id: str) -> list[str]:
     return list(
         session.scalars(
@@ -210,7 +232,7 @@ def open_ticket(
     """
     conversation = ensure_conversation(session, conversation_id=conversation_id)
     contact_id, account = _claimed_account(session, conversation)
-    existing = open_ticket_for(session, conversation_id=conversation_id)
+    existing = _locked_open_ticket(session, conversation_id)
     created = False
     if existing is None:
         team = route_team(session, account=account)

@@ -118,11 +118,17 @@ def _admit(sessions: sessionmaker[Session], conversation_id: str, text_: str) ->
         )
 
 
-def _wait_for_lock_waiters(engine: Engine, count: int) -> None:
-    """Wait until ``count`` sessions of this database are blocked on a lock."""
+def _wait_for_lock_waiters(
+    engine: Engine, count: int, *, unless: Future[Any] | None = None
+) -> None:
+    """Wait until ``count`` sessions of this database are blocked on a lock.
+
+    With ``unless``, stop waiting when that contender finished without blocking (code
+    that takes no lock); the test's assertions on its result then say what went wrong.
+    """
     deadline = time.monotonic() + LOCK_WAIT_TIMEOUT
     with engine.connect() as connection:
-        while True:
+        while unless is None or not unless.done():
             waiting = connection.scalar(
                 text(
                     "SELECT count(*) FROM pg_stat_activity "
@@ -389,7 +395,7 @@ def test_a_withdrawal_blocked_by_a_claim_leaves_the_claimed_ticket_alone(
             text("UPDATE conversations SET mode = 'agent' WHERE id = :id"), {"id": conversation_id}
         )
         withdrawn = pool.submit(_withdraw, sessions, conversation_id)
-        _wait_for_lock_waiters(engine, 1)
+        _wait_for_lock_waiters(engine, 1, unless=withdrawn)
         holder.commit()
         assert withdrawn.result(timeout=LOCK_WAIT_TIMEOUT) is None
 
@@ -463,7 +469,7 @@ def test_an_assignment_blocked_by_a_hand_back_does_not_reopen_the_ticket(
             {"id": ticket_id},
         )
         assigned = pool.submit(_lead_assigns, sessions, ticket_id, lead_id, other_id)
-        _wait_for_lock_waiters(engine, 1)
+        _wait_for_lock_waiters(engine, 1, unless=assigned)
         holder.commit()
         outcome = assigned.result(timeout=LOCK_WAIT_TIMEOUT)
 
@@ -505,3 +511,31 @@ def test_uploads_at_once_never_pass_the_per_conversation_file_limit(
     assert sorted(outcomes) == ["refused"] * (CONTENDERS - limit) + ["stored"] * limit
     with sessions() as session:
         assert count_customer_attachments(session, conversation_id=conversation_id) == limit
+
+
+def test_a_handoff_blocked_by_a_resolve_opens_a_new_ticket(
+    engine: Engine, sessions: sessionmaker[Session], pool: ThreadPoolExecutor
+) -> None:
+    """The customer asks for a person again just as the agent resolves the open ticket."""
+    conversation_id = _conversation(sessions)
+    first = _in_session(sessions, lambda s: _open(s, conversation_id).ticket.id)
+    with engine.connect() as holder:
+        holder.execute(
+            text("UPDATE tickets SET status = 'resolved', closed_at = now() WHERE id = :id"),
+            {"id": first},
+        )
+        holder.execute(
+            text("UPDATE conversations SET mode = 'bot' WHERE id = :id"), {"id": conversation_id}
+        )
+        opened = pool.submit(_in_session, sessions, lambda s: _open(s, conversation_id))
+        _wait_for_lock_waiters(engine, 1, unless=opened)
+        holder.commit()
+        result = opened.result(timeout=LOCK_WAIT_TIMEOUT)
+
+    assert result.created and result.ticket.id != first
+    with sessions() as session:
+        assert [ticket.id for ticket in _open_tickets(session, conversation_id)] == [
+            result.ticket.id
+        ]
+        conversation = session.get(Conversation, conversation_id)
+        assert conversation is not None and conversation.mode == "handoff_pending"
