@@ -93,6 +93,14 @@ def _answer(settings: Settings, question: str) -> str:
         return pool.submit(asyncio.run, _answer_text(settings, question)).result(60)
 
 
+def _axe(page: Page, where: str) -> None:
+    """WCAG 2.1 A/AA with axe-core, in light and dark."""
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)  # type: ignore[arg-type]
+        assert_no_axe_violations(page, where=f"{where} ({scheme})")
+    page.emulate_media(color_scheme="light")
+
+
 def _wait_for_publisher(page: Page, opened: float) -> float:
     """Seconds from the first editor page until the bot service's model is loaded."""
     script = "fetch('/editor/api/publisher').then(r => r.json()).then(d => d.ready)"
@@ -125,7 +133,7 @@ def test_editor_edits_previews_survives_sign_out_and_publishes_live(
     _sign_in(page, settings, editor_account)
     page.wait_for_url(f"{settings.web_url}/editor/articles")
     opened = time.monotonic()
-    assert_no_axe_violations(page, where="the editor's article list")
+    _axe(page, "the editor's article list")
 
     page.get_by_label("Search title, id and text").fill(ARTICLE_ID)
     expect(page.locator("#article-table tbody tr")).to_have_count(1)
@@ -140,7 +148,7 @@ def test_editor_edits_previews_survives_sign_out_and_publishes_live(
     expect(page.locator("#preview-page")).to_contain_text("Iceland")
     page.locator("#test-questions").fill(QUESTION)
     expect(page.locator("#preview-answers")).to_contain_text("(this draft)")
-    assert_no_axe_violations(page, where="the editor's form with its preview")
+    _axe(page, "the editor's form with its preview")
 
     # The session expires mid-edit: saving says so and keeps every word.
     _expire_sessions(settings)
@@ -198,6 +206,6 @@ def test_editor_edits_previews_survives_sign_out_and_publishes_live(
         expect(history.locator("tr[data-revision='2']")).to_contain_text("Edie Writer")
         expect(history.locator("tr[data-revision='2']")).to_contain_text("published")
         expect(history.locator("table.diff")).to_contain_text("Iceland")
-        assert_no_axe_violations(history, where="an article's history")
+        _axe(history, "an article's history")
     finally:
         _restore(settings)
