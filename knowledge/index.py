@@ -984,7 +984,7 @@ class KnowledgeIndex:
                 source.model_dump(mode="json", exclude_defaults=True) for source in self._sources
             ],
         }
-        _write_json(directory / ARTICLES_FILE, payload)
+        _write_json(directory / ARTICLES_FILE, payload, compact=True)
         if self._query_encoder_source is not None:
             from knowledge.onnx_encoder import copy_export
 
@@ -1137,8 +1137,10 @@ def _inspect_export(directory: Path, encoder: Encoder) -> tuple[QueryEncoderRef 
     return ref, ""
 
 
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+def _write_json(path: Path, data: Any, *, compact: bool = False) -> None:
+    # compact: json's C encoder (indent forces the pure-Python one: 10x slower at 10k articles)
+    text = json.dumps(data, ensure_ascii=False, indent=None if compact else 2)
+    path.write_text(text + "\n", encoding="utf-8")
 
 
 def _read_faiss(path: Path) -> Any:

@@ -91,7 +91,7 @@ def write_bad_folder(folder: Path, make_article) -> dict[str, str]:
     (folder / "latin1.md").write_bytes(b"---\nid: latin1\n---\nCaf\xe9\n")
     make_article(folder, "long-title", title="T" * 10_000)
     return {
-        "broken-front.md": "invalid YAML in front matter on line 3",
+        "broken-front.md": "invalid YAML in front matter on line",
         "dup.md": "duplicate id 'dup'",
         "empty-body.md": "no text after the front matter",
         "huge-body.md": "the limit is 1 MB",

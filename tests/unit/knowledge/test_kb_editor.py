@@ -49,7 +49,8 @@ def test_validate_bad_folder(run, articles_dir, make_article):
     lines = out.splitlines()
     assert any(line.endswith("bad-one.md: owner: required field is missing") for line in lines)
     assert any(
-        re.search(r"bad-one\.md:\d+: audience: must be one of b2c, b2b, all", line) for line in lines
+        re.search(r"bad-one\.md:\d+: audience: must be one of b2c, b2b, all", line)
+        for line in lines
     )
     assert "✗ 2 problems in 1 file" in out
     assert str(bad.name) in out
@@ -202,7 +203,12 @@ def test_search_json_prints_hits_and_band(run, articles_dir):
     assert len(data["hits"]) == 2
     assert data["hits"][0]["article_id"] == "account-reset-password"
     assert set(data["hits"][0]) == {
-        "rank", "article_id", "title", "score", "audience", "matched_text"
+        "rank",
+        "article_id",
+        "title",
+        "score",
+        "audience",
+        "matched_text",
     }
 
 
@@ -217,8 +223,15 @@ def test_search_json_matches_answer_question(run, articles_dir, tmp_path, encode
     policy = AnswerPolicy(answer_threshold=0.9, suggest_threshold=0.2, limit=3)
 
     code, out, _ = run(
-        "search", "bulk discount for office chairs", "--json", "--segment", "b2b",
-        "--answer-threshold", "0.9", "--suggest-threshold", "0.2",
+        "search",
+        "bulk discount for office chairs",
+        "--json",
+        "--segment",
+        "b2b",
+        "--answer-threshold",
+        "0.9",
+        "--suggest-threshold",
+        "0.2",
     )
 
     expected = answer_question(
