@@ -295,3 +295,22 @@ def seed_and_publish(settings: Settings, *, progress: bool = True) -> tuple[int,
 
 def _setup_actor() -> Actor:
     return Actor(None, "set-up", "admin", "setup")
+
+
+def database_content_hash(settings: Settings) -> str | None:
+    """The content hash a publish from the database would build now (``None``: no articles).
+
+    ``python -m bot doctor`` compares it with the live build's to tell whether saved
+    changes are waiting to be published.
+    """
+    if not database_has_articles(settings):
+        return None
+    from knowledge.index import content_hash
+
+    engine = create_db_engine(settings.database_url)
+    try:
+        with create_session_factory(engine)() as session:
+            entries = service.live_set(session, require_review=settings.kb_require_review)
+        return content_hash([entry.article for entry in entries])
+    finally:
+        engine.dispose()

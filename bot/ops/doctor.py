@@ -95,6 +95,18 @@ def check_index(settings: Settings) -> CheckResult:
     except IndexNotBuiltError:
         return CheckResult("knowledge index", False, "not built", "python -m bot kb build")
     detail = f"{manifest.article_count} articles, built {manifest.built_at:%Y-%m-%d %H:%M} UTC"
+    from bot.editor.cli import database_content_hash
+
+    in_database = database_content_hash(settings)  # the editor's articles are the truth
+    if in_database is not None:
+        if in_database != manifest.content_hash:
+            return CheckResult(
+                "knowledge index",
+                False,
+                detail + "; saved changes not published",
+                "python -m bot kb publish",
+            )
+        return CheckResult("knowledge index", True, detail)
     try:
         current = content_hash(load_articles(settings.articles_dir))
     except ArticleError:

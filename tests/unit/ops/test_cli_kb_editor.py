@@ -11,7 +11,9 @@ import pytest
 
 from bot.cli import main
 from bot.config import get_settings
-from bot.db.session import upgrade_database
+from bot.db.session import create_db_engine, create_session_factory, upgrade_database
+from bot.editor import service
+from bot.editor.service import Actor
 from knowledge import editor
 from knowledge import encoder as encoder_module
 from knowledge.articles import load_articles
@@ -87,3 +89,29 @@ def test_help_lists_the_database_verbs(capsys: pytest.CaptureFixture[str]) -> No
     assert "rollback ARTICLE_ID REV" in out and "export DIR" in out
     assert main(["kb", "rollback", "--help"]) == 0
     assert "History is never rewritten" in capsys.readouterr().out
+
+
+def test_doctor_compares_the_live_build_with_the_database(deployment: Path) -> None:
+    from bot.ops.doctor import check_index
+
+    assert main(["kb", "import"]) == 0
+    assert main(["kb", "publish"]) == 0
+    assert check_index(get_settings()).ok
+    (deployment / "articles" / "returns-start-a-return.md").unlink()  # the seed folder drifts
+    assert check_index(get_settings()).ok  # the database, not the folder, is the truth
+    engine = create_db_engine(get_settings().database_url)
+    try:
+        with create_session_factory(engine)() as session:
+            latest = service.latest_revision(session, "account-reset-password")
+            service.save_revision(
+                session,
+                article_id="account-reset-password",
+                content={**latest.content, "body": "Use the new reset page."},
+                actor=Actor.command_line(),
+            )
+    finally:
+        engine.dispose()
+    stale = check_index(get_settings())
+    assert not stale.ok and stale.fix == "python -m bot kb publish"
+    assert main(["kb", "publish"]) == 0
+    assert check_index(get_settings()).ok
