@@ -315,7 +315,7 @@ def _crossover(real: np.ndarray, queries: np.ndarray, sizes: list[int]) -> list[
         for kind in ("flat", "ivf", "hnsw"):
             faiss.omp_set_num_threads(os.cpu_count() or 1)  # builds are batch jobs
             started = time.perf_counter()
-            index, params = make_faiss_index(vectors, vectors.shape[1], kind, ann)  # type: ignore[arg-type]
+            index, params = make_faiss_index(vectors, vectors.shape[1], kind, ann)
             build_s = time.perf_counter() - started
             faiss.omp_set_num_threads(1)  # searches run on one thread, as served
             latencies = []

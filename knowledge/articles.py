@@ -428,7 +428,7 @@ def _split_front_matter(
 _SafeLoaderBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _FrontMatterLoader(_SafeLoaderBase):  # type: ignore[misc]
+class _FrontMatterLoader(_SafeLoaderBase):
     """Safe loader that keeps impossible dates (``2026-13-45``) as text for validation."""
 
     def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:

@@ -684,10 +684,10 @@ class KnowledgeIndex:
         trained = None
         if head is not None:
             position = {article_id: number for number, article_id in enumerate(ids)}
-            rows = _head_rows(sources)
-            labels = np.array([position[sources[row].article_id] for row in rows])
+            head_rows = _head_rows(sources)
+            labels = np.array([position[sources[row].article_id] for row in head_rows])
             with blas_threads(1):  # many small products: one thread is far faster
-                trained = ArticleHead.train(vectors[rows], labels, len(ids), head)
+                trained = ArticleHead.train(vectors[head_rows], labels, len(ids), head)
         manifest = Manifest(
             model=encoder.name,
             dimension=encoder.dimension,
