@@ -212,6 +212,11 @@ def create_argument_parser(
         "--force", action="store_true", help="rebuild even if the articles have not changed"
     )
     build.add_argument(
+        "--no-reuse",
+        action="store_true",
+        help="encode every text again instead of reusing the live build's vectors",
+    )
+    build.add_argument(
         "--no-head",
         action="store_true",
         help="skip the classifier head (nearest-neighbour ranking only)",
@@ -483,6 +488,7 @@ def _build(args: argparse.Namespace, out: Console, err: Console, encoder: Encode
             force=args.force,
             query_encoder_dir=args.query_encoder_dir,
             head=None if args.no_head else DEFAULT_HEAD,
+            reuse=not args.no_reuse,
         )
     except ArticleError as exc:  # an article changed between validation and build
         _print_problems(out, exc.problems)
@@ -499,6 +505,7 @@ def _build(args: argparse.Namespace, out: Console, err: Console, encoder: Encode
         return EXIT_OK
     out.print(
         f"[green]✓ Built {manifest.article_count} articles, {manifest.vector_count} vectors[/green]"
+        f" ({result.encoded} encoded, {manifest.vector_count - result.encoded} reused)"
         f" as build {result.build_id} in {result.seconds:.1f}s; it is now live."
     )
     out.print(f"Index: {_escape(_display(result.build_dir))}")

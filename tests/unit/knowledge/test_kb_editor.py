@@ -287,3 +287,17 @@ def test_defaults_come_from_the_caller(tmp_path, encoder, articles_dir, capsys):
     data = json.loads(capsys.readouterr().out)
     assert (data["answer_threshold"], data["suggest_threshold"]) == (0.99, 0.98)
     assert len(data["hits"]) == 1
+
+
+def test_build_reuses_the_live_vectors_unless_told_not_to(run, articles_dir, make_article):
+    run("build")
+    make_article(articles_dir, "gift-wrap", title="Can you gift wrap my order?", body="Yes.")
+
+    code, out, _ = run("build")
+    assert code == 0
+    assert re.search(r"Built 5 articles, (\d+) vectors \(2 encoded, \d+ reused\)", out)
+
+    code, out, _ = run("build", "--force", "--no-reuse")
+    assert code == 0
+    vectors = re.search(r"Built 5 articles, (\d+) vectors \((\d+) encoded, 0 reused\)", out)
+    assert vectors and vectors.group(1) == vectors.group(2)
