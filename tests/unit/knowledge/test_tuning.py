@@ -8,6 +8,7 @@ with the library's own export, and published into a temporary index root.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -213,3 +214,20 @@ def test_articles_without_alternate_questions_are_refused(
     with pytest.raises(TuningError, match="alternate questions"):
         tune_and_publish(folder, tmp_path / "index", CONFIG, source_dir=tiny_source)
     assert current_build(tmp_path / "index") is None
+
+
+def test_the_time_budget_stops_training_and_keeps_time_for_the_rebuild(
+    tiny_source: Path, articles_dir: Path, tmp_path: Path
+) -> None:
+    from knowledge.tuning import tune_encoder
+
+    articles = load_articles(articles_dir)
+    config = TuneConfig(epochs=500, batch_size=8, learning_rate=3e-3, seed=1)
+    started = time.perf_counter()
+    done = tune_encoder(articles, tiny_source, tmp_path / "m", config, budget_seconds=1.5)
+    assert done.stopped_by_budget and 0 < done.steps < done.planned_steps == 2000
+    assert time.perf_counter() - started < 1.5 + 2.0  # the step that would overrun is not run
+    reserved = tune_encoder(
+        articles, tiny_source, tmp_path / "r", config, budget_seconds=1.5, rebuild_texts=5_000
+    )
+    assert reserved.stopped_by_budget and reserved.steps < done.steps
