@@ -117,11 +117,7 @@ def citation(
 
 def answer_policy(settings: Settings) -> AnswerPolicy:
     """Return the answer bands and number of hits configured in the settings."""
-    return AnswerPolicy(
-        answer_threshold=settings.kb_answer_threshold,
-        suggest_threshold=settings.kb_suggest_threshold,
-        limit=settings.kb_top_k,
-    )
+    return settings.kb_answer_policy()
 
 
 def _previous_attempts(tracker: Tracker) -> float:

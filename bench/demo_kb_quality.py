@@ -60,6 +60,13 @@ TEST_FILE = DATA_DIR / "demo_kb_questions_test.yml"
 TEST_SHA256 = "644cf11b624960361be606ab199c876ff4ee764bd2bcb893aa112d9df525ed01"
 """sha256 of the test file as committed before any tuning (5884fa6)."""
 
+NOW_IN_DOMAIN = {
+    "will you take my old mattress away when you deliver the new one": "recycling-old-products",
+}
+"""Out-of-domain questions of the frozen test file that an article added after the freeze
+answers (``recycling-old-products``, 08ae560): scored as in-domain for that article, asked
+by both customers. The file itself stays as frozen."""
+
 KNOWLEDGE_ACTION = "action_answer_from_knowledge"
 ASKERS = {"unidentified": "b2c", "business": "b2b"}
 """Who asks (as in the files' ``asked_by``) and the audience ``knowledge.evaluation`` uses."""
@@ -104,7 +111,9 @@ def load_split(name: str, path: Path) -> Split:
                 raise ValueError(f"{path}: {article_id}: unknown customer {asker!r}")
             per[asker] += [EvalQuestion(text, article_id, ASKERS[asker]) for text in texts]
     for asker, audience in ASKERS.items():
-        per[asker] += [EvalQuestion(text, None, audience) for text in spec["out_of_domain"]]
+        per[asker] += [
+            EvalQuestion(text, NOW_IN_DOMAIN.get(text), audience) for text in spec["out_of_domain"]
+        ]
     return Split(name, per)
 
 
@@ -185,9 +194,17 @@ def ask_through_rasa(client: httpx.Client, settings: Settings, question: EvalQue
     token = {"token": settings.rasa_token.get_secret_value()}
     sender = f"bench-kbq-{uuid.uuid4().hex}"
     if question.audience == "b2b":
+        # The session starts first, as a real conversation's does before the contact is
+        # verified. (Slots appended to a conversation that has no events yet were not
+        # seen by the action server on the first turn, with the bounded tracker store.)
         events = [
-            {"event": "slot", "name": name, "value": value}
-            for name, value in BUSINESS_CONTACT_SLOTS.items()
+            {"event": "action", "name": "action_session_start"},
+            {"event": "session_started"},
+            {"event": "action", "name": "action_listen"},
+            *(
+                {"event": "slot", "name": name, "value": value}
+                for name, value in BUSINESS_CONTACT_SLOTS.items()
+            ),
         ]
         client.post(
             f"{settings.rasa_url}/conversations/{sender}/tracker/events",
@@ -251,7 +268,8 @@ def _print_misses(console: Console, figures: Figures, label: str) -> None:
         expected = miss.question.expected or "(out of domain)"
         got = miss.routed_to or (f"answer {miss.answered}" if miss.answered else miss.band)
         shown = ", ".join(miss.shown) or "-"
-        console.print(f"MISS {label} {expected} <- {miss.question.question!r}: {got} [{shown}]")
+        line = f"MISS {label} {expected} <- {miss.question.question!r}: {got} [{shown}]"
+        console.print(line, markup=False, highlight=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,11 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = get_settings()
-    policy = AnswerPolicy(
-        answer_threshold=settings.kb_answer_threshold,
-        suggest_threshold=settings.kb_suggest_threshold,
-        limit=settings.kb_top_k,
-    )
+    policy = settings.kb_answer_policy()
     splits = load_splits(args.val, args.test)
     if args.val_only:
         splits = splits[:1]
@@ -302,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             "mode": "in-process" if args.in_process else "rasa",
             "answer_threshold": policy.answer_threshold,
             "suggest_threshold": policy.suggest_threshold,
+            "answer_margin": policy.answer_margin,
             "test_sha256": sha256_of(args.test),
             **{f"{split}_{asker}": result.to_dict() for (split, asker), result in figures.items()},
         }

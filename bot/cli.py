@@ -124,7 +124,6 @@ def _run_editor(argv: list[str]) -> int:
     holds articles (the database is the truth; see docs/architecture.md).
     """
     from bot.editor import cli as editor_cli
-    from knowledge.answering import AnswerPolicy
     from knowledge.editor import EditorDefaults
     from knowledge.editor import main as editor_main
     from knowledge.onnx_encoder import EXPORT_DIRNAME
@@ -149,11 +148,7 @@ def _run_editor(argv: list[str]) -> int:
         articles_dir=settings.articles_dir,
         index_dir=settings.index_dir,
         query_encoder_dir=settings.models_dir / EXPORT_DIRNAME,
-        policy=AnswerPolicy(
-            answer_threshold=settings.kb_answer_threshold,
-            suggest_threshold=settings.kb_suggest_threshold,
-            limit=settings.kb_top_k,
-        ),
+        policy=settings.kb_answer_policy(),
     )
     code = editor_main(argv, prog="python -m bot kb", defaults=defaults)
     if not argv or argv[0] in ("-h", "--help"):

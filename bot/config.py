@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot import constants
+
+if TYPE_CHECKING:
+    from knowledge.answering import AnswerPolicy
 
 
 class Settings(BaseSettings):
@@ -60,6 +64,7 @@ class Settings(BaseSettings):
     kb_answer_threshold: float = Field(constants.DEFAULT_KB_ANSWER_THRESHOLD, ge=0, le=1)
     kb_suggest_threshold: float = Field(constants.DEFAULT_KB_SUGGEST_THRESHOLD, ge=0, le=1)
     kb_top_k: int = Field(constants.DEFAULT_KB_TOP_K, ge=1, le=10)
+    kb_answer_margin: float = Field(constants.DEFAULT_KB_ANSWER_MARGIN, ge=0, le=1)
     max_message_chars: int = Field(constants.DEFAULT_MAX_MESSAGE_CHARS, ge=1)
     # Knowledge editor: only revisions a lead approved are published (demo: off).
     kb_require_review: bool = False
@@ -122,6 +127,21 @@ class Settings(BaseSettings):
         if value is not None and value.get_secret_value().lower() in constants.PLACEHOLDER_SECRETS:
             raise ValueError("a CONCIERGE_*_TOKEN is a placeholder; set a real random token")
         return value
+
+    def kb_answer_policy(self) -> AnswerPolicy:
+        """The answer bands every part of the bot applies.
+
+        The action server, ``kb search``, ``kb eval``, the editor's preview and the
+        content-gaps page all take them from here.
+        """
+        from knowledge.answering import AnswerPolicy
+
+        return AnswerPolicy(
+            answer_threshold=self.kb_answer_threshold,
+            suggest_threshold=self.kb_suggest_threshold,
+            limit=self.kb_top_k,
+            answer_margin=self.kb_answer_margin,
+        )
 
     @property
     def secure_cookies(self) -> bool:

@@ -131,7 +131,9 @@ def band_for(score: float | None, policy: AnswerPolicy) -> AnswerBand:
     return BAND_UNKNOWN
 
 
-def band_of(hits: list[Hit] | tuple[Hit, ...], policy: AnswerPolicy) -> AnswerBand:
+def band_of(
+    hits: list[Hit] | tuple[Hit, ...], policy: AnswerPolicy, *, preferred: bool = False
+) -> AnswerBand:
     """Return the band of a ranked list of hits.
 
     That is the first hit's band, except that an answer whose lead over the next article
@@ -140,13 +142,15 @@ def band_of(hits: list[Hit] | tuple[Hit, ...], policy: AnswerPolicy) -> AnswerBa
     Args:
         hits: Hits, the one to answer with first.
         policy: The thresholds and the margin.
+        preferred: The first hit was put first by the business preference, which settles
+            a close race on purpose: no margin is asked for.
 
     Returns:
         ``answer``, ``suggest`` or ``unknown``.
     """
     band = band_for(hits[0].score if hits else None, policy)
     close = len(hits) > 1 and hits[0].score - hits[1].score < policy.answer_margin
-    if band == BAND_ANSWER and policy.answer_margin > 0 and close:
+    if band == BAND_ANSWER and policy.answer_margin > 0 and close and not preferred:
         return BAND_SUGGEST
     return band
 
@@ -242,17 +246,28 @@ def search_for_customer(
         Up to ``policy.limit`` hits, the one to answer with (if any) first, and the
         audiences searched (``None`` meaning every article).
     """
+    hits, searched, _ = _decide(source, query, segment=segment, policy=policy)
+    return hits, searched
+
+
+def _decide(
+    source: Searchable, query: str, *, segment: str | None, policy: AnswerPolicy
+) -> tuple[list[Hit], tuple[str | None, ...], AnswerBand]:
     business = segment == "b2b"
     own = "b2b" if business else "b2c"
     hits = source.search(query, policy.limit, audience=own)
+    preferred = False
     if business:
+        ranked = hits
         hits = _prefer_business(hits, policy)
-    if band_of(hits, policy) == BAND_ANSWER:
-        return hits, (own,)
+        preferred = hits[:1] != ranked[:1]
+    band = band_of(hits, policy, preferred=preferred)
+    if band == BAND_ANSWER:
+        return hits, (own,), band
     everything = source.search(query, policy.limit, audience=None)
     if band_of(everything, policy) == BAND_ANSWER:
-        return everything, (own, None)
-    return hits, (own, None)
+        return everything, (own, None), BAND_ANSWER
+    return hits, (own, None), band
 
 
 def answer_question(
@@ -273,6 +288,6 @@ def answer_question(
     text = query.strip()
     if not text:
         return Answer(text, segment, BAND_UNKNOWN, (), policy, ())
-    hits, searched = search_for_customer(source, text, segment=segment, policy=policy)
-    return Answer(text, segment, band_of(hits, policy), tuple(hits), policy, searched)
+    hits, searched, band = _decide(source, text, segment=segment, policy=policy)
+    return Answer(text, segment, band, tuple(hits), policy, searched)
 

@@ -13,7 +13,7 @@ from knowledge.store import build_and_publish
 from tests.helpers.chat_client import ChatClient
 
 NEW_ID = "orders-gift-wrapping"
-QUESTION = "can you gift wrap a present for my nephew?"
+QUESTION = "can I get my order gift wrapped?"
 LIVE_WITHIN_SECONDS = 15
 NEW_ARTICLE = f"""---
 id: {NEW_ID}

@@ -72,18 +72,13 @@ def get_content_gaps(request: Request, settings: SettingsDep) -> ContentGapsServ
     with _lock:
         existing = getattr(state, "content_gaps", None)
         if existing is None:
-            from knowledge.answering import AnswerPolicy
 
             index_dir = settings.index_dir
             existing = ContentGapsService(
                 encoder_source=lambda: live_query_encoder(index_dir),
                 build_probe=lambda: live_build_id(index_dir),
                 search=get_knowledge_base(state, settings),
-                policy=AnswerPolicy(
-                    answer_threshold=settings.kb_answer_threshold,
-                    suggest_threshold=settings.kb_suggest_threshold,
-                    limit=settings.kb_top_k,
-                ),
+                policy=settings.kb_answer_policy(),
             )
             state.content_gaps = existing
         return existing

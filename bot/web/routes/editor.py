@@ -288,13 +288,7 @@ def warm_encoder(request: Request) -> None:
 
 
 def _policy(settings: Settings) -> Any:
-    from knowledge.answering import AnswerPolicy
-
-    return AnswerPolicy(
-        answer_threshold=settings.kb_answer_threshold,
-        suggest_threshold=settings.kb_suggest_threshold,
-        limit=settings.kb_top_k,
-    )
+    return settings.kb_answer_policy()
 
 
 # -- pages -----------------------------------------------------------------------------------

@@ -99,3 +99,19 @@ async def test_the_second_unanswered_question_hands_over_even_with_an_order_numb
 
     followups = [event for event in events if event.get("event") == "followup"]
     assert followups == [FollowupAction("action_handoff_to_human")]
+
+
+def test_the_action_uses_the_bands_from_the_one_place_in_the_settings() -> None:
+    from actions.knowledge import answer_policy
+    from bot import constants
+    from bot.config import Settings
+
+    settings = Settings(kb_answer_threshold=0.8, kb_suggest_threshold=0.3, kb_answer_margin=0.1)
+
+    assert answer_policy(settings) == settings.kb_answer_policy()
+    assert (
+        settings.kb_answer_policy().answer_threshold,
+        settings.kb_answer_policy().suggest_threshold,
+        settings.kb_answer_policy().answer_margin,
+    ) == (0.8, 0.3, 0.1)
+    assert Settings().kb_answer_policy().answer_margin == constants.DEFAULT_KB_ANSWER_MARGIN

@@ -281,3 +281,17 @@ def test_a_lone_hit_needs_no_margin():
 def test_margin_must_be_between_0_and_1():
     with pytest.raises(ValueError, match="answer_margin"):
         AnswerPolicy(answer_margin=-0.1)
+
+
+def test_the_business_preference_settles_a_close_race_without_the_margin():
+    source = Scripted(
+        [margin_hit("invoices-get-an-invoice", 0.797), margin_hit("net30", 0.783, "b2b")]
+    )
+    policy = AnswerPolicy(answer_threshold=0.7, suggest_threshold=0.4, answer_margin=0.03)
+
+    business = answer_question(source, "can we pay by invoice?", segment="b2b", policy=policy)
+    consumer = answer_question(source, "can we pay by invoice?", segment=None, policy=policy)
+
+    assert (business.band, business.article.article_id) == ("answer", "net30")
+    # a consumer's search has no business article: nothing to race against
+    assert (consumer.band, consumer.article.article_id) == ("answer", "invoices-get-an-invoice")
