@@ -41,7 +41,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -598,8 +598,11 @@ class KnowledgeIndex:
         query_encoder_source: Path | None = None,
         head: ArticleHead | None = None,
         lexical: LexicalScorer | None = None,
+        source_digests: Mapping[str, str] | None = None,
     ) -> None:
         self._articles = {article.id: article for article in articles}
+        # article id -> knowledge.articles.source_digest of the file it was read from
+        self._source_digests = dict(source_digests or {})
         self._summaries = {article.id: article.summary for article in articles}
         self._sources = list(sources)
         self._index = faiss_index
@@ -634,6 +637,7 @@ class KnowledgeIndex:
         encoder_dir: str | None = None,
         previous: KnowledgeIndex | None = None,
         ann: AnnConfig | None = None,
+        source_digests: Mapping[str, str] | None = None,
     ) -> KnowledgeIndex:
         """Encode articles and build an index.
 
@@ -657,6 +661,8 @@ class KnowledgeIndex:
                 with an encoder of the same :func:`encoder_identity`, and its passages for
                 every unchanged article; only the rest is encoded.
             ann: Which faiss index to build (``None``: :data:`DEFAULT_ANN`).
+            source_digests: Each article's source digest (from ``load_articles``), saved
+                so that the next publish need not parse unchanged files again.
 
         Returns:
             The index, not yet saved.
@@ -721,6 +727,7 @@ class KnowledgeIndex:
             index_type,
             time.perf_counter() - started,
         )
+        indexed = set(ids)
         built = cls(
             articles=ordered,
             sources=sources,
@@ -729,6 +736,9 @@ class KnowledgeIndex:
             encoder=encoder,
             query_encoder_source=query_encoder_dir if query_encoder else None,
             head=trained,
+            source_digests={
+                key: value for key, value in (source_digests or {}).items() if key in indexed
+            },
         )
         built.encoded_count = len(missing)
         return built
@@ -783,11 +793,20 @@ class KnowledgeIndex:
             query_encoder_source=self._query_encoder_source,
             head=new_head,
             lexical=new_lexical,
+            source_digests=self._source_digests,
         )
 
     def with_head_config(self, config: HeadConfig) -> KnowledgeIndex:
         """Return this index with its head blended differently (see :meth:`with_ranking`)."""
         return self.with_ranking(head=config)
+
+    def known_sources(self) -> dict[str, Article]:
+        """This build's articles by the source digest of their files (for ``load_articles``)."""
+        return {
+            digest: self._articles[article_id]
+            for article_id, digest in self._source_digests.items()
+            if article_id in self._articles and digest
+        }
 
     def same_content(self, article: Article) -> bool:
         """Return whether this index holds ``article`` with exactly the same content."""
@@ -988,6 +1007,7 @@ class KnowledgeIndex:
             "vectors": [
                 source.model_dump(mode="json", exclude_defaults=True) for source in self._sources
             ],
+            "source_sha256": self._source_digests,
         }
         _write_json(directory / ARTICLES_FILE, payload, compact=True)
         if self._query_encoder_source is not None:
@@ -1044,7 +1064,7 @@ class KnowledgeIndex:
             )
         faiss_index = _read_faiss(directory / INDEX_FILE)
         _apply_search_params(faiss_index, manifest)
-        articles, sources = _read_articles(directory / ARTICLES_FILE)
+        articles, sources, digests = _read_articles(directory / ARTICLES_FILE)
         _check_consistent(directory, manifest, faiss_index, articles, sources)
         head = None  # lexical scores are rebuilt from the articles by the constructor
         if manifest.head is not None:
@@ -1059,6 +1079,7 @@ class KnowledgeIndex:
             manifest=manifest,
             encoder=encoder,
             head=head,
+            source_digests=digests,
         )
 
 
@@ -1157,7 +1178,7 @@ def _read_faiss(path: Path) -> Any:
         raise IndexCorruptError(f"cannot read {path}: {exc}") from exc
 
 
-def _read_articles(path: Path) -> tuple[list[Article], list[VectorSource]]:
+def _read_articles(path: Path) -> tuple[list[Article], list[VectorSource], dict[str, str]]:
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
         articles = [
@@ -1165,9 +1186,12 @@ def _read_articles(path: Path) -> tuple[list[Article], list[VectorSource]]:
             for item in payload["articles"]
         ]
         sources = [VectorSource.model_validate(item) for item in payload["vectors"]]
+        digests = payload.get("source_sha256") or {}
+        if not isinstance(digests, dict):
+            raise TypeError("source_sha256 must be an object")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise IndexCorruptError(f"cannot read {path}: {exc}") from exc
-    return articles, sources
+    return articles, sources, {str(key): str(value) for key, value in digests.items()}
 
 
 def _check_consistent(

@@ -306,14 +306,16 @@ def publish_articles(
             build stays live.
     """
     started = time.perf_counter()
-    articles = load_articles(articles_dir)
+    previous = _load_previous(root, encoder) if reuse else None
+    digests: dict[str, str] = {}
+    known = previous.known_sources() if previous is not None else None
+    articles = load_articles(articles_dir, known=known, digests=digests)
     if not force:
         existing = _is_unchanged(root, articles, encoder, query_encoder_dir, head)
         build = current_build(root)
         if existing is not None and build is not None:
             logger.info("Knowledge articles unchanged; keeping build %s", build.name)
             return BuildResult(existing, build, True, time.perf_counter() - started)
-    previous = _load_previous(root, encoder) if reuse else None
     index = KnowledgeIndex.build(
         articles,
         encoder,
@@ -322,6 +324,7 @@ def publish_articles(
         head=head,
         previous=previous,
         ann=ann,
+        source_digests=digests,
     )
     build = publish(index, root)
     seconds = time.perf_counter() - started

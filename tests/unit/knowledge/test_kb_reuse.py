@@ -159,3 +159,49 @@ def test_a_broken_live_build_means_a_full_encode(articles_dir, root, make_articl
 
     assert result.encoded == result.manifest.vector_count
     assert current_build(root) == result.build_dir
+
+
+def load_current_index(root):
+    from knowledge.store import load_current
+
+    return load_current(root, FakeEncoder())
+
+
+def test_publish_parses_only_the_files_that_changed(articles_dir, root, make_article, monkeypatch):
+    import knowledge.articles as articles_module
+
+    publish_articles(articles_dir, root, FakeEncoder())
+    make_article(articles_dir, "gift-wrap", title="Can you gift wrap my order?", body="Yes.")
+    parsed: list[str] = []
+    original = articles_module._parse_data
+
+    def counting(path, data):
+        parsed.append(path.name)
+        return original(path, data)
+
+    monkeypatch.setattr(articles_module, "_parse_data", counting)
+
+    result = publish_articles(articles_dir, root, FakeEncoder())
+
+    assert parsed == ["gift-wrap.md"]
+    assert result.encoded == 2
+    live = load_current_index(root)
+    fresh = KnowledgeIndex.build(load_articles(articles_dir), FakeEncoder())
+    assert [a.canonical_content() for a in live.articles] == [
+        a.canonical_content() for a in fresh.articles
+    ]
+
+
+def test_a_changed_file_with_a_known_name_is_parsed_again(articles_dir, root, make_article):
+    publish_articles(articles_dir, root, FakeEncoder())
+    make_article(
+        articles_dir,
+        "account-reset-password",
+        title="How do I reset my password?",
+        body="A new answer about resetting.",
+    )
+
+    publish_articles(articles_dir, root, FakeEncoder())
+
+    article = load_current_index(root).article("account-reset-password")
+    assert article is not None and article.body == "A new answer about resetting."
