@@ -231,3 +231,22 @@ def test_the_time_budget_stops_training_and_keeps_time_for_the_rebuild(
         articles, tiny_source, tmp_path / "r", config, budget_seconds=1.5, rebuild_texts=5_000
     )
     assert reserved.stopped_by_budget and reserved.steps < done.steps
+
+
+def test_kb_tune_cli_refuses_without_questions_or_with_a_bad_val_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from knowledge.editor import main
+
+    folder = tmp_path / "articles"
+    write_article(folder, "only-a-title", title="Opening hours")
+    write_article(folder, "another-title", title="Shipping costs")
+    root = tmp_path / "index"
+    bad = tmp_path / "val.jsonl"
+    bad.write_text('{"question": "hours?"\n', encoding="utf-8")
+    common = ["--articles-dir", str(folder), "--index-dir", str(root)]
+    assert main(["tune", *common, "--val", str(bad)]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert main(["tune", *common, "--max-minutes", "1"]) == 1
+    assert "alternate questions" in capsys.readouterr().err
+    assert current_build(root) is None
