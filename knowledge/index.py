@@ -435,15 +435,27 @@ def _vector_sources(
     *,
     passages: bool = True,
     previous: KnowledgeIndex | None = None,
+    digests: Mapping[str, str] | None = None,
 ) -> list[VectorSource]:
-    """What each article's vectors encode; unchanged articles keep the previous build's."""
+    """What each article's vectors encode; unchanged articles keep the previous build's.
+
+    An article is unchanged if its file's source digest equals the previous build's (the
+    same bytes parse to the same article), else if its content compares equal.
+    """
     reusable: dict[str, list[VectorSource]] = {}
     if previous is not None:
         reusable = previous._sources_by_article(max_chars=max_chars, passages=passages)
+    old_digests = previous._source_digests if previous is not None else {}
     sources: list[VectorSource] = []
     for article in articles:
         kept = reusable.get(article.id)
-        if kept is not None and previous is not None and previous.same_content(article):
+        digest = (digests or {}).get(article.id)
+        same_file = digest is not None and old_digests.get(article.id) == digest
+        if (
+            kept is not None
+            and previous is not None
+            and (same_file or previous.same_content(article))
+        ):
             sources.extend(kept)
         else:
             sources.extend(_article_sources(article, max_chars, passages=passages))
@@ -676,7 +688,9 @@ class KnowledgeIndex:
             raise ValueError("article ids must be unique")
         started = time.perf_counter()
         identity = encoder_identity(encoder)
-        sources = _vector_sources(ordered, max_chars, passages=passages, previous=previous)
+        sources = _vector_sources(
+            ordered, max_chars, passages=passages, previous=previous, digests=source_digests
+        )
         texts = [source.text for source in sources]
         old_vectors, rows = _reuse_vectors(texts, previous, identity)
         missing = [number for number, row in enumerate(rows) if row < 0]
