@@ -320,16 +320,15 @@ def test_a_conversation_holds_a_bounded_number_of_customer_files(client: TestCli
     assert _attachment_rows(client) == 2
     assert len(_stored_files(client)) == 2  # refused before any byte was stored
     assert _upload(client, other_token, PNG + b"4").status_code == 201  # per conversation
-    with _sessions(client)() as session:
-        # The check under the row lock, for two uploads that both passed the early one.
-        with pytest.raises(files.TooManyAttachmentsError):
-            files.record_customer_upload(
-                session,
-                conversation_id=conversation_id,
-                stored=files.StoredFile(sha256="0" * 64, size_bytes=5, content_type="image/png"),
-                filename="late.png",
-                max_files=2,
-            )
+    # The check under the row lock, for two uploads that both passed the early one.
+    with _sessions(client)() as session, pytest.raises(files.TooManyAttachmentsError):
+        files.record_customer_upload(
+            session,
+            conversation_id=conversation_id,
+            stored=files.StoredFile(sha256="0" * 64, size_bytes=5, content_type="image/png"),
+            filename="late.png",
+            max_files=2,
+        )
     assert _attachment_rows(client) == 3
 
 
