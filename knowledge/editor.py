@@ -55,6 +55,7 @@ from knowledge.articles import (
     scan_articles,
     validate_articles,
 )
+from knowledge.build_encoding import encoding_for_next_build
 from knowledge.encoder import Encoder, EncoderUnavailableError, default_encoder
 from knowledge.evaluation import EvalFileError, evaluate, load_jsonl
 from knowledge.head import DEFAULT_HEAD
@@ -215,6 +216,12 @@ def create_argument_parser(
         "--no-reuse",
         action="store_true",
         help="encode every text again instead of reusing the live build's vectors",
+    )
+    build.add_argument(
+        "--base-model",
+        action="store_true",
+        help="build with the packaged model even if the live build was tuned (kb tune); "
+        "by default a tuned knowledge base stays tuned",
     )
     build.add_argument(
         "--no-head",
@@ -474,8 +481,16 @@ def _build(args: argparse.Namespace, out: Console, err: Console, encoder: Encode
         _print_problems(out, problems)
         out.print("[yellow]Nothing was built: the live index was left unchanged.[/yellow]")
         return EXIT_FAILURE
-    encoder = encoder or default_encoder()
-    load = getattr(encoder, "load", None)
+    given = encoder
+    encoding = encoding_for_next_build(
+        args.index_dir,
+        default=lambda: given or default_encoder(),
+        default_query_encoder_dir=args.query_encoder_dir,
+        use_tuned=not args.base_model,
+    )
+    if encoding.tuned:
+        out.print(f"Building with the tuned encoder of the live build ({encoding.encoder_dir}).")
+    load = getattr(encoding.encoder, "load", None)
     if callable(load):
         with out.status("Loading the embedding model…"):
             load()
@@ -483,12 +498,13 @@ def _build(args: argparse.Namespace, out: Console, err: Console, encoder: Encode
         result = publish_articles(
             args.articles_dir,
             args.index_dir,
-            encoder,
+            encoding.encoder,
             progress=out.is_terminal,
             force=args.force,
-            query_encoder_dir=args.query_encoder_dir,
+            query_encoder_dir=encoding.query_encoder_dir,
             head=None if args.no_head else DEFAULT_HEAD,
             reuse=not args.no_reuse,
+            encoder_dir=encoding.encoder_dir,
         )
     except ArticleError as exc:  # an article changed between validation and build
         _print_problems(out, exc.problems)
@@ -501,7 +517,7 @@ def _build(args: argparse.Namespace, out: Console, err: Console, encoder: Encode
             f"({manifest.article_count} articles, {manifest.vector_count} vectors); "
             "nothing to do. Use --force to rebuild."
         )
-        _print_query_encoder(out, manifest, args.query_encoder_dir)
+        _print_query_encoder(out, manifest, encoding.query_encoder_dir)
         return EXIT_OK
     out.print(
         f"[green]✓ Built {manifest.article_count} articles, {manifest.vector_count} vectors[/green]"
@@ -509,7 +525,7 @@ def _build(args: argparse.Namespace, out: Console, err: Console, encoder: Encode
         f" as build {result.build_id} in {result.seconds:.1f}s; it is now live."
     )
     out.print(f"Index: {_escape(_display(result.build_dir))}")
-    _print_query_encoder(out, manifest, args.query_encoder_dir)
+    _print_query_encoder(out, manifest, encoding.query_encoder_dir)
     return EXIT_OK
 
 

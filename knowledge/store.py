@@ -277,6 +277,7 @@ def publish_articles(
     head: HeadConfig | None = DEFAULT_HEAD,
     reuse: bool = True,
     ann: AnnConfig | None = None,
+    encoder_dir: str | None = None,
 ) -> BuildResult:
     """Load, index and publish the articles, unless the live build already has them.
 
@@ -297,6 +298,9 @@ def publish_articles(
             ``None``); a different one than the live build's means a rebuild.
         reuse: Reuse the live build's vectors (``False``: encode everything again).
         ann: Which faiss index to build (``None``: :data:`knowledge.index.DEFAULT_ANN`).
+        encoder_dir: Where ``encoder``'s model lives relative to ``root`` when it is a
+            ``kb tune`` model (recorded in the manifest; see
+            :mod:`knowledge.build_encoding`).
 
     Returns:
         What happened.
@@ -325,6 +329,7 @@ def publish_articles(
         previous=previous,
         ann=ann,
         source_digests=digests,
+        encoder_dir=encoder_dir,
     )
     build = publish(index, root)
     seconds = time.perf_counter() - started

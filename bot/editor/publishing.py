@@ -196,6 +196,7 @@ def publish(
         PublishFailedError: Validation or the build failed; the live index is unchanged.
     """
     from knowledge.articles import ArticleError
+    from knowledge.build_encoding import encoding_for_next_build
     from knowledge.store import publish_articles
 
     started = time.perf_counter()
@@ -208,15 +209,22 @@ def publish(
             raise PublishFailedError("Nothing would be live: publish at least one article first.")
         if before_build is not None:
             before_build()
+        # A tuned knowledge base (kb tune) stays tuned: the live build's model encodes.
+        encoding = encoding_for_next_build(
+            target.index_dir,
+            default=target.encoder,
+            default_query_encoder_dir=target.query_encoder_dir,
+        )
         with tempfile.TemporaryDirectory(prefix="kb-publish-") as folder:
             write_articles(entries, Path(folder))
             result = publish_articles(
                 Path(folder),
                 target.index_dir,
-                target.encoder(),
+                encoding.encoder,
                 progress=progress,
                 force=force,
-                query_encoder_dir=target.query_encoder_dir,
+                query_encoder_dir=encoding.query_encoder_dir,
+                encoder_dir=encoding.encoder_dir,
             )
         seconds = time.perf_counter() - started
         _record_success(
