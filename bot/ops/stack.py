@@ -136,13 +136,17 @@ def rasa_spec(settings: Settings) -> ServiceSpec:
 
 
 def action_server_spec(settings: Settings) -> ServiceSpec:
-    """rasa-sdk action server running ``actions/`` on this interpreter (Python 3.11)."""
+    """rasa-sdk action server running ``actions/`` on this interpreter (Python 3.11).
+
+    Started as ``python -m actions``: rasa-sdk's app in one process when it has one worker
+    (no Sanic manager beside it; see ``actions/__main__.py``).
+    """
     return ServiceSpec(
         name="action server",
         argv=[
             sys.executable,
             "-m",
-            "rasa_sdk",
+            "actions",
             "--actions",
             "actions",
             "--port",

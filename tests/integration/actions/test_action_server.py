@@ -129,7 +129,7 @@ def action_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ActionSe
     try:
         log_path = var_dir / "actions.log"
         actions = _start(
-            [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
+            [sys.executable, "-m", "actions", "--actions", "actions", "--port", str(port)],
             env,
             f"http://127.0.0.1:{port}/health",
             log_path,

@@ -41,6 +41,7 @@ REQUEST_TIMEOUT = 120.0
 class Server:
     url: str
     log_path: Path
+    pid: int
 
 
 def _publish_index(var_dir: Path, export: Path) -> None:
@@ -83,7 +84,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         env.pop(name, None)  # the server must set its own limits, not inherit ours
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
+            [sys.executable, "-m", "actions", "--actions", "actions", "--port", str(port)],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=log,
@@ -103,7 +104,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             if time.monotonic() > deadline:
                 pytest.fail(f"action server not healthy in {STARTUP_TIMEOUT}s:\n{_tail(log_path)}")
             time.sleep(0.25)
-        yield Server(url=url, log_path=log_path)
+        yield Server(url=url, log_path=log_path, pid=process.pid)
     finally:
         process.terminate()
         try:
@@ -139,9 +140,9 @@ def test_thread_limits_in_force_and_no_torch_where_the_action_server_searches(
     _call(server, "action_concierge_warm_up", "warm up", "it-warm-up")
     answer = _call(server, "action_answer_from_knowledge", "How do I send back an item?", "it-1")
     reports = [
-        _call(server, "action_knowledge_runtime_report", "diagnose", f"it-report-{n}")[
-            "responses"
-        ][0]["custom"]["knowledge_runtime"]
+        _call(server, "action_knowledge_runtime_report", "diagnose", f"it-report-{n}")["responses"][
+            0
+        ]["custom"]["knowledge_runtime"]
         for n in range(3)
     ]
 
@@ -157,3 +158,30 @@ def test_thread_limits_in_force_and_no_torch_where_the_action_server_searches(
         assert report["encoder"] == "OnnxEncoder:sentence-transformers/all-MiniLM-L6-v2"
         assert report["torch_loaded"] is False
     print(f"action server after warm-up and questions: {reports[-1]}")
+
+
+def _children(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    found = []
+    for task in tasks.iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def _resident_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def test_the_action_server_is_one_process_under_300_mb_after_answering(server: Server) -> None:
+    _call(server, "action_concierge_warm_up", "warm up", "it-mem-warm-up")
+    for n, question in enumerate(["How do I send back an item?", "where is my parcel", "refund?"]):
+        _call(server, "action_answer_from_knowledge", question, f"it-mem-{n}")
+
+    # `python -m actions` serves rasa-sdk's app without Sanic's manager and helpers.
+    assert _children(server.pid) == []
+    resident = _resident_mb(server.pid)
+    print(f"action server resident after questions: {resident:.0f} MB")
+    assert resident <= 300, resident
