@@ -587,6 +587,16 @@ async def admin_deactivate(
     return await _admin_page(request, row, view)
 
 
+def _new_password_shown_once(name: str, email: str, password: str) -> dict[str, str]:
+    """The admin page's one-time panel for a generated password."""
+    return {
+        "heading": f"New password for {name}",
+        "name": name,
+        "email": email,
+        "password": password,
+    }
+
+
 @router.post("/admin/agents/{agent_id}/reactivate", response_class=HTMLResponse)
 async def admin_reactivate(
     request: Request, agent_id: int, admin: AdminDep, row: CurrentSessionDep, _csrf: CsrfDep
@@ -609,12 +619,7 @@ async def admin_reactivate(
         view.page_error = error.message
         return await _admin_page(request, row, view, status_code=400)
     view.notice = f"Reactivated {name} with a new password; the old one no longer works."
-    view.one_time = {
-        "heading": f"New password for {name}",
-        "name": name,
-        "email": email,
-        "password": password,
-    }
+    view.one_time = _new_password_shown_once(name, email, password)
     return await _admin_page(request, row, view)
 
 
@@ -650,12 +655,7 @@ async def admin_reset_password(
         return await _admin_page(request, row, view, status_code=400)
     logger.info("password reset agent=%s by=%s", agent_id, admin.id)
     view.notice = f"Reset the password of {name}; their sessions have ended."
-    view.one_time = {
-        "heading": f"New password for {name}",
-        "name": name,
-        "email": email,
-        "password": password,
-    }
+    view.one_time = _new_password_shown_once(name, email, password)
     return await _admin_page(request, row, view)
 
 
