@@ -242,17 +242,33 @@ def run_through_rasa(splits: list[Split], console: Console) -> dict[tuple[str, s
 # --- in process ---------------------------------------------------------------------------
 
 
-def run_in_process(splits: list[Split], policy: AnswerPolicy) -> dict[tuple[str, str], Figures]:
-    """Evaluate every split and customer on an index built as ``kb build`` builds it."""
+def run_in_process(
+    splits: list[Split],
+    policy: AnswerPolicy,
+    *,
+    head: bool = True,
+    alternate_questions: bool = True,
+) -> dict[tuple[str, str], Figures]:
+    """Evaluate every split and customer on an index built as ``kb build`` builds it.
+
+    Args:
+        splits: The question sets.
+        policy: The answer bands.
+        head: Train the shipped classifier head (``False``: nearest neighbour only).
+        alternate_questions: Keep the articles' alternate questions (``False``: a
+            knowledge base of titles and bodies only, which must not do worse with the
+            shipped ranking than with plain nearest neighbour).
+    """
     from knowledge.articles import load_articles
     from knowledge.encoder import default_encoder
     from knowledge.head import DEFAULT_HEAD
     from knowledge.index import KnowledgeIndex
 
     settings = get_settings()
-    index = KnowledgeIndex.build(
-        load_articles(settings.articles_dir), default_encoder(), head=DEFAULT_HEAD
-    )
+    articles = load_articles(settings.articles_dir)
+    if not alternate_questions:
+        articles = [article.model_copy(update={"questions": []}) for article in articles]
+    index = KnowledgeIndex.build(articles, default_encoder(), head=DEFAULT_HEAD if head else None)
     figures: dict[tuple[str, str], Figures] = {}
     for split in splits:
         for asker, questions in split.questions.items():
@@ -288,7 +304,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--val-only", action="store_true", help="skip the test set (for tuning runs)"
     )
+    parser.add_argument(
+        "--no-head",
+        action="store_true",
+        help="with --in-process: no classifier head (nearest neighbour only)",
+    )
+    parser.add_argument(
+        "--no-alternate-questions",
+        action="store_true",
+        help="with --in-process: drop every article's alternate questions first",
+    )
     args = parser.parse_args(argv)
+    if (args.no_head or args.no_alternate_questions) and not args.in_process:
+        parser.error("--no-head and --no-alternate-questions need --in-process")
     settings = get_settings()
     policy = settings.kb_answer_policy()
     splits = load_splits(args.val, args.test)
@@ -296,7 +324,12 @@ def main(argv: list[str] | None = None) -> int:
         splits = splits[:1]
     console = Console(stderr=True, soft_wrap=True)
     if args.in_process:
-        figures = run_in_process(splits, policy)
+        figures = run_in_process(
+            splits,
+            policy,
+            head=not args.no_head,
+            alternate_questions=not args.no_alternate_questions,
+        )
     else:
         figures = run_through_rasa(splits, console)
 
@@ -314,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         {
             "benchmark": "demo_kb_quality",
             "mode": "in-process" if args.in_process else "rasa",
+            "head": not args.no_head,
+            "alternate_questions": not args.no_alternate_questions,
             "answer_threshold": policy.answer_threshold,
             "suggest_threshold": policy.suggest_threshold,
             "answer_margin": policy.answer_margin,
