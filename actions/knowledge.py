@@ -67,7 +67,6 @@ __all__ = [
     "ActionAnswerChosenArticle",
     "ActionAnswerFromKnowledge",
     "ActionKnowledgeRuntimeReport",
-    "ActionOutOfScope",
     "answer_policy",
     "choose_article_payload",
     "citation",
@@ -284,29 +283,6 @@ def _events(
         SlotSet("kb_last_outcome", outcome),
         SlotSet("kb_attempts", attempts),
     ]
-
-
-class ActionOutOfScope(Action):
-    """Say honestly that a request is outside what we cover; a second one in a row gets a person."""
-
-    def name(self) -> str:
-        """Return the action's name."""
-        return "action_out_of_scope"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
-        """Reply ``utter_out_of_scope``, or hand over after the second unanswered turn."""
-        streak = _unknown_streak(tracker) + 1
-        if streak >= UNKNOWN_STREAK_FOR_HANDOFF:
-            dispatcher.utter_message(response="utter_kb_unknown_again")
-            logger.info("Second unanswered turn in a row conversation=%s", tracker.sender_id)
-            return [
-                SlotSet("kb_unknown_streak", float(streak)),
-                FollowupAction("action_handoff_to_human"),
-            ]
-        dispatcher.utter_message(response="utter_out_of_scope")
-        return [SlotSet("kb_unknown_streak", float(streak))]
 
 
 class ActionAnswerChosenArticle(Action):

@@ -15,7 +15,6 @@ from actions.knowledge import (
     TALK_TO_PERSON_BUTTON,
     ActionAnswerChosenArticle,
     ActionAnswerFromKnowledge,
-    ActionOutOfScope,
     choose_article_payload,
 )
 from knowledge.articles import Article
@@ -385,26 +384,3 @@ async def test_bands_and_top_k_come_from_the_settings(
     ]
     assert fake_kb.calls[0] == ("shipping costs abroad", 1, "b2c")
     assert events[2] == SlotSet("kb_last_outcome", "suggested")
-
-
-async def test_out_of_scope_says_so_then_hands_over_on_the_second_in_a_row() -> None:
-    dispatcher = CollectingDispatcher()
-    first = await ActionOutOfScope().run(
-        dispatcher, build_tracker(conversation(user("capital of peru?", "out_of_scope"))), {}
-    )
-    assert dispatcher.messages == [message(response="utter_out_of_scope")]
-    assert first == [SlotSet("kb_unknown_streak", 1.0)]
-
-    dispatcher = CollectingDispatcher()
-    second = await ActionOutOfScope().run(
-        dispatcher,
-        build_tracker(
-            conversation(slot("kb_unknown_streak", 1.0), user("capital of chile?", "out_of_scope"))
-        ),
-        {},
-    )
-    assert dispatcher.messages == [message(response="utter_kb_unknown_again")]
-    assert second == [
-        SlotSet("kb_unknown_streak", 2.0),
-        FollowupAction("action_handoff_to_human"),
-    ]

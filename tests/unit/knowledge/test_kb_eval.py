@@ -141,7 +141,7 @@ def test_score_without_ranking_counts_routing_elsewhere():
     outcomes = [
         outcome("a", "elsewhere", routed_to="action_handoff_to_human"),
         outcome("a", "elsewhere", routed_to="action_handoff_to_human"),
-        outcome(None, "elsewhere", routed_to="action_out_of_scope"),
+        outcome(None, "elsewhere", routed_to="action_identify_customer"),
         outcome("a", "answer", answered="a", shown=["a"]),
     ]
 
@@ -149,7 +149,7 @@ def test_score_without_ranking_counts_routing_elsewhere():
 
     assert figures.top1 is None and figures.top3 is None
     assert figures.shown_top1 == round(1 / 3, 4)
-    assert figures.routed_elsewhere == {"action_handoff_to_human": 2, "action_out_of_scope": 1}
+    assert figures.routed_elsewhere == {"action_handoff_to_human": 2, "action_identify_customer": 1}
     assert figures.ood_answered == 0
 
 
