@@ -76,10 +76,11 @@ def test_a_burst_of_wrong_passwords_gets_no_more_checks_than_the_limit(
 
     outcomes = _burst(attempt)
 
-    # At most the limit; a burst may get fewer, as attempts being checked count as
-    # failures until they are settled (never more: that is the point).
+    # At most the limit. A burst may get fewer, even none: every attempt is stored as a
+    # failure before it counts, so when all sixteen are stored before any counts (a
+    # loaded machine), each sees sixteen and is refused. Never more: that is the point.
     checked = outcomes.count("checked")
-    assert 1 <= checked <= MAX_FAILURES
+    assert checked <= MAX_FAILURES
     assert outcomes.count("limited") == BURST - checked
     with session_factory() as session:
         failures = session.scalar(
@@ -142,4 +143,4 @@ def test_a_burst_of_wrong_codes_gets_no_more_checks_than_the_limit(
                 LoginAttempt.key == f"totp:{agent.id}", LoginAttempt.succeeded.is_(False)
             )
         )
-    assert 1 <= checked <= MAX_FAILURES
+    assert checked <= MAX_FAILURES  # none is possible, as above
