@@ -475,11 +475,17 @@ def _validate(args: argparse.Namespace, out: Console, err: Console, encoder: Enc
     return EXIT_OK
 
 
-def _build(args: argparse.Namespace, out: Console, err: Console, encoder: Encoder | None) -> int:
-    problems = validate_articles(args.articles_dir)
+def _refused_as_invalid(articles_dir: Path, out: Console, done: str) -> bool:
+    """Print the articles' problems, if any, and that nothing was ``done``."""
+    problems = validate_articles(articles_dir)
     if problems:
         _print_problems(out, problems)
-        out.print("[yellow]Nothing was built: the live index was left unchanged.[/yellow]")
+        out.print(f"[yellow]Nothing was {done}: the live index was left unchanged.[/yellow]")
+    return bool(problems)
+
+
+def _build(args: argparse.Namespace, out: Console, err: Console, encoder: Encoder | None) -> int:
+    if _refused_as_invalid(args.articles_dir, out, "built"):
         return EXIT_FAILURE
     given = encoder
     encoding = encoding_for_next_build(
@@ -701,10 +707,7 @@ def _eval(args: argparse.Namespace, out: Console, err: Console, encoder: Encoder
 def _tune(args: argparse.Namespace, out: Console, err: Console, encoder: Encoder | None) -> int:
     from knowledge.tuning import TuneConfig, TuningError, tune_and_publish
 
-    problems = validate_articles(args.articles_dir)
-    if problems:
-        _print_problems(out, problems)
-        out.print("[yellow]Nothing was tuned: the live index was left unchanged.[/yellow]")
+    if _refused_as_invalid(args.articles_dir, out, "tuned"):
         return EXIT_FAILURE
     val: list[tuple[str, str]] = []
     if args.val is not None:
