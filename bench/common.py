@@ -60,12 +60,16 @@ def datasets_dir() -> Path:
     return DATASETS_DIR
 
 
-def query_encoder_export(tmp: Path, source: Path) -> tuple[Path, bool]:
+def query_encoder_export(
+    tmp: Path, source: Path, *, name: str | None = None, dimension: int | None = None
+) -> tuple[Path, bool]:
     """The deployment's ONNX query encoder if sound, else a fresh export in ``tmp``.
 
     Args:
         tmp: A temporary folder for a fresh export.
         source: The model folder the index is built with.
+        name: Its name (default: the packaged model's).
+        dimension: Its vector length (default: the packaged model's).
 
     Returns:
         The export folder, and whether it was exported now (the deployment is never touched).
@@ -76,5 +80,72 @@ def query_encoder_export(tmp: Path, source: Path) -> tuple[Path, bool]:
     deployed = get_settings().models_dir / EXPORT_DIRNAME
     if export_is_current(deployed, source) is not None:
         return deployed, False
-    ensure_onnx_export(source, tmp / EXPORT_DIRNAME)
+    options: dict[str, Any] = {}
+    if name is not None:
+        options["name"] = name
+    if dimension is not None:
+        options["dimension"] = dimension
+    ensure_onnx_export(source, tmp / EXPORT_DIRNAME, **options)
     return tmp / EXPORT_DIRNAME, True
+
+
+class BaseModel:
+    """The encoder a benchmark starts from: the packaged MiniLM or ``--base-model MODEL``.
+
+    Attributes:
+        path: The sentence-transformers model folder.
+        name: Its name in index manifests.
+        dimension: Its vector length (from the folder's pooling config).
+    """
+
+    def __init__(self, given: str | None = None) -> None:
+        from knowledge.encoder import EMBEDDING_DIMENSION, EMBEDDING_MODEL_NAME, packaged_model_path
+
+        if given is None:
+            self.path, self.name, self.dimension = (
+                packaged_model_path(),
+                EMBEDDING_MODEL_NAME,
+                EMBEDDING_DIMENSION,
+            )
+            return
+        from bot.config import get_settings
+
+        for folder in (Path(given), get_settings().models_dir / given):
+            pooling = folder / "1_Pooling" / "config.json"
+            if pooling.is_file():
+                self.path, self.name = folder, folder.name
+                self.dimension = int(json.loads(pooling.read_text())["word_embedding_dimension"])
+                return
+        raise SystemExit(
+            f"--base-model {given}: no sentence-transformers model folder there "
+            "(`python -m bot setup --large-encoder` installs all-mpnet-base-v2)"
+        )
+
+    @property
+    def packaged(self) -> bool:
+        """Whether this is the packaged all-MiniLM-L6-v2."""
+        from knowledge.encoder import EMBEDDING_MODEL_NAME
+
+        return self.name == EMBEDDING_MODEL_NAME
+
+    def encoder(self, **options: Any) -> Any:
+        """A torch encoder for this model (``SentenceTransformerEncoder`` options)."""
+        from knowledge.encoder import SentenceTransformerEncoder
+
+        return SentenceTransformerEncoder(
+            None if self.packaged else self.path,
+            name=self.name,
+            dimension=self.dimension,
+            **options,
+        )
+
+
+def add_base_model_argument(parser: Any) -> None:
+    """Add ``--base-model`` to a benchmark's argument parser."""
+    parser.add_argument(
+        "--base-model",
+        default=None,
+        metavar="MODEL",
+        help="start from this sentence-transformers folder (or the name of one in the models "
+        "folder, e.g. all-mpnet-base-v2) instead of the packaged all-MiniLM-L6-v2",
+    )

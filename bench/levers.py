@@ -26,6 +26,7 @@ once per run.
 
 Usage:
     python -m bench.levers [--query-encoder onnx|torch] [--levers baseline,bm25,...]
+                           [--base-model all-mpnet-base-v2]
 """
 
 from __future__ import annotations
@@ -41,12 +42,18 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import datasets_dir, emit, query_encoder_export
+from bench.common import (
+    BaseModel,
+    add_base_model_argument,
+    datasets_dir,
+    emit,
+    query_encoder_export,
+)
 from bench.retrieval import Ranked, article_id_for, intent_articles, sweep, top_k_accuracy
 from bot.config import get_settings
 from knowledge.answering import AnswerPolicy, answer_question
 from knowledge.articles import MAX_QUESTION_CHARS, Article
-from knowledge.encoder import Encoder, SentenceTransformerEncoder
+from knowledge.encoder import Encoder
 from knowledge.head import HeadConfig
 from knowledge.index import KnowledgeIndex
 from knowledge.lexical import LexicalConfig
@@ -215,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--query-encoder", choices=("onnx", "torch"), default="onnx")
+    add_base_model_argument(parser)
     parser.add_argument(
         "--levers",
         default=",".join(LEVERS),
@@ -233,14 +241,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.monotonic()
 
-    torch_model = SentenceTransformerEncoder(threads=2, batch_size=64)
+    base = BaseModel(args.base_model)
+    torch_model = base.encoder(threads=2, batch_size=64)
     builder = CachedEncoder(torch_model)
-    result: dict[str, object] = {"benchmark": "levers", "query_encoder": args.query_encoder}
+    result: dict[str, object] = {
+        "benchmark": "levers",
+        "query_encoder": args.query_encoder,
+        "base_model": base.name,
+    }
     with tempfile.TemporaryDirectory(prefix="concierge-levers-") as tmp_name:
         tmp = Path(tmp_name)
         querier = builder
         if args.query_encoder == "onnx":
-            export, _ = query_encoder_export(tmp, torch_model.model_path)
+            export, _ = query_encoder_export(
+                tmp, base.path, name=base.name, dimension=base.dimension
+            )
             # One question per call, as the action server encodes them: int8 dynamic
             # quantisation scales activations per call, so batch-mates would shift vectors.
             querier = CachedEncoder(OnnxEncoder(export), batch=1)

@@ -23,6 +23,7 @@ Usage:
     python -m bench.tuning [--settings banking77_k10,clinc150_k10,banking77_kall,clinc150_kall]
                            [--select-on banking77_k10,clinc150_k10] [--grid full|small]
                            [--config mnrl:1:2e-05]  # skip the selection
+                           [--base-model all-mpnet-base-v2]  # tune the larger encoder
 """
 
 from __future__ import annotations
@@ -35,7 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import emit, percentile, query_encoder_export
+from bench.common import (
+    BaseModel,
+    add_base_model_argument,
+    emit,
+    percentile,
+    query_encoder_export,
+)
 from bench.levers import (
     Setting,
     _banking77,
@@ -47,7 +54,6 @@ from bench.levers import (
 from bench.retrieval import Ranked, top_k_accuracy
 from bot.config import get_settings
 from knowledge.answering import AnswerPolicy
-from knowledge.encoder import packaged_model_path
 from knowledge.head import DEFAULT_HEAD
 from knowledge.index import KnowledgeIndex
 from knowledge.onnx_encoder import OnnxEncoder
@@ -84,10 +90,12 @@ def _parse_config(text: str) -> tuple[str, int, float]:
 
 
 def _tuned(
-    articles: list, tmp: Path, config: TuneConfig
+    articles: list, tmp: Path, config: TuneConfig, base: BaseModel
 ) -> tuple[KnowledgeIndex, TunePublishResult]:
     root = Path(tempfile.mkdtemp(prefix="tune-", dir=tmp))
-    result = tune_and_publish(articles, root, config, head=DEFAULT_HEAD)
+    result = tune_and_publish(
+        articles, root, config, head=DEFAULT_HEAD, source_dir=base.path, base_name=base.name
+    )
     return KnowledgeIndex.load(result.build_dir), result  # its own ONNX query encoder
 
 
@@ -167,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=_parse_config, default=None, help="LOSS:EPOCHS:LR")
     parser.add_argument("--max-minutes", type=float, default=25.0)
     parser.add_argument("--seed", type=int, default=0)
+    add_base_model_argument(parser)
     args = parser.parse_args(argv)
+    base = BaseModel(args.base_model)
     names = [n for n in args.settings.split(",") if n]
     if unknown := set(names) - set(SETTINGS):
         parser.error(f"unknown settings: {', '.join(sorted(unknown))}")
@@ -177,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         answer_threshold=bot_threshold, suggest_threshold=settings.kb_suggest_threshold, limit=3
     )
     started = time.monotonic()
-    result: dict[str, object] = {"benchmark": "tuning", "seed": args.seed}
+    result: dict[str, object] = {"benchmark": "tuning", "seed": args.seed, "base_model": base.name}
     with tempfile.TemporaryDirectory(prefix="concierge-tuning-") as tmp_name:
         tmp = Path(tmp_name)
         setups = {name: _setting(name) for name in names}
@@ -192,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name in [n for n in args.select_on.split(",") if n]:
                     setup = setups.get(name) or _setting(name)
                     index, tuned = _tuned(
-                        setup.val_articles, tmp, _config(spec, args.max_minutes, args.seed)
+                        setup.val_articles, tmp, _config(spec, args.max_minutes, args.seed), base
                     )
                     head_top1 = top_k_accuracy(_rank(index, setup.val, policy), 1)
                     nn_top1 = top_k_accuracy(_rank(_nn(index), setup.val, policy), 1)
@@ -212,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
 
         latency_index: KnowledgeIndex | None = None
         for name, setup in setups.items():
-            index, tuned = _tuned(setup.test_articles, tmp, config)
+            index, tuned = _tuned(setup.test_articles, tmp, config, base)
             latency_index = latency_index or index
             same = setup.val_articles is setup.test_articles
             entry: dict[str, object] = {**_tune_figures(tuned)}
@@ -244,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
 
         if latency_index is not None:
             questions = [q for q, _ in next(iter(setups.values())).test][:LATENCY_QUESTIONS]
-            export, _ = query_encoder_export(tmp, packaged_model_path())
+            export, _ = query_encoder_export(
+                tmp, base.path, name=base.name, dimension=base.dimension
+            )
             tuned_encoder = latency_index.encoder
             assert isinstance(tuned_encoder, OnnxEncoder)
             result["latency"] = _latency(

@@ -2,6 +2,7 @@
 
 Usage:
     python -m bot setup            # venvs, model check, database, demo data, index, Rasa training
+    python -m bot setup --large-encoder   # also all-mpnet-base-v2, to `kb tune --start-from`
     python -m bot run              # start Rasa, the action server and the web chat on 127.0.0.1
     python -m bot train [--force]  # retrain Rasa (skipped when data/domain/config are unchanged)
     python -m bot doctor           # check every component and say how to fix what is broken
@@ -51,6 +52,12 @@ def create_argument_parser() -> argparse.ArgumentParser:
         "--for-tests",
         action="store_true",
         help="also install what the tests need (Debian chromium and redis-server)",
+    )
+    setup.add_argument(
+        "--large-encoder",
+        action="store_true",
+        help="also download all-mpnet-base-v2 (404 MB) to tune from: "
+        "`kb tune --start-from all-mpnet-base-v2` (see docs/operations.md)",
     )
 
     run = commands.add_parser("run", help="start Rasa, the action server and the bot service")
@@ -149,6 +156,8 @@ def _run_editor(argv: list[str]) -> int:
         index_dir=settings.index_dir,
         query_encoder_dir=settings.models_dir / EXPORT_DIRNAME,
         policy=settings.kb_answer_policy(),
+        models_dir=settings.models_dir,
+        models_hint="`python -m bot setup --large-encoder` installs all-mpnet-base-v2",
     )
     code = editor_main(argv, prog="python -m bot kb", defaults=defaults)
     if not argv or argv[0] in ("-h", "--help"):
@@ -160,7 +169,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings, console: Console) ->
     if args.command == "setup":
         from bot.ops.setup import run_setup
 
-        run_setup(settings, console, demo_data=not args.no_demo_data, for_tests=args.for_tests)
+        run_setup(
+            settings,
+            console,
+            demo_data=not args.no_demo_data,
+            for_tests=args.for_tests,
+            large_encoder=args.large_encoder,
+        )
         return 0
     if args.command == "train":
         from bot.ops.training import train

@@ -290,4 +290,3 @@ def answer_question(
         return Answer(text, segment, BAND_UNKNOWN, (), policy, ())
     hits, searched, band = _decide(source, text, segment=segment, policy=policy)
     return Answer(text, segment, band, tuple(hits), policy, searched)
-

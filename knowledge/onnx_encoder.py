@@ -5,7 +5,8 @@ exports that same model once (:func:`export_onnx_encoder`): the transformer, mea
 over the attention mask and L2 normalisation in one ONNX graph, its weights quantised to
 int8 (dynamic, per channel) with onnxruntime. An export folder holds::
 
-    model.int8.onnx   the quantised graph (inputs input_ids, attention_mask, token_type_ids)
+    model.int8.onnx   the quantised graph (inputs input_ids, attention_mask and, for BERT-style
+                      models, token_type_ids)
     tokenizer.json    the source model's tokenizer, run with the ``tokenizers`` package
     manifest.json     OnnxEncoderManifest: source model name and fingerprint, files' sha256
 
@@ -27,6 +28,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -81,6 +83,7 @@ DEFAULT_MAX_LENGTH = 256
 # An export whose vectors drift further than this from torch's on the probe sentences is
 # refused (int8 per-channel gives about 0.99 here; per-tensor gave 0.91 at worst).
 MIN_PROBE_COSINE = 0.95
+_FEED_FORWARD_OUTPUT = re.compile(r"/layer\.\d+/output/dense/MatMul$")
 _PROBES = (
     "Where is my order?",
     "can i send back a lamp i bought",
@@ -110,6 +113,8 @@ class OnnxEncoderManifest(BaseModel):
             vectors over the probe sentences, measured when exporting.
         exported_at: When it was exported (UTC).
         versions: Library versions used to export (torch, onnx, onnxruntime).
+        fp32_nodes: MatMul nodes left in float32 because quantising them moved the vectors
+            too far (none for MiniLM; MPNet's feed-forward output projections).
         format_version: Layout version of the folder.
     """
 
@@ -127,6 +132,7 @@ class OnnxEncoderManifest(BaseModel):
     probe_min_cosine: float
     exported_at: datetime.datetime
     versions: dict[str, str]
+    fp32_nodes: int = 0
     format_version: int = FORMAT_VERSION
 
 
@@ -279,13 +285,22 @@ def export_onnx_encoder(
         max_length = int(getattr(model, "max_seq_length", None) or DEFAULT_MAX_LENGTH)
         fp32 = work / "model.fp32.onnx"
         _export_fp32(model, fp32)
-        _quantize(fp32, work / MODEL_FILE)
-        fp32.unlink()
         tokenizer = source_dir / TOKENIZER_FILE
         if not tokenizer.is_file():
             raise EncoderUnavailableError(f"{source_dir} has no {TOKENIZER_FILE}")
         shutil.copy2(tokenizer, work / TOKENIZER_FILE)
+        _quantize(fp32, work / MODEL_FILE)
         probe_cosine = _probe_cosine(model, work, max_length, dimension)
+        kept: list[str] = []
+        if probe_cosine < MIN_PROBE_COSINE:
+            # Dynamic int8 scales each activation tensor as a whole; the feed-forward output
+            # projections of some models (MPNet) take inputs with large outliers, which
+            # drown the rest. Those projections stay float32; the rest is still int8.
+            kept = _feed_forward_outputs(fp32)
+            if kept:
+                _quantize(fp32, work / MODEL_FILE, keep_fp32=kept)
+                probe_cosine = _probe_cosine(model, work, max_length, dimension)
+        fp32.unlink()
         if probe_cosine < MIN_PROBE_COSINE:
             raise EncoderUnavailableError(
                 f"the int8 export drifts from {name}: cosine {probe_cosine:.3f} on the probe "
@@ -302,6 +317,7 @@ def export_onnx_encoder(
             probe_min_cosine=round(probe_cosine, 5),
             exported_at=datetime.datetime.now(datetime.UTC),
             versions=_library_versions(),
+            fp32_nodes=len(kept),
         )
         (work / MANIFEST_FILE).write_text(
             json.dumps(manifest.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8"
@@ -379,9 +395,7 @@ def export_status(
     """
     manifest = export_is_current(directory, source_dir)
     if manifest is None:
-        return ExportStatus(
-            False, f"not exported (or stale) in {directory}", "python -m bot setup"
-        )
+        return ExportStatus(False, f"not exported (or stale) in {directory}", "python -m bot setup")
     try:
         shape = OnnxEncoder(directory, manifest=manifest).encode(["ping"]).shape
     except EncoderUnavailableError as exc:
@@ -453,11 +467,10 @@ def _export_fp32(model: Any, path: Path) -> None:
             self,
             input_ids: torch.Tensor,
             attention_mask: torch.Tensor,
-            token_type_ids: torch.Tensor,
+            token_type_ids: torch.Tensor | None = None,
         ) -> torch.Tensor:
-            tokens = self.inner(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            )[0]
+            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+            tokens = self.inner(input_ids=input_ids, attention_mask=attention_mask, **extra)[0]
             mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
             pooled = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
@@ -465,8 +478,10 @@ def _export_fp32(model: Any, path: Path) -> None:
     example = model.tokenizer(
         ["how do I return an item I bought?", "hi"], padding=True, return_tensors="pt"
     )
-    args = tuple(example[name] for name in _INPUTS)
-    axes = {name: {0: "batch", 1: "tokens"} for name in _INPUTS}
+    # BERT-style models take token type ids; others (MPNet) take only the first two.
+    inputs = [name for name in _INPUTS if name in example]
+    args = tuple(example[name] for name in inputs)
+    axes = {name: {0: "batch", 1: "tokens"} for name in inputs}
     axes["embedding"] = {0: "batch"}
     try:
         with warnings.catch_warnings(), torch.no_grad():
@@ -475,7 +490,7 @@ def _export_fp32(model: Any, path: Path) -> None:
                 Pooled(transformer).eval(),
                 args,
                 str(path),
-                input_names=list(_INPUTS),
+                input_names=inputs,
                 output_names=["embedding"],
                 dynamic_axes=axes,
                 opset_version=OPSET,
@@ -486,7 +501,23 @@ def _export_fp32(model: Any, path: Path) -> None:
         raise EncoderUnavailableError(f"cannot export the model to ONNX: {exc}") from exc
 
 
-def _quantize(fp32: Path, int8: Path) -> None:
+def _feed_forward_outputs(fp32: Path) -> list[str]:
+    """Names of the graph's feed-forward output MatMuls (``layer.N/output/dense``).
+
+    The same names in BERT-style and MPNet exports; attention's own output projection is
+    ``attention/output/dense`` (BERT) or ``attention/attn/o`` (MPNet) and does not match.
+    """
+    import onnx
+
+    graph = onnx.load(str(fp32), load_external_data=False).graph
+    return [
+        node.name
+        for node in graph.node
+        if node.op_type == "MatMul" and _FEED_FORWARD_OUTPUT.search(node.name)
+    ]
+
+
+def _quantize(fp32: Path, int8: Path, *, keep_fp32: Sequence[str] = ()) -> None:
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:
@@ -495,7 +526,13 @@ def _quantize(fp32: Path, int8: Path) -> None:
     level = root.level
     root.setLevel(max(level, logging.ERROR))  # it logs a pre-processing hint at WARNING
     try:
-        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(
+            str(fp32),
+            str(int8),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            nodes_to_exclude=list(keep_fp32),
+        )
     finally:
         root.setLevel(level)
 
@@ -563,6 +600,7 @@ class OnnxEncoder:
         self._threads = threads
         self._session: Any = None
         self._tokenizer: Any = None
+        self._input_names: tuple[str, ...] = ()
         self._lock = threading.Lock()
         self.intra_op_threads: int | None = None
         self.load_seconds: float | None = None
@@ -607,8 +645,12 @@ class OnnxEncoder:
         except Exception as exc:  # onnxruntime raises its own exception types
             raise EncoderUnavailableError(f"cannot load the ONNX encoder {model}: {exc}") from exc
         tokenizer.enable_truncation(max_length=self.manifest.max_length)
-        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # pad to the longest in a batch
+        # Pad to the longest in a batch, with the model's own pad token when its tokenizer
+        # names one (MPNet: <pad>, id 1; its vocabulary also has a [PAD], id 4).
+        own = tokenizer.padding or {"pad_id": 0, "pad_token": "[PAD]"}
+        tokenizer.enable_padding(pad_id=own["pad_id"], pad_token=own["pad_token"])
         self._tokenizer = tokenizer
+        self._input_names = tuple(i.name for i in session.get_inputs())
         self._session = session
         self.intra_op_threads = int(session.get_session_options().intra_op_num_threads)
         self.load_seconds = time.perf_counter() - started
@@ -639,10 +681,14 @@ class OnnxEncoder:
         if self._session is None:
             self.load()
         encodings = self._tokenizer.encode_batch(list(texts))
+        columns = {
+            "input_ids": lambda e: e.ids,
+            "attention_mask": lambda e: e.attention_mask,
+            "token_type_ids": lambda e: e.type_ids,
+        }
         feed = {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+            name: np.array([columns[name](e) for e in encodings], dtype=np.int64)
+            for name in self._input_names
         }
         (vectors,) = self._session.run(["embedding"], feed)
         return normalize_rows(vectors)

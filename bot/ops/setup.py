@@ -117,7 +117,12 @@ def prepare_state(settings: Settings, console: Console) -> None:
 
 
 def run_setup(
-    settings: Settings, console: Console, *, demo_data: bool = True, for_tests: bool = False
+    settings: Settings,
+    console: Console,
+    *,
+    demo_data: bool = True,
+    for_tests: bool = False,
+    large_encoder: bool = False,
 ) -> None:
     """Run every set-up step in order; each is idempotent.
 
@@ -140,6 +145,10 @@ def run_setup(
     training.train(settings, console)
     if for_tests:
         environments.ensure_test_packages(console, log_dir=settings.log_dir)
+    if large_encoder:
+        from bot.ops.large_encoder import install_large_encoder
+
+        install_large_encoder(settings.models_dir, console)
     console.print(f"[bold green]Set-up complete[/] in {time.monotonic() - started:.0f} s.")
 
 

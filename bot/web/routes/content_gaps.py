@@ -72,7 +72,6 @@ def get_content_gaps(request: Request, settings: SettingsDep) -> ContentGapsServ
     with _lock:
         existing = getattr(state, "content_gaps", None)
         if existing is None:
-
             index_dir = settings.index_dir
             existing = ContentGapsService(
                 encoder_source=lambda: live_query_encoder(index_dir),

@@ -95,6 +95,45 @@ def _tiny_model(folder: Path) -> Path:
     return target
 
 
+def _tiny_mpnet(folder: Path) -> Path:
+    """A random 2-layer MPNet folder: no token type ids, and ``<pad>`` (id 1) beside a ``[PAD]``."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import modules as models
+    from transformers import MPNetConfig, MPNetModel, MPNetTokenizerFast
+
+    words = {
+        w.strip("?,.").lower() for t, qs in ARTICLES.values() for x in [t, *qs] for w in x.split()
+    }
+    raw = folder / "raw"
+    raw.mkdir(parents=True)
+    vocab = ["<s>", "<pad>", "</s>", "<unk>", "[PAD]", "[UNK]", "<mask>", "?", ".", ","]
+    vocab += sorted(words)
+    tokenizer = MPNetTokenizerFast(vocab={w: n for n, w in enumerate(vocab)}, unk_token="[UNK]")
+    assert "token_type_ids" not in tokenizer("where is my parcel?")
+    tokenizer.save_pretrained(str(raw))
+    torch.manual_seed(3)
+    config = MPNetConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=66,
+        initializer_range=0.2,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        pad_token_id=1,
+    )
+    MPNetModel(config).save_pretrained(str(raw))
+    transformer = models.Transformer(str(raw), max_seq_length=32)
+    pooling = models.Pooling(transformer.get_embedding_dimension(), "mean")
+    model = SentenceTransformer(modules=[transformer, pooling, models.Normalize()], device="cpu")
+    target = folder / "tiny-mpnet"
+    model.save(str(target))
+    return target
+
+
 @pytest.fixture(scope="module")
 def tiny_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("sentence_transformers")
@@ -250,3 +289,69 @@ def test_kb_tune_cli_refuses_without_questions_or_with_a_bad_val_file(
     assert main(["tune", *common, "--max-minutes", "1"]) == 1
     assert "alternate questions" in capsys.readouterr().err
     assert current_build(root) is None
+
+
+def test_kb_tune_start_from_a_model_without_token_type_ids(
+    tmp_path: Path, articles_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--start-from`` tunes another model (MPNet-style inputs), exported and served alike."""
+    pytest.importorskip("onnxruntime")
+    from knowledge.editor import EditorDefaults, main
+
+    models_dir = tmp_path / "models"
+    source = _tiny_mpnet(models_dir)
+    root = tmp_path / "index"
+    common = ["--articles-dir", str(articles_dir), "--index-dir", str(root)]
+    defaults = EditorDefaults(models_dir=models_dir, models_hint="install it first")
+    assert main(["tune", *common, "--start-from", "no-such-model"], defaults=defaults) == 2
+    assert "install it first" in capsys.readouterr().err
+    assert current_build(root) is None
+
+    assert (
+        main(["tune", *common, "--start-from", "tiny-mpnet", "--epochs", "4"], defaults=defaults)
+        == 0
+    )
+    assert "Tuning from" in capsys.readouterr().out
+    manifest = read_manifest(current_build(root))  # type: ignore[arg-type]
+    assert manifest.model.startswith("tiny-mpnet+tuned-")
+    assert manifest.encoder_dir is not None
+    folder = root / manifest.encoder_dir
+    live = KnowledgeIndex.load(current_build(root))  # type: ignore[arg-type]
+    onnx = live.encoder
+    questions = ["where is my parcel?", "forgot my password", "vat invoice for my order please now"]
+    onnx.encode(questions)
+    assert [i.name for i in onnx._session.get_inputs()] == ["input_ids", "attention_mask"]
+    # One batch of different lengths (padded with <pad>) gives the tuned torch model's vectors.
+    torch_vectors = tuned_encoder(folder / MODEL_SUBDIR, manifest.model, dimension=32).encode(
+        questions
+    )
+    cosines = np.sum(onnx.encode(questions) * torch_vectors, axis=1)
+    assert cosines.min() > 0.98, cosines
+    assert source.is_dir()  # tuning never changes the model it starts from
+
+
+def test_export_keeps_feed_forward_outputs_in_float32_when_int8_drifts(
+    tiny_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drifting int8 export is redone with the feed-forward output projections in float32."""
+    import onnx
+
+    from knowledge import onnx_encoder
+
+    real_probe = onnx_encoder._probe_cosine
+    measured: list[float] = []
+
+    def first_probe_drifts(*args: object) -> float:
+        measured.append(real_probe(*args))  # type: ignore[arg-type]
+        return 0.5 if len(measured) == 1 else measured[-1]
+
+    monkeypatch.setattr(onnx_encoder, "_probe_cosine", first_probe_drifts)
+    target = tmp_path / "query-encoder"
+    manifest = onnx_encoder.export_onnx_encoder(tiny_source, target, name=NAME, dimension=32)
+
+    assert len(measured) == 2 and manifest.fp32_nodes == 2  # one per layer of the tiny BERT
+    graph = onnx.load(str(target / manifest.model_file)).graph
+    float_matmuls = {n.name for n in graph.node if n.op_type == "MatMul"}
+    assert {f"/inner/encoder/layer.{n}/output/dense/MatMul" for n in (0, 1)} <= float_matmuls
+    assert any(n.op_type == "MatMulInteger" for n in graph.node)  # the rest is still int8
+    assert not list(tmp_path.glob(".tmp-*"))
