@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install setup run test test-unit test-integration test-postgres test-e2e test-stories lint types validate index train doctor bench clean
+.PHONY: help install setup large-encoder run test test-unit test-integration test-postgres test-e2e test-stories lint types validate index train doctor bench clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ install: $(STAMP) ## Create .venv (Python 3.11) with the app and dev tools
 
 setup: $(STAMP) ## Prepare everything: Rasa venv, database, demo data, index, model
 	$(PY) -m bot setup
+
+large-encoder: $(STAMP) ## Also install all-mpnet-base-v2 (404 MB) for `kb tune --start-from`
+	$(PY) -m bot setup --large-encoder
 
 run: setup ## Start the whole assistant with demo content (chat at http://127.0.0.1:8000/)
 	$(PY) -m bot run

@@ -790,6 +790,12 @@ def _tune(args: argparse.Namespace, out: Console, err: Console, encoder: Encoder
     )
     out.print(f"Encoder: {_escape(done.name)} in {_escape(_display(done.encoder_dir))}")
     out.print(f"Build {done.build_dir.name} is now live.")
+    if args.start_from is not None:
+        out.print(
+            "[yellow]![/yellow] Its scores are on another scale than the packaged model's: "
+            "check the answer and suggest thresholds with `kb eval QUESTIONS "
+            "--answer-threshold T --suggest-threshold S` on your own questions."
+        )
     if done.val_top1 is not None:
         before = "" if done.val_top1_before is None else f"{done.val_top1_before:.3f} → "
         out.print(f"Validation top-1 ({len(val)} questions): {before}{done.val_top1:.3f}")

@@ -311,7 +311,8 @@ def test_kb_tune_start_from_a_model_without_token_type_ids(
         main(["tune", *common, "--start-from", "tiny-mpnet", "--epochs", "4"], defaults=defaults)
         == 0
     )
-    assert "Tuning from" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Tuning from" in printed and "check the answer and suggest thresholds" in printed
     manifest = read_manifest(current_build(root))  # type: ignore[arg-type]
     assert manifest.model.startswith("tiny-mpnet+tuned-")
     assert manifest.encoder_dir is not None
