@@ -30,8 +30,14 @@ right article is the answer or the first suggestion: the bot-path top-1), ``show
 goal ≤ 0.03), ``suggested``, ``ood_answered`` (goal 0), ``ood_suggested`` and
 ``routed_elsewhere`` (questions Rasa gave to another action, by action).
 
+``--in-process --index-dir DIR`` evaluates the live build under DIR instead (say, one that
+``kb tune --start-from all-mpnet-base-v2 --index-dir DIR`` published), and
+``--choose-thresholds`` first chooses its answer and suggest thresholds on val alone.
+
 Usage:
     python -m bench.demo_kb_quality [--in-process] [--show-misses]
+    python -m bench.demo_kb_quality --in-process --index-dir DIR [--choose-thresholds]
+    python -m bench.demo_kb_quality --index-dir DIR --answer-threshold A --suggest-threshold S
 """
 
 from __future__ import annotations
@@ -39,9 +45,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -221,15 +228,36 @@ def ask_through_rasa(client: httpx.Client, settings: Settings, question: EvalQue
     return outcome_from_reply(question, reply.json(), first_action_after_question(tracker.json()))
 
 
-def run_through_rasa(splits: list[Split], console: Console) -> dict[tuple[str, str], Figures]:
-    """Start a private stack and ask every question of every split and customer."""
+def run_through_rasa(
+    splits: list[Split],
+    console: Console,
+    *,
+    policy: AnswerPolicy | None = None,
+    index_dir: Path | None = None,
+) -> dict[tuple[str, str], Figures]:
+    """Start a private stack and ask every question of every split and customer.
+
+    Args:
+        splits: The question sets.
+        console: Progress output.
+        policy: Answer and suggest thresholds for the stack (default: the settings').
+        index_dir: An index root to start from (copied): its live build's tuned encoder,
+            if any, is kept by the stack's own build, as ``kb build`` keeps it.
+    """
     from bot.ops.setup import prepare_state
     from bot.ops.stack import isolated_settings, started_stack
 
     figures: dict[tuple[str, str], Figures] = {}
     with tempfile.TemporaryDirectory(prefix="concierge-bench-") as tmp:
         settings = isolated_settings(get_settings(), Path(tmp))
-        settings = settings.model_copy(update={"chat_rate_limit_messages": 0})
+        update: dict[str, Any] = {"chat_rate_limit_messages": 0}
+        if policy is not None:
+            update["kb_answer_threshold"] = policy.answer_threshold
+            update["kb_suggest_threshold"] = policy.suggest_threshold
+        settings = settings.model_copy(update=update)
+        if index_dir is not None:
+            shutil.rmtree(settings.index_dir, ignore_errors=True)
+            shutil.copytree(index_dir, settings.index_dir, symlinks=True)
         prepare_state(settings, console)
         with started_stack(settings, console), httpx.Client(timeout=60) as client:
             for split in splits:
@@ -269,11 +297,68 @@ def run_in_process(
     if not alternate_questions:
         articles = [article.model_copy(update={"questions": []}) for article in articles]
     index = KnowledgeIndex.build(articles, default_encoder(), head=DEFAULT_HEAD if head else None)
+    return _evaluate_splits(index, splits, policy)
+
+
+def _evaluate_splits(
+    index: Any, splits: list[Split], policy: AnswerPolicy
+) -> dict[tuple[str, str], Figures]:
     figures: dict[tuple[str, str], Figures] = {}
     for split in splits:
         for asker, questions in split.questions.items():
             figures[split.name, asker], _ = evaluate(index, questions, policy)
     return figures
+
+
+def load_live_index(index_dir: Path) -> Any:
+    """The live build under an index root (e.g. after ``kb tune``), queries memoised.
+
+    Its own query encoder embeds each question once per run (one question per call, as the
+    action server does), so a threshold sweep re-decides the same vectors.
+    """
+    from bench.levers import CachedEncoder
+    from knowledge.index import KnowledgeIndex
+    from knowledge.store import current_build
+
+    build = current_build(index_dir)
+    if build is None:
+        raise SystemExit(f"no live build under {index_dir}")
+    live = KnowledgeIndex.load(build)
+    return KnowledgeIndex.load(build, CachedEncoder(live.encoder, batch=1))
+
+
+THRESHOLD_GRID = [round(0.30 + 0.02 * step, 2) for step in range(31)]  # 0.30 .. 0.90
+
+
+def choose_thresholds(
+    index: Any, val: Split, policy: AnswerPolicy
+) -> tuple[AnswerPolicy, dict[str, float]]:
+    """The answer and suggest thresholds chosen on val alone.
+
+    The goals of the knowledge-base issue decide: among the pairs where no out-of-domain
+    question is answered and at most 3 % of in-domain questions get a wrong article (for
+    both customers), the best mean shown top-1, then the most answered right. Without
+    such a pair: the fewest out-of-domain answers, then the best top-1.
+    """
+
+    def rank(figures: list[Figures]) -> tuple[float, ...]:
+        ood = sum(f.ood_answered for f in figures)
+        wrong = max(f.answered_wrong for f in figures)
+        top1 = sum(f.shown_top1 for f in figures) / len(figures)
+        right = sum(f.answered_right for f in figures) / len(figures)
+        return (float(ood == 0 and wrong <= 0.03), -ood, top1, right)
+
+    best: tuple[tuple[float, ...], AnswerPolicy] | None = None
+    for answer_at in THRESHOLD_GRID:
+        for suggest_at in [t for t in THRESHOLD_GRID if t <= answer_at]:
+            candidate = replace(policy, answer_threshold=answer_at, suggest_threshold=suggest_at)
+            figures = list(_evaluate_splits(index, [val], candidate).values())
+            key = rank(figures)
+            if best is None or key > best[0]:
+                best = (key, candidate)
+    assert best is not None
+    key = best[0]
+    return best[1], {"meets_goals_on_val": key[0], "val_mean_shown_top1": round(key[2], 4)}
 
 
 # --- report -------------------------------------------------------------------------------
@@ -314,16 +399,46 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="with --in-process: drop every article's alternate questions first",
     )
+    parser.add_argument(
+        "--index-dir",
+        type=Path,
+        default=None,
+        help="start from the live build under this index root (e.g. one `kb tune "
+        "--index-dir` published): evaluated as it is with --in-process, copied into the "
+        "private stack otherwise",
+    )
+    parser.add_argument("--answer-threshold", type=float, default=None, help="override")
+    parser.add_argument("--suggest-threshold", type=float, default=None, help="override")
+    parser.add_argument(
+        "--choose-thresholds",
+        action="store_true",
+        help="with --index-dir: choose the answer and suggest thresholds on val alone "
+        "(the issue's goals first, then top-1), then report both sets at them",
+    )
     args = parser.parse_args(argv)
     if (args.no_head or args.no_alternate_questions) and not args.in_process:
         parser.error("--no-head and --no-alternate-questions need --in-process")
+    if args.choose_thresholds and not (args.index_dir and args.in_process):
+        parser.error("--choose-thresholds needs --in-process and --index-dir")
     settings = get_settings()
     policy = settings.kb_answer_policy()
+    if args.answer_threshold is not None or args.suggest_threshold is not None:
+        policy = replace(
+            policy,
+            answer_threshold=args.answer_threshold or policy.answer_threshold,
+            suggest_threshold=args.suggest_threshold or policy.suggest_threshold,
+        )
     splits = load_splits(args.val, args.test)
     if args.val_only:
         splits = splits[:1]
     console = Console(stderr=True, soft_wrap=True)
-    if args.in_process:
+    chosen: dict[str, float] = {}
+    if args.index_dir is not None and args.in_process:
+        index = load_live_index(args.index_dir)
+        if args.choose_thresholds:
+            policy, chosen = choose_thresholds(index, splits[0], policy)
+        figures = _evaluate_splits(index, splits, policy)
+    elif args.in_process:
         figures = run_in_process(
             splits,
             policy,
@@ -331,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
             alternate_questions=not args.no_alternate_questions,
         )
     else:
-        figures = run_through_rasa(splits, console)
+        figures = run_through_rasa(splits, console, policy=policy, index_dir=args.index_dir)
 
     for (split, asker), result in figures.items():
         console.print(
@@ -352,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
             "answer_threshold": policy.answer_threshold,
             "suggest_threshold": policy.suggest_threshold,
             "answer_margin": policy.answer_margin,
+            **({"index_dir": str(args.index_dir), **chosen} if args.index_dir else {}),
             "test_sha256": sha256_of(args.test),
             **{f"{split}_{asker}": result.to_dict() for (split, asker), result in figures.items()},
         }
