@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -57,79 +58,62 @@ ARTICLES = {
 NAME = "tiny-bert"
 
 
+_TINY_LAYERS = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "initializer_range": 0.2,
+    "hidden_dropout_prob": 0.0,
+    "attention_probs_dropout_prob": 0.0,
+}
+
+
 def _tiny_model(folder: Path) -> Path:
     """A random 2-layer BERT as a sentence-transformers folder (mean pooling, normalised)."""
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer import modules as models
     from transformers import BertConfig, BertModel, BertTokenizerFast  # type: ignore[attr-defined]
 
-    words = {
-        w.strip("?,.").lower() for t, qs in ARTICLES.values() for x in [t, *qs] for w in x.split()
-    }
-    bert = folder / "bert"
-    bert.mkdir(parents=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "?", ".", ",", *sorted(words)]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "?", ".", ",", *_words()]
     tokenizer = BertTokenizerFast(vocab={word: number for number, word in enumerate(vocab)})
     assert "[UNK]" not in tokenizer.tokenize("where is my parcel?")
-    tokenizer.save_pretrained(str(bert))
-    import torch
-
-    torch.manual_seed(3)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        initializer_range=0.2,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    BertModel(config).save_pretrained(str(bert))
-    transformer = models.Transformer(str(bert), max_seq_length=32)
-    pooling = models.Pooling(transformer.get_embedding_dimension(), "mean")
-    model = SentenceTransformer(modules=[transformer, pooling, models.Normalize()], device="cpu")
-    target = folder / "source"
-    model.save(str(target))
-    return target
+    config = BertConfig(vocab_size=len(vocab), max_position_embeddings=64, **_TINY_LAYERS)
+    return _saved(folder, "bert", "source", tokenizer, lambda: BertModel(config))
 
 
 def _tiny_mpnet(folder: Path) -> Path:
     """A random 2-layer MPNet folder: no token type ids, and ``<pad>`` (id 1) beside a ``[PAD]``."""
+    from transformers import MPNetConfig, MPNetModel, MPNetTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "[PAD]", "[UNK]", "<mask>"]
+    vocab = [*specials, "?", ".", ",", *_words()]
+    tokenizer = MPNetTokenizerFast(vocab={w: n for n, w in enumerate(vocab)}, unk_token="[UNK]")
+    assert "token_type_ids" not in tokenizer("where is my parcel?")
+    config = MPNetConfig(
+        vocab_size=len(vocab), max_position_embeddings=66, pad_token_id=1, **_TINY_LAYERS
+    )
+    return _saved(folder, "raw", "tiny-mpnet", tokenizer, lambda: MPNetModel(config))
+
+
+def _words() -> list[str]:
+    texts = [x for title, questions in ARTICLES.values() for x in [title, *questions]]
+    return sorted({w.strip("?,.").lower() for text in texts for w in text.split()})
+
+
+def _saved(folder: Path, raw_name: str, name: str, tokenizer: Any, make: Any) -> Path:
+    """Save a seeded random transformer with mean pooling and normalisation as ``name``."""
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer import modules as models
-    from transformers import MPNetConfig, MPNetModel, MPNetTokenizerFast
 
-    words = {
-        w.strip("?,.").lower() for t, qs in ARTICLES.values() for x in [t, *qs] for w in x.split()
-    }
-    raw = folder / "raw"
+    raw = folder / raw_name
     raw.mkdir(parents=True)
-    vocab = ["<s>", "<pad>", "</s>", "<unk>", "[PAD]", "[UNK]", "<mask>", "?", ".", ","]
-    vocab += sorted(words)
-    tokenizer = MPNetTokenizerFast(vocab={w: n for n, w in enumerate(vocab)}, unk_token="[UNK]")
-    assert "token_type_ids" not in tokenizer("where is my parcel?")
     tokenizer.save_pretrained(str(raw))
     torch.manual_seed(3)
-    config = MPNetConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=66,
-        initializer_range=0.2,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        pad_token_id=1,
-    )
-    MPNetModel(config).save_pretrained(str(raw))
+    make().save_pretrained(str(raw))
     transformer = models.Transformer(str(raw), max_seq_length=32)
     pooling = models.Pooling(transformer.get_embedding_dimension(), "mean")
     model = SentenceTransformer(modules=[transformer, pooling, models.Normalize()], device="cpu")
-    target = folder / "tiny-mpnet"
+    target = folder / name
     model.save(str(target))
     return target
 
