@@ -109,13 +109,14 @@ class BaseModel:
             )
             return
         from bot.config import get_settings
+        from knowledge.encoder import find_model_folder
 
-        for folder in (Path(given), get_settings().models_dir / given):
-            pooling = folder / "1_Pooling" / "config.json"
-            if pooling.is_file():
-                self.path, self.name = folder, folder.name
-                self.dimension = int(json.loads(pooling.read_text())["word_embedding_dimension"])
-                return
+        folder = find_model_folder(given, get_settings().models_dir)
+        pooling = folder / "1_Pooling" / "config.json" if folder is not None else None
+        if folder is not None and pooling is not None and pooling.is_file():
+            self.path, self.name = folder, folder.name
+            self.dimension = int(json.loads(pooling.read_text())["word_embedding_dimension"])
+            return
         raise SystemExit(
             f"--base-model {given}: no sentence-transformers model folder there "
             "(`python -m bot setup --large-encoder` installs all-mpnet-base-v2)"

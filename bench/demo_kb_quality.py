@@ -317,14 +317,14 @@ def load_live_index(index_dir: Path) -> Any:
     action server does), so a threshold sweep re-decides the same vectors.
     """
     from bench.levers import CachedEncoder
-    from knowledge.index import KnowledgeIndex
+    from knowledge.index import KnowledgeIndex, query_encoder_for, read_manifest
     from knowledge.store import current_build
 
     build = current_build(index_dir)
     if build is None:
         raise SystemExit(f"no live build under {index_dir}")
-    live = KnowledgeIndex.load(build)
-    return KnowledgeIndex.load(build, CachedEncoder(live.encoder, batch=1))
+    own = query_encoder_for(build, read_manifest(build))
+    return KnowledgeIndex.load(build, CachedEncoder(own, batch=1))
 
 
 THRESHOLD_GRID = [round(0.30 + 0.02 * step, 2) for step in range(31)]  # 0.30 .. 0.90
@@ -425,8 +425,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.answer_threshold is not None or args.suggest_threshold is not None:
         policy = replace(
             policy,
-            answer_threshold=args.answer_threshold or policy.answer_threshold,
-            suggest_threshold=args.suggest_threshold or policy.suggest_threshold,
+            answer_threshold=(
+                policy.answer_threshold if args.answer_threshold is None else args.answer_threshold
+            ),
+            suggest_threshold=(
+                policy.suggest_threshold
+                if args.suggest_threshold is None
+                else args.suggest_threshold
+            ),
         )
     splits = load_splits(args.val, args.test)
     if args.val_only:

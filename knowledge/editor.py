@@ -61,6 +61,7 @@ from knowledge.encoder import (
     Encoder,
     EncoderUnavailableError,
     default_encoder,
+    find_model_folder,
 )
 from knowledge.evaluation import EvalFileError, evaluate, load_jsonl
 from knowledge.head import DEFAULT_HEAD
@@ -464,12 +465,8 @@ def _model_folder(given: str | None, defaults: EditorDefaults) -> Path | None:
     """
     if given is None:
         return None
-    candidates = [Path(given)]
-    if defaults.models_dir is not None:
-        candidates.append(defaults.models_dir / given)
-    for folder in candidates:
-        if (folder / "modules.json").is_file():
-            return folder
+    if (folder := find_model_folder(given, defaults.models_dir)) is not None:
+        return folder
     hint = f" ({defaults.models_hint})" if defaults.models_hint else ""
     raise ValueError(f"--start-from {given}: no sentence-transformers model folder there{hint}")
 

@@ -26,6 +26,7 @@ __all__ = [
     "EncoderUnavailableError",
     "SentenceTransformerEncoder",
     "default_encoder",
+    "find_model_folder",
     "normalize_rows",
     "packaged_model_path",
 ]
@@ -216,6 +217,22 @@ def _quiet_transformers() -> None:
         transformers_logging.disable_progress_bar()
     except Exception:  # pragma: no cover - cosmetic only, never worth failing a load
         logger.debug("Could not silence transformers progress bars", exc_info=True)
+
+
+def find_model_folder(given: str | Path, models_dir: Path | None = None) -> Path | None:
+    """Resolve a sentence-transformers model folder: a path, or a folder name in ``models_dir``.
+
+    Args:
+        given: A folder path, or the name of a folder inside ``models_dir``.
+        models_dir: Where installed models live (``None``: paths only).
+
+    Returns:
+        The first candidate holding a sentence-transformers ``modules.json``, else ``None``.
+    """
+    candidates = [Path(given)]
+    if models_dir is not None:
+        candidates.append(models_dir / given)
+    return next((folder for folder in candidates if (folder / "modules.json").is_file()), None)
 
 
 def packaged_model_path() -> Path:

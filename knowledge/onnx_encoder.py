@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -681,18 +681,20 @@ class OnnxEncoder:
         if self._session is None:
             self.load()
         encodings = self._tokenizer.encode_batch(list(texts))
-        columns = {
-            "input_ids": lambda e: e.ids,
-            "attention_mask": lambda e: e.attention_mask,
-            "token_type_ids": lambda e: e.type_ids,
-        }
         feed = {
-            name: np.array([columns[name](e) for e in encodings], dtype=np.int64)
+            name: np.array([_FEATURES[name](e) for e in encodings], dtype=np.int64)
             for name in self._input_names
         }
         (vectors,) = self._session.run(["embedding"], feed)
         return normalize_rows(vectors)
 
+
+# What each graph input is, per tokenised text (``tokenizers.Encoding``).
+_FEATURES: dict[str, Callable[[Any], list[int]]] = {
+    "input_ids": lambda encoding: encoding.ids,
+    "attention_mask": lambda encoding: encoding.attention_mask,
+    "token_type_ids": lambda encoding: encoding.type_ids,
+}
 
 _cache: dict[str, OnnxEncoder] = {}
 _cache_lock = threading.Lock()
