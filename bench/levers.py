@@ -178,6 +178,20 @@ def _tune_threshold(ranked: Sequence[Ranked], margin: float = 0.0) -> float:
     return max(sweep(), key=lambda t: sum(_in_scope_and_oos(ranked, t, margin)))
 
 
+def _floor_threshold(ranked: Sequence[Ranked], min_oos_recall: float) -> float:
+    """The threshold with the best in-scope accuracy whose out-of-scope recall reaches a floor.
+
+    An operator's rule ("hand off at least this share of out-of-scope questions, then
+    answer as many as possible"), applied to val. When no threshold reaches the floor,
+    the one with the highest recall.
+    """
+    figures = {t: _in_scope_and_oos(ranked, t) for t in sweep()}
+    reaching = [t for t, (_, recall) in figures.items() if recall >= min_oos_recall]
+    if not reaching:
+        return max(figures, key=lambda t: (figures[t][1], -t))
+    return max(reaching, key=lambda t: (figures[t][0], -t))
+
+
 def _figures(ranked: list[Ranked], threshold: float, margin: float = 0.0) -> dict[str, float]:
     figures = {"top1": top_k_accuracy(ranked, 1), "recall_at_3": top_k_accuracy(ranked, 3)}
     if any(r.expected is None for r in ranked):

@@ -23,12 +23,16 @@ Usage:
     python -m bench.tuning [--settings banking77_k10,clinc150_k10,banking77_kall,clinc150_kall]
                            [--select-on banking77_k10,clinc150_k10] [--grid full|small]
                            [--config mnrl:1:2e-05]  # skip the selection
+                           [--candidates mnrl:1:2e-5,mnrl:1:2e-5:6]  # :6 = 6 layers frozen
                            [--base-model all-mpnet-base-v2]  # tune the larger encoder
+                           [--min-oos-recall 0.60]  # floor of the third threshold rule
+                           [--keep var/bench/tuned]  # keep each setting's tuned index root
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -47,6 +51,7 @@ from bench.levers import (
     Setting,
     _banking77,
     _clinc150,
+    _floor_threshold,
     _in_scope_and_oos,
     _rank,
     _tune_threshold,
@@ -60,9 +65,16 @@ from knowledge.onnx_encoder import OnnxEncoder
 from knowledge.tuning import TuneConfig, TunePublishResult, tune_and_publish
 
 SETTINGS = ("banking77_k10", "clinc150_k10", "banking77_kall", "clinc150_kall")
-GRIDS = {
-    "full": (("mnrl", 1, 2e-5), ("mnrl", 3, 2e-5), ("mnrl", 1, 5e-5), ("cosine", 1, 2e-5)),
-    "small": (("mnrl", 1, 2e-5), ("cosine", 1, 2e-5)),
+# (loss, epochs, learning rate, layers frozen)
+Spec = tuple[str, int, float, int]
+GRIDS: dict[str, tuple[Spec, ...]] = {
+    "full": (
+        ("mnrl", 1, 2e-5, 0),
+        ("mnrl", 3, 2e-5, 0),
+        ("mnrl", 1, 5e-5, 0),
+        ("cosine", 1, 2e-5, 0),
+    ),
+    "small": (("mnrl", 1, 2e-5, 0), ("cosine", 1, 2e-5, 0)),
 }
 LATENCY_QUESTIONS = 300
 
@@ -73,26 +85,36 @@ def _setting(name: str) -> Setting:
     return _banking77(shots) if data == "banking77" else _clinc150(shots)
 
 
-def _config(spec: tuple[str, int, float], max_minutes: float, seed: int) -> TuneConfig:
-    loss, epochs, rate = spec
+def _config(spec: Spec, max_minutes: float, seed: int) -> TuneConfig:
+    loss, epochs, rate, frozen = spec
     return TuneConfig(
         loss="cosine" if loss == "cosine" else "mnrl",
         epochs=epochs,
         learning_rate=rate,
         max_minutes=max_minutes,
         seed=seed,
+        freeze_layers=frozen,
     )
 
 
-def _parse_config(text: str) -> tuple[str, int, float]:
-    loss, epochs, rate = text.split(":")
-    return loss, int(epochs), float(rate)
+def _parse_config(text: str) -> Spec:
+    """``LOSS:EPOCHS:LR`` or ``LOSS:EPOCHS:LR:FROZEN`` (layers frozen, default 0)."""
+    loss, epochs, rate, *frozen = text.split(":")
+    return loss, int(epochs), float(rate), int(frozen[0]) if frozen else 0
+
+
+def _key(spec: Spec) -> str:
+    loss, epochs, rate, frozen = spec
+    return f"{loss}:{epochs}:{rate:g}" + (f":{frozen}" if frozen else "")
 
 
 def _tuned(
-    articles: list, tmp: Path, config: TuneConfig, base: BaseModel
+    articles: list, tmp: Path, config: TuneConfig, base: BaseModel, *, keep: Path | None = None
 ) -> tuple[KnowledgeIndex, TunePublishResult]:
-    root = Path(tempfile.mkdtemp(prefix="tune-", dir=tmp))
+    if keep is not None:
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(keep, ignore_errors=True)
+    root = keep or Path(tempfile.mkdtemp(prefix="tune-", dir=tmp))
     result = tune_and_publish(
         articles, root, config, head=DEFAULT_HEAD, source_dir=base.path, base_name=base.name
     )
@@ -113,17 +135,32 @@ def _r(value: float | np.floating) -> float:
 
 
 def _oos_figures(
-    val: list[Ranked], test: list[Ranked], bot_threshold: float, prefix: str
+    val: list[Ranked],
+    test: list[Ranked],
+    bot_threshold: float,
+    prefix: str,
+    min_oos_recall: float,
 ) -> dict[str, float]:
+    """In-scope accuracy and out-of-scope recall on test at three thresholds.
+
+    The bot's own, the one with the best sum of the two on val, and the one with the best
+    val in-scope accuracy among those whose val out-of-scope recall is ``min_oos_recall``
+    or more (``_floor_threshold``).
+    """
     tuned = _tune_threshold(val)
+    floor = _floor_threshold(val, min_oos_recall)
     at_bot = _in_scope_and_oos(test, bot_threshold)
     at_val = _in_scope_and_oos(test, tuned)
+    at_floor = _in_scope_and_oos(test, floor)
     return {
         f"{prefix}in_scope_at_bot": _r(at_bot[0]),
         f"{prefix}oos_recall_at_bot": _r(at_bot[1]),
         f"{prefix}val_threshold": tuned,
         f"{prefix}in_scope_at_val": _r(at_val[0]),
         f"{prefix}oos_recall_at_val": _r(at_val[1]),
+        f"{prefix}floor_threshold": floor,
+        f"{prefix}in_scope_at_floor": _r(at_floor[0]),
+        f"{prefix}oos_recall_at_floor": _r(at_floor[1]),
     }
 
 
@@ -170,11 +207,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--candidates",
         default=None,
-        help="comma-separated LOSS:EPOCHS:LR to choose from on val (instead of --grid)",
+        help="comma-separated LOSS:EPOCHS:LR[:FROZEN] to choose from on val (instead of "
+        "--grid); FROZEN: lowest layers kept fixed (kb tune --freeze-layers)",
     )
-    parser.add_argument("--config", type=_parse_config, default=None, help="LOSS:EPOCHS:LR")
+    parser.add_argument(
+        "--config", type=_parse_config, default=None, help="LOSS:EPOCHS:LR[:FROZEN]"
+    )
     parser.add_argument("--max-minutes", type=float, default=25.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--min-oos-recall",
+        type=float,
+        default=0.60,
+        help="out-of-scope recall floor of the third threshold rule, applied on val "
+        "(default 0.60, the issue's CLINC150 goal)",
+    )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="keep each setting's tuned index root (encoder and builds) under DIR/SETTING",
+    )
     add_base_model_argument(parser)
     args = parser.parse_args(argv)
     base = BaseModel(args.base_model)
@@ -198,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.candidates:
                 grid = tuple(_parse_config(c) for c in args.candidates.split(","))
             for spec in grid:
-                key = f"{spec[0]}:{spec[1]}:{spec[2]:g}"
+                key = _key(spec)
                 for name in [n for n in args.select_on.split(",") if n]:
                     setup = setups.get(name) or _setting(name)
                     index, tuned = _tuned(
@@ -217,12 +270,13 @@ def main(argv: list[str] | None = None) -> int:
             best = max(scores, key=lambda k: float(np.mean(scores[k])))
             result["val_mean_tuned_head_top1"] = {k: _r(np.mean(v)) for k, v in scores.items()}
             chosen = _parse_config(best)
-        result["chosen"] = f"{chosen[0]}:{chosen[1]}:{chosen[2]:g}"
+        result["chosen"] = _key(chosen)
         config = _config(chosen, args.max_minutes, args.seed)
 
         latency_index: KnowledgeIndex | None = None
         for name, setup in setups.items():
-            index, tuned = _tuned(setup.test_articles, tmp, config, base)
+            keep = args.keep / name if args.keep is not None else None
+            index, tuned = _tuned(setup.test_articles, tmp, config, base, keep=keep)
             latency_index = latency_index or index
             same = setup.val_articles is setup.test_articles
             entry: dict[str, object] = {**_tune_figures(tuned)}
@@ -239,7 +293,11 @@ def main(argv: list[str] | None = None) -> int:
             if setup.has_oos:
                 for label, (val_ranked, test_ranked) in ranked.items():
                     assert val_ranked is not None
-                    entry.update(_oos_figures(val_ranked, test_ranked, bot_threshold, f"{label}_"))
+                    entry.update(
+                        _oos_figures(
+                            val_ranked, test_ranked, bot_threshold, f"{label}_", args.min_oos_recall
+                        )
+                    )
                 blend = _blend(index)
                 entry.update(
                     _oos_figures(
@@ -247,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
                         _rank(blend, setup.test, policy),
                         bot_threshold,
                         "tuned_head_blend_",
+                        args.min_oos_recall,
                     )
                 )
             result[name] = entry

@@ -164,19 +164,34 @@ def non_empty(value: str) -> str:
     return value.strip()
 
 
+def _whole_number_of_at_least(value: str, least: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = least - 1
+    if number < least:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of at least {least}, got {value!r}"
+        )
+    return number
+
+
 def positive_int(value: str) -> int:
     """Argparse type for a count of at least 1.
 
     Raises:
         argparse.ArgumentTypeError: If the value is not a whole number of at least 1.
     """
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
-    return number
+    return _whole_number_of_at_least(value, 1)
+
+
+def non_negative_int(value: str) -> int:
+    """Argparse type for a count of at least 0.
+
+    Raises:
+        argparse.ArgumentTypeError: If the value is not a whole number of at least 0.
+    """
+    return _whole_number_of_at_least(value, 0)
 
 
 def create_argument_parser(
@@ -367,6 +382,14 @@ def _add_tune_parser(commands: argparse._SubParsersAction, common: argparse.Argu
         default=None,
         metavar="QUESTIONS.jsonl",
         help='{"question": ..., "expected": ARTICLE_ID} per line: top-1 before and after',
+    )
+    tune.add_argument(
+        "--freeze-layers",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="keep the embeddings and the lowest N transformer layers fixed: cheaper steps, "
+        "so a capped tune of a large model covers more pairs (default: 0, train all)",
     )
     tune.add_argument("--no-head", action="store_true", help="rebuild without the head")
     tune.add_argument(
@@ -762,6 +785,7 @@ def _tune(args: argparse.Namespace, out: Console, err: Console, encoder: Encoder
         learning_rate=args.learning_rate,
         max_minutes=args.max_minutes,
         seed=args.seed,
+        freeze_layers=args.freeze_layers,
     )
     try:
         done = tune_and_publish(

@@ -256,6 +256,34 @@ def test_the_time_budget_stops_training_and_keeps_time_for_the_rebuild(
     assert reserved.stopped_by_budget and reserved.steps < done.steps
 
 
+def _state(folder: Path) -> dict[str, np.ndarray]:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(folder), device="cpu")
+    return {k: v.detach().numpy().copy() for k, v in model[0].auto_model.state_dict().items()}
+
+
+@pytest.mark.parametrize("make", [_tiny_model, _tiny_mpnet], ids=["bert", "mpnet"])
+def test_freeze_layers_keeps_embeddings_and_the_lowest_layers(
+    make: Any, articles_dir: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("sentence_transformers")
+    from knowledge.tuning import tune_encoder
+
+    source = make(tmp_path / "source")
+    before = _state(source)
+    articles = load_articles(articles_dir)
+    config = TuneConfig(epochs=2, batch_size=8, learning_rate=3e-3, seed=1, freeze_layers=1)
+    done = tune_encoder(articles, source, tmp_path / "tuned", config)
+    after = _state(done.model_dir)
+    changed = {k for k in before if not np.array_equal(before[k], after[k])}
+    assert not {k for k in changed if k.startswith(("embeddings.", "encoder.layer.0."))}
+    assert {k for k in changed if k.startswith("encoder.layer.1.")}  # the top layer trained
+    with pytest.raises(TuningError, match="has 2"):
+        tune_encoder(articles, source, tmp_path / "no", config.__class__(freeze_layers=3))
+    assert not (tmp_path / "no").exists()
+
+
 def test_kb_tune_cli_refuses_without_questions_or_with_a_bad_val_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -272,6 +300,8 @@ def test_kb_tune_cli_refuses_without_questions_or_with_a_bad_val_file(
     assert "cannot read" in capsys.readouterr().err
     assert main(["tune", *common, "--max-minutes", "1"]) == 1
     assert "alternate questions" in capsys.readouterr().err
+    assert main(["tune", *common, "--freeze-layers", "-1"]) == 2
+    assert "at least 0" in capsys.readouterr().err
     assert current_build(root) is None
 
 
