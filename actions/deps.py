@@ -48,6 +48,10 @@ class KnowledgeSource(Protocol):
         """Return an article by id, or ``None``."""
         ...
 
+    def best_hit_in(self, article_id: str, query: str) -> Hit | None:
+        """Return the hit one article gives for a question, or ``None``."""
+        ...
+
 
 _lock = threading.Lock()
 _knowledge_base: KnowledgeSource | None = None

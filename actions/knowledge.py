@@ -55,6 +55,7 @@ from knowledge.answering import (
     Answer,
     AnswerPolicy,
     answer_question,
+    chosen_article,
 )
 from knowledge.chunking import strip_markdown
 from knowledge.threads import native_thread_report
@@ -295,7 +296,7 @@ class ActionAnswerChosenArticle(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
-        """Look up the chosen ``article_id`` entity and send its summary with a citation."""
+        """Answer the chosen ``article_id``: its passage that matched the question, cited."""
         started = time.perf_counter()
         events = await self._answer(dispatcher, tracker)
         report_timing(dispatcher, action=self.name(), started=started)
@@ -309,24 +310,43 @@ class ActionAnswerChosenArticle(Action):
             logger.info("No article chosen conversation=%s", tracker.sender_id)
             dispatcher.utter_message(response="utter_kb_unknown")
             return _chosen_events(None, OUTCOME_UNKNOWN)
+        query = tracker.get_slot("kb_last_query")
+        segment = tracker.get_slot("customer_segment")
         try:
             knowledge_base = deps.get_knowledge_base()
-            article = await asyncio.to_thread(knowledge_base.article, str(article_id))
+            chosen = await asyncio.to_thread(
+                chosen_article,
+                knowledge_base,
+                str(article_id),
+                query=query if isinstance(query, str) else None,
+                segment=segment,
+            )
         except Exception:
             logger.exception(
                 "Could not load article %s conversation=%s", article_id, tracker.sender_id
             )
             dispatcher.utter_message(response="utter_kb_unavailable")
             return _chosen_events(None, OUTCOME_UNAVAILABLE)
-        if article is None:
+        if chosen is None:
             logger.warning(
-                "Chosen article %s does not exist conversation=%s", article_id, tracker.sender_id
+                "Chosen article %s does not exist or is not for segment %s conversation=%s",
+                article_id,
+                segment,
+                tracker.sender_id,
             )
             dispatcher.utter_message(response="utter_kb_unknown")
             return _chosen_events(None, OUTCOME_UNKNOWN)
+        article, hit = chosen
         dispatcher.utter_message(
-            text=strip_markdown(article.summary),
-            json_message=citation(article.id, article.title, None),
+            # a long article: the passage that matched the question, citing its section
+            text=strip_markdown(hit.answer_text if hit is not None else article.summary),
+            json_message=citation(
+                article.id,
+                article.title,
+                None,
+                section=hit.section if hit is not None else None,
+                anchor=hit.section_anchor if hit is not None else None,
+            ),
             buttons=list(FEEDBACK_BUTTONS),
         )
         return _chosen_events(article.id, OUTCOME_ANSWERED)

@@ -16,7 +16,9 @@ the customer's own audience (``b2b`` + ``all`` for verified business contacts, `
 answer-band hit are all articles searched, and that result is used when *it* has an
 answer-band hit: a consumer asking how to join the business programme still gets the
 business article, but business-only articles never crowd a consumer's suggestions (and
-vice versa). Business contacts also *prefer* business articles: a ``b2b`` hit within
+vice versa). So a customer may *pick* (from suggestions) only an article of their own
+audience or ``all`` (:func:`chosen_article`); a button naming another is refused as forged
+or stale. Business contacts also *prefer* business articles: a ``b2b`` hit within
 ``b2b_preference_margin`` (0.05) of a better general hit, and in the same band, is moved
 to the top (e.g. "can we pay by invoice?" gets the Net-30 article rather than the
 consumer invoice one).
@@ -28,6 +30,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from knowledge.articles import Article
 from knowledge.index import Hit
 
 __all__ = [
@@ -43,10 +46,12 @@ __all__ = [
     "Answer",
     "AnswerBand",
     "AnswerPolicy",
+    "Choosable",
     "Searchable",
     "answer_question",
     "band_for",
     "band_of",
+    "chosen_article",
     "search_for_customer",
 ]
 
@@ -70,6 +75,18 @@ class Searchable(Protocol):
 
     def search(self, query: str, limit: int = 3, *, audience: str | None = None) -> list[Hit]:
         """Return up to ``limit`` hits, best first, optionally only for one audience."""
+        ...
+
+
+class Choosable(Protocol):
+    """Where a picked article is looked up (``KnowledgeIndex``, ``LiveKnowledgeBase``)."""
+
+    def article(self, article_id: str) -> Article | None:
+        """Return an article by id, or ``None``."""
+        ...
+
+    def best_hit_in(self, article_id: str, query: str) -> Hit | None:
+        """Return the hit one article gives for a question, or ``None``."""
         ...
 
 
@@ -254,7 +271,7 @@ def _decide(
     source: Searchable, query: str, *, segment: str | None, policy: AnswerPolicy
 ) -> tuple[list[Hit], tuple[str | None, ...], AnswerBand]:
     business = segment == "b2b"
-    own = "b2b" if business else "b2c"
+    own = _own_audience(segment)
     hits = source.search(query, policy.limit, audience=own)
     preferred = False
     if business:
@@ -290,3 +307,33 @@ def answer_question(
         return Answer(text, segment, BAND_UNKNOWN, (), policy, ())
     hits, searched, band = _decide(source, text, segment=segment, policy=policy)
     return Answer(text, segment, band, tuple(hits), policy, searched)
+
+
+def _own_audience(segment: str | None) -> str:
+    return "b2b" if segment == "b2b" else "b2c"
+
+
+def chosen_article(
+    source: Choosable, article_id: str, *, query: str | None, segment: str | None
+) -> tuple[Article, Hit | None] | None:
+    """The article a customer picked from suggestions, and what of it to answer with.
+
+    Suggestions only ever come from the customer's own audience (see the module
+    docstring), so an article of another audience was never offered: the pick is refused.
+
+    Args:
+        source: Where to look the article up.
+        article_id: The picked article.
+        query: The question the suggestions answered, if known: a long article then
+            answers with the passage that matched it (and cites its section).
+        segment: ``b2b`` for a verified business contact; anything else is a consumer.
+
+    Returns:
+        The article and its hit for the question (``None`` without a question), or
+        ``None`` for an unknown article or one this customer could not have been offered.
+    """
+    article = source.article(article_id)
+    if article is None or article.audience not in (_own_audience(segment), "all"):
+        return None
+    hit = source.best_hit_in(article_id, query) if query and query.strip() else None
+    return article, hit

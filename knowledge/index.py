@@ -924,6 +924,30 @@ class KnowledgeIndex:
         ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[:limit]
         return [self._hit(article_id, score, position) for article_id, (score, position) in ranked]
 
+    def best_hit_in(self, article_id: str, query: str) -> Hit | None:
+        """The hit one article gives for a question: its best-matching text, scored.
+
+        For a customer who picked the article from suggestions: a long article answers
+        with the passage (and cites the section) that matched their question, as it would
+        have had it been answered directly.
+
+        Returns:
+            The hit, or ``None`` for an unknown article or a blank question.
+        """
+        rows = [row for row, source in enumerate(self._sources) if source.article_id == article_id]
+        if not rows or not query.strip():
+            return None
+        if self._vectors is not None:
+            vectors = self._vectors[rows]
+        elif rows == list(range(rows[0], rows[-1] + 1)):  # an article's rows are contiguous
+            inner = _faiss().downcast_index(self._index.index)
+            vectors = np.asarray(inner.reconstruct_n(rows[0], len(rows)), dtype=np.float32)
+        else:
+            vectors = self._all_vectors()[rows]
+        scores = vectors @ self._query_vector(query.strip())[0]
+        best = int(np.argmax(scores))
+        return self._hit(article_id, float(scores[best]), rows[best])
+
     def _query_vector(self, text: str) -> np.ndarray:
         """Embed a query, reusing the previous one when the text is the same.
 

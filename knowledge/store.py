@@ -454,6 +454,10 @@ class LiveKnowledgeBase:
         """Return an article of the live index by id, or ``None``."""
         return self._current().article(article_id)
 
+    def best_hit_in(self, article_id: str, query: str) -> Hit | None:
+        """One article's hit for a question; see :meth:`KnowledgeIndex.best_hit_in`."""
+        return self._current().best_hit_in(article_id, query)
+
     @property
     def manifest(self) -> Manifest:
         """The live index's manifest (loads the index if needed)."""

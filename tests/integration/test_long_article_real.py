@@ -15,14 +15,18 @@ import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import deps
-from actions.knowledge import ActionAnswerFromKnowledge
+from actions.knowledge import (
+    ActionAnswerChosenArticle,
+    ActionAnswerFromKnowledge,
+    choose_article_payload,
+)
 from bot.config import get_settings
 from bot.web.routes.articles import render_markdown
 from knowledge.articles import load_articles
 from knowledge.chunking import strip_markdown
 from knowledge.head import DEFAULT_HEAD
 from knowledge.index import KnowledgeIndex
-from tests.helpers.trackers import build_tracker, conversation, user
+from tests.helpers.trackers import build_tracker, conversation, entity, user
 
 pytestmark = pytest.mark.integration
 
@@ -93,3 +97,25 @@ async def test_a_late_section_is_answered_and_cited(
     assert article is not None
     assert reply["text"] != strip_markdown(article.summary)  # the passage, not the summary
     assert f'id="{anchor}"' in render_markdown(article.body)  # the link lands on the section
+
+
+async def test_a_long_article_picked_from_suggestions_answers_with_the_matching_section(
+    knowledge_base: KnowledgeIndex,
+) -> None:
+    question = "do I need to wipe my old laptop before you recycle it"
+    pick = user(
+        choose_article_payload(LONG_ARTICLE),
+        "choose_article",
+        1.0,
+        [entity("article_id", LONG_ARTICLE)],
+    )
+    collecting = CollectingDispatcher()
+    tracker = build_tracker(conversation(pick), slots={"kb_last_query": question})
+
+    await ActionAnswerChosenArticle().run(collecting, tracker, {})
+
+    reply = collecting.messages[0]
+    assert reply["custom"]["citation"]["anchor"] == (
+        "wiping-your-data-from-phones-laptops-and-smart-devices"
+    )
+    assert "wipe" in reply["text"]

@@ -51,6 +51,11 @@ class FakeKnowledgeBase:
             raise self.error
         return self.articles.get(article_id)
 
+    def best_hit_in(self, article_id: str, query: str) -> Hit | None:
+        """The scripted hit of that article (the question is recorded, not matched)."""
+        self.calls.append((query, 1, article_id))
+        return next((hit for hit in self.hits if hit.article_id == article_id), None)
+
 
 def unreachable_bot_service() -> BotServiceClient:
     """A bot-service client whose service is down (every request: connection refused)."""

@@ -19,7 +19,7 @@ from actions.knowledge import (
 )
 from knowledge.articles import Article
 from knowledge.chunking import strip_markdown
-from knowledge.index import KnowledgeIndex
+from knowledge.index import Hit, KnowledgeIndex
 from knowledge.store import LiveKnowledgeBase
 from tests.helpers.fake_encoder import FakeEncoder
 from tests.helpers.trackers import build_tracker, conversation, entity, slot, user
@@ -289,6 +289,71 @@ async def test_chosen_article_is_answered_with_a_citation(
         SlotSet("kb_last_article_id", "refunds-timing"),
         SlotSet("kb_last_outcome", "answered"),
     ]
+
+
+async def test_chosen_long_article_answers_with_the_passage_that_matched_the_question(
+    fake_kb: FakeKnowledgeBase, articles: dict[str, Article]
+) -> None:
+    article = articles["refunds-timing"]
+    fake_kb.hits = [
+        Hit(
+            article_id="refunds-timing",
+            title=article.title,
+            score=0.5,
+            summary=article.summary,
+            audience=article.audience,
+            matched_text="Card refunds\nCard refunds take up to 5 working days.",
+            passage="Card refunds take up to 5 working days.",
+            section="Card refunds",
+            section_anchor="card-refunds",
+        )
+    ]
+    tracker = build_tracker(
+        conversation(
+            user(
+                choose_article_payload("refunds-timing"),
+                "choose_article",
+                1.0,
+                [entity("article_id", "refunds-timing")],
+            )
+        ),
+        slots={"kb_last_query": "how long for money back on my card"},
+    )
+    dispatcher = CollectingDispatcher()
+
+    await ActionAnswerChosenArticle().run(dispatcher, tracker, {})
+
+    assert dispatcher.messages[0]["text"] == "Card refunds take up to 5 working days."
+    cited = dispatcher.messages[0]["custom"]["citation"]
+    assert (cited["section"], cited["anchor"]) == ("Card refunds", "card-refunds")
+    assert ("how long for money back on my card", 1, "refunds-timing") in fake_kb.calls
+
+
+@pytest.mark.parametrize(("segment", "answered"), [(None, False), ("b2c", False), ("b2b", True)])
+async def test_a_business_only_article_is_picked_only_by_a_verified_business_contact(
+    fake_kb: FakeKnowledgeBase, articles: dict[str, Article], segment: str | None, answered: bool
+) -> None:
+    # Consumers are never offered business-only articles as suggestions: such a pick is a
+    # forged or stale button and gets "I don't know", not the article.
+    assert articles["business-net30-invoicing"].audience == "b2b"
+    payload = choose_article_payload("business-net30-invoicing")
+    tracker = build_tracker(
+        conversation(
+            user(payload, "choose_article", 1.0, [entity("article_id", "business-net30-invoicing")])
+        ),
+        slots={"customer_segment": segment},
+    )
+    dispatcher = CollectingDispatcher()
+
+    events = await ActionAnswerChosenArticle().run(dispatcher, tracker, {})
+
+    if answered:
+        assert dispatcher.messages[0]["custom"]["citation"]["article_id"] == (
+            "business-net30-invoicing"
+        )
+    else:
+        assert dispatcher.messages == [message(response="utter_kb_unknown")]
+        assert events[0] == SlotSet("kb_last_article_id", None)
 
 
 @pytest.mark.parametrize(

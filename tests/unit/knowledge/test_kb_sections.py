@@ -73,6 +73,36 @@ def test_a_question_about_a_late_section_is_answered_with_its_passage(demo_index
     assert hit.answer_text != hit.summary
 
 
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw", "head"])
+def test_a_picked_long_article_gives_the_passage_that_matched_the_question(kind, tmp_path):
+    from knowledge.head import DEFAULT_HEAD
+    from knowledge.index import AnnConfig
+
+    encoder = FakeEncoder(dimension=256)
+    articles = load_articles(ARTICLES_DIR)
+    build = KnowledgeIndex.build(
+        articles,
+        encoder,
+        head=DEFAULT_HEAD if kind == "head" else None,
+        ann=None if kind in ("flat", "head") else AnnConfig(kind=kind),
+    )
+    build.save(tmp_path / kind)
+    index = KnowledgeIndex.load(tmp_path / kind, encoder)  # vectors from faiss, not cached
+    question = "Do we get a waste transfer note after a bulk collection?"
+
+    hit = index.best_hit_in("recycling-old-products", question)
+
+    assert hit is not None and hit.section == "Business customers"
+    assert hit.passage is not None and "waste transfer note" in hit.passage
+    searched = build.search(question, 1)[0]
+    assert searched.article_id == "recycling-old-products"
+    assert hit.score == pytest.approx(searched.score, abs=1e-5)
+    short = index.best_hit_in("returns-start-a-return", question)
+    assert short is not None and short.passage is None and short.answer_text == short.summary
+    assert index.best_hit_in("no-such-article", question) is None
+    assert index.best_hit_in("recycling-old-products", "   ") is None
+
+
 def test_short_articles_keep_their_summary_and_no_section(demo_index):
     hit = demo_index.search("When does the return period start after delivery?", 1)[0]
 
