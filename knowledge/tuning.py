@@ -365,10 +365,12 @@ def tune_encoder(
     model.train()
     try:
         step = 0
+        training_started = time.perf_counter()  # the time per step leaves loading out
         for batches in epochs:
             for batch in batches:
-                elapsed = time.perf_counter() - started
-                per_step = elapsed / step if step else 0.0
+                now = time.perf_counter()
+                elapsed = now - started
+                per_step = (now - training_started) / step if step else 0.0
                 reserve = _rebuild_seconds(rebuild_texts, per_step, config.batch_size)
                 if step and elapsed + per_step + reserve > budget:
                     stopped = True

@@ -256,6 +256,34 @@ def test_the_time_budget_stops_training_and_keeps_time_for_the_rebuild(
     assert reserved.stopped_by_budget and reserved.steps < done.steps
 
 
+def test_slow_model_loading_does_not_count_as_time_per_step(
+    tiny_source: Path, articles_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A large model takes seconds to load on a busy machine; counted as the first step's
+    # time, the rebuild reserve it implies ended the tune after one step.
+    import sentence_transformers
+
+    from knowledge.tuning import tune_encoder
+
+    loading = sentence_transformers.SentenceTransformer.__init__
+
+    def slow_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        time.sleep(1.0)
+        loading(self, *args, **kwargs)
+
+    monkeypatch.setattr(sentence_transformers.SentenceTransformer, "__init__", slow_init)
+    config = TuneConfig(epochs=500, batch_size=8, learning_rate=3e-3, seed=1)
+    done = tune_encoder(
+        load_articles(articles_dir),
+        tiny_source,
+        tmp_path / "m",
+        config,
+        budget_seconds=3.0,
+        rebuild_texts=100,
+    )
+    assert done.stopped_by_budget and done.steps > 5
+
+
 def _state(folder: Path) -> dict[str, np.ndarray]:
     from sentence_transformers import SentenceTransformer
 
