@@ -50,8 +50,9 @@ test-e2e: $(STAMP) ## End-to-end tier (slow: real Rasa, action server, bot servi
 	$(PY) -m bot setup --for-tests
 	$(PY) -m pytest -m e2e
 
-lint: $(STAMP) ## Ruff lint
+lint: $(STAMP) ## Ruff lint and format check
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 types: $(STAMP) ## Mypy type check
 	$(PY) -m mypy bot actions knowledge bench

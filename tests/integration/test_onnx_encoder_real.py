@@ -101,8 +101,12 @@ print(json.dumps({{"article": answer.article.article_id, "torch": "torch" in sys
                   "encoder": live.runtime_report()["encoder"]}}))
 """
     result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True,
-        timeout=120, check=False,
+        [sys.executable, "-c", probe],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
     assert result.returncode == 0, result.stderr

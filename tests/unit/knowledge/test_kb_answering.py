@@ -38,8 +38,14 @@ class Scripted:
 
 @pytest.mark.parametrize(
     ("score", "band"),
-    [(0.9, BAND_ANSWER), (0.55, BAND_ANSWER), (0.5499, BAND_SUGGEST), (0.40, BAND_SUGGEST),
-     (0.39, BAND_UNKNOWN), (None, BAND_UNKNOWN)],
+    [
+        (0.9, BAND_ANSWER),
+        (0.55, BAND_ANSWER),
+        (0.5499, BAND_SUGGEST),
+        (0.40, BAND_SUGGEST),
+        (0.39, BAND_UNKNOWN),
+        (None, BAND_UNKNOWN),
+    ],
 )
 def test_band_for(score: float | None, band: str) -> None:
     assert band_for(score, POLICY) == band

@@ -248,8 +248,12 @@ print(json.dumps({{"band": answer.band, "article": answer.article.article_id,
                   "encoder": live.runtime_report()["encoder"], "heavy": heavy}}))
 """
     result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True,
-        timeout=120, check=False,
+        [sys.executable, "-c", probe],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
     assert result.returncode == 0, result.stderr

@@ -53,8 +53,9 @@ def test_no_knowledge_source_file_names_bot_or_actions_in_an_import() -> None:
     for path in Path(knowledge.__path__[0]).glob("*.py"):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             stripped = line.strip()
-            if stripped.startswith(("import ", "from ")) and stripped.split()[1].split(".")[
-                0
-            ] in ("bot", "actions"):
+            if stripped.startswith(("import ", "from ")) and stripped.split()[1].split(".")[0] in (
+                "bot",
+                "actions",
+            ):
                 offenders.append(f"{path.name}:{number}: {stripped}")
     assert offenders == []

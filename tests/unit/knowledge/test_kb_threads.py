@@ -93,8 +93,12 @@ def test_limit_never_imports_torch() -> None:
         "print(json.dumps([('torch' in sys.modules), native_thread_report()]))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True,
-        timeout=120, check=False,
+        [sys.executable, "-c", probe],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
     assert result.returncode == 0, result.stderr
