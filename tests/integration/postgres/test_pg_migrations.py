@@ -198,3 +198,71 @@ def test_downgrade_to_0001_turns_tickets_back_into_handoffs(
             assert new_id == 4
 
     _with_engine(url, check)
+
+
+def test_0004_repairs_a_database_migrated_by_the_first_0002(
+    new_database: Callable[..., str],
+) -> None:
+    """The first 0002 left a generic audit error, no TRUNCATE guard and a stale sequence."""
+    url = new_database()
+    upgrade_database(url)
+    downgrade_database(url, "0003")
+
+    def break_as_first_0002(engine: Engine) -> None:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger "
+                    "AS $$ BEGIN RAISE EXCEPTION 'audit_events is append-only'; END; $$ "
+                    "LANGUAGE plpgsql"
+                )
+            )
+            connection.execute(text("DROP TRIGGER audit_events_no_truncate ON audit_events"))
+            connection.execute(
+                text(
+                    "INSERT INTO conversations (id, channel, mode, created_at, updated_at) "
+                    "VALUES ('c1', 'webchat', 'bot', :now, :now)"
+                ),
+                {"now": NOW},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO audit_events (at, actor, action, conversation_id, details) "
+                    "VALUES (:now, 'test', 'test.event', 'c1', '{}')"
+                ),
+                {"now": NOW},
+            )
+
+        with create_session_factory(engine)() as session:  # copied with its id: no nextval
+            session.add(_ticket(id=7, status="resolved"))
+            session.commit()
+
+    _with_engine(url, break_as_first_0002)
+    upgrade_database(url)
+    upgrade_database(url)  # idempotent
+
+    def check(engine: Engine) -> None:
+        from sqlalchemy.exc import IntegrityError
+
+        for statement in ("UPDATE audit_events SET actor = 'x'", "TRUNCATE audit_events"):
+            with pytest.raises(IntegrityError), engine.begin() as connection:
+                connection.execute(text(statement))
+        with engine.connect() as connection:
+            assert connection.scalar(text("SELECT count(*) FROM audit_events")) == 1
+        with create_session_factory(engine)() as session:
+            ticket = _ticket()
+            session.add(ticket)
+            session.commit()  # the first 0002's sequence would have given id 1, then 2...
+            assert ticket.id == 8
+
+    _with_engine(url, check)
+
+
+def _ticket(**fields: object) -> Ticket:
+    values: dict[str, object] = {
+        "conversation_id": "c1",
+        "status": "queued",
+        "reason_code": "customer_request",
+        "reason": "new",
+    }
+    return Ticket(**(values | fields))
