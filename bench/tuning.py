@@ -152,7 +152,14 @@ def _oos_figures(
     at_bot = _in_scope_and_oos(test, bot_threshold)
     at_val = _in_scope_and_oos(test, tuned)
     at_floor = _in_scope_and_oos(test, floor)
+    on_val = {
+        "val": _in_scope_and_oos(val, tuned),
+        "floor": _in_scope_and_oos(val, floor),
+        "bot": _in_scope_and_oos(val, bot_threshold),
+    }
     return {
+        **{f"{prefix}val_in_scope_at_{rule}": _r(v[0]) for rule, v in on_val.items()},
+        **{f"{prefix}val_oos_recall_at_{rule}": _r(v[1]) for rule, v in on_val.items()},
         f"{prefix}in_scope_at_bot": _r(at_bot[0]),
         f"{prefix}oos_recall_at_bot": _r(at_bot[1]),
         f"{prefix}val_threshold": tuned,
