@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ from knowledge.onnx_encoder import (
 )
 from knowledge.store import publish
 from tests.helpers.onnx_export import real_onnx_export
+from tests.helpers.probe import run_python
 
 pytestmark = pytest.mark.integration
 
@@ -100,14 +99,7 @@ answer = answer_question(live, "How can I send back something I bought?", policy
 print(json.dumps({{"article": answer.article.article_id, "torch": "torch" in sys.modules,
                   "encoder": live.runtime_report()["encoder"]}}))
 """
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_python(probe)
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {

@@ -38,6 +38,24 @@ def _with_engine(url: str, check: Callable[[Engine], object]) -> object:
         engine.dispose()
 
 
+def _a_conversation_with_an_audit_event(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO conversations (id, channel, mode, created_at, updated_at) "
+                "VALUES ('c1', 'webchat', 'bot', :now, :now)"
+            ),
+            {"now": NOW},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO audit_events (at, actor, action, conversation_id, details) "
+                "VALUES (:now, 'test', 'test.event', 'c1', '{}')"
+            ),
+            {"now": NOW},
+        )
+
+
 def test_upgrade_from_empty_gives_exactly_the_models_schema(
     new_database: Callable[..., str],
 ) -> None:
@@ -78,24 +96,7 @@ def test_downgrade_to_base_and_upgrade_again(
     url = new_database() if backend == "postgresql" else f"sqlite:///{tmp_path / 'app.db'}"
     upgrade_database(url)
 
-    def fill(engine: Engine) -> None:
-        with engine.begin() as connection:
-            connection.execute(
-                text(
-                    "INSERT INTO conversations (id, channel, mode, created_at, updated_at) "
-                    "VALUES ('c1', 'webchat', 'bot', :now, :now)"
-                ),
-                {"now": NOW},
-            )
-            connection.execute(
-                text(
-                    "INSERT INTO audit_events (at, actor, action, conversation_id, details) "
-                    "VALUES (:now, 'test', 'test.event', 'c1', '{}')"
-                ),
-                {"now": NOW},
-            )
-
-    _with_engine(url, fill)
+    _with_engine(url, _a_conversation_with_an_audit_event)
     downgrade_database(url, "base")
     assert _with_engine(url, _tables) == {"alembic_version"}
     upgrade_database(url)
@@ -218,20 +219,7 @@ def test_0004_repairs_a_database_migrated_by_the_first_0002(
                 )
             )
             connection.execute(text("DROP TRIGGER audit_events_no_truncate ON audit_events"))
-            connection.execute(
-                text(
-                    "INSERT INTO conversations (id, channel, mode, created_at, updated_at) "
-                    "VALUES ('c1', 'webchat', 'bot', :now, :now)"
-                ),
-                {"now": NOW},
-            )
-            connection.execute(
-                text(
-                    "INSERT INTO audit_events (at, actor, action, conversation_id, details) "
-                    "VALUES (:now, 'test', 'test.event', 'c1', '{}')"
-                ),
-                {"now": NOW},
-            )
+        _a_conversation_with_an_audit_event(engine)
 
         with create_session_factory(engine)() as session:  # copied with its id: no nextval
             session.add(_ticket(id=7, status="resolved"))

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+from tests.helpers.probe import run_python
 
 PROBE = """
 import sys
@@ -24,14 +20,7 @@ print(torch.__name__)
 
 
 def test_spacy_users_do_not_load_torch_and_torch_still_imports() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_python(PROBE)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "torch"]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +26,9 @@ from knowledge.onnx_encoder import (
 )
 from knowledge.store import LiveKnowledgeBase, current_build, publish, publish_articles
 from tests.helpers.fake_encoder import FakeEncoder
+from tests.helpers.probe import run_python
 from tests.helpers.tiny_onnx import TINY_NAME, TinyEncoder, write_tiny_export
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
 TEXTS = ["How do I return an item?", "I forgot my password", "where is my parcel", "warm up"]
 
 
@@ -247,14 +245,7 @@ heavy = sorted(m for m in ("torch", "sentence_transformers", "transformers", "sp
 print(json.dumps({{"band": answer.band, "article": answer.article.article_id,
                   "encoder": live.runtime_report()["encoder"], "heavy": heavy}}))
 """
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_python(probe)
 
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])

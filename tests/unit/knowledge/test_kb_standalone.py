@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import pkgutil
-import subprocess
-import sys
 from pathlib import Path
 
 import knowledge
-
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+from tests.helpers.probe import run_python
 
 _PROBE = """
 import importlib, json, pkgutil, sys
@@ -31,14 +28,7 @@ print(json.dumps({"imported": names, "forbidden": loaded}))
 
 
 def test_every_knowledge_module_imports_without_bot_or_actions() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", _PROBE],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_python(_PROBE)
 
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +15,7 @@ from knowledge import threads
 from knowledge.articles import load_articles
 from knowledge.index import KnowledgeIndex
 from knowledge.store import LiveKnowledgeBase, publish
-
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+from tests.helpers.probe import run_python
 
 
 @pytest.fixture(autouse=True)
@@ -92,14 +89,7 @@ def test_limit_never_imports_torch() -> None:
         "apply_in_this_thread()\n"
         "print(json.dumps([('torch' in sys.modules), native_thread_report()]))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_python(probe)
 
     assert result.returncode == 0, result.stderr
     torch_loaded, report = json.loads(result.stdout)
