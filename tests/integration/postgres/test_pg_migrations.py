@@ -137,16 +137,7 @@ def test_handoffs_of_0001_become_tickets_and_new_tickets_still_get_ids(
         with create_session_factory(engine)() as session:
             statuses = dict(session.execute(text("SELECT id, status FROM tickets")).all())
             assert statuses == {1: "resolved", 2: "queued"}
-            ticket = Ticket(
-                conversation_id="c2",
-                status="queued",
-                reason_code="customer_request",
-                reason="new",
-                channel="webchat",
-                language="en",
-                summary="",
-                context={},
-            )
+            ticket = _ticket(conversation_id="c2")
             session.add(ticket)
             session.commit()  # before the fix: duplicate key on pk_tickets (id 1)
             assert ticket.id == 3
