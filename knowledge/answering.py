@@ -330,10 +330,13 @@ def chosen_article(
 
     Returns:
         The article and its hit for the question (``None`` without a question), or
-        ``None`` for an unknown article or one this customer could not have been offered.
+        ``None`` for an unknown article or one this customer could not have been offered
+        (another audience's, or an out-of-scope article).
     """
     article = source.article(article_id)
     if article is None or article.audience not in (_own_audience(segment), "all"):
+        return None
+    if article.out_of_scope:  # lists questions to decline: never offered
         return None
     hit = source.best_hit_in(article_id, query) if query and query.strip() else None
     return article, hit

@@ -61,6 +61,7 @@ __all__ = [
     "MAX_QUESTIONS",
     "MAX_QUESTION_CHARS",
     "MAX_TITLE_CHARS",
+    "OUT_OF_SCOPE_TAG",
     "SUMMARY_MAX_CHARS",
     "Article",
     "ArticleError",
@@ -79,6 +80,11 @@ Audience = Literal["b2c", "b2b", "all"]
 AUDIENCES: tuple[str, ...] = ("b2c", "b2b", "all")
 ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SUMMARY_MAX_CHARS = 600
+# An article tagged so lists questions the bot must not answer (Rasa's ``out_of_scope``
+# intent, as an article): it is searched like any other, and when it ranks first the bot
+# says it does not know. It is never answered with, suggested or shown (see
+# knowledge.index.KnowledgeIndex.search).
+OUT_OF_SCOPE_TAG = "out-of-scope"
 MAX_FILE_BYTES = 1_000_000
 MAX_BODY_CHARS = 100_000
 MAX_TITLE_CHARS = 500
@@ -233,6 +239,11 @@ class Article(BaseModel):
         if empty:
             raise ValueError(f"entry {', '.join(empty)} is empty; remove it or write the text")
         return cleaned
+
+    @property
+    def out_of_scope(self) -> bool:
+        """Whether the article lists questions to decline (tagged :data:`OUT_OF_SCOPE_TAG`)."""
+        return OUT_OF_SCOPE_TAG in self.tags
 
     @property
     def summary(self) -> str:

@@ -613,6 +613,8 @@ class KnowledgeIndex:
         source_digests: Mapping[str, str] | None = None,
     ) -> None:
         self._articles = {article.id: article for article in articles}
+        # Articles listing questions to decline (knowledge.articles.OUT_OF_SCOPE_TAG)
+        self._out_of_scope = frozenset(a.id for a in articles if a.out_of_scope)
         # article id -> knowledge.articles.source_digest of the file it was read from
         self._source_digests = dict(source_digests or {})
         self._summaries = {article.id: article.summary for article in articles}
@@ -907,22 +909,35 @@ class KnowledgeIndex:
 
         Returns:
             Up to ``limit`` hits, one per article, best score first (ties by id). An
-            empty or blank query, or ``limit < 1``, gives ``[]``.
+            empty or blank query, or ``limit < 1``, gives ``[]``. So does a question whose
+            first-ranked article is an out-of-scope article (one tagged
+            :data:`~knowledge.articles.OUT_OF_SCOPE_TAG`, listing questions to decline);
+            such articles are never among the hits.
         """
         if not query or not query.strip() or limit < 1 or not self._sources:
             return []
         vector = self._query_vector(query.strip())
         if self._head is not None or self._lexical is not None:
-            return self._search_ranked(query.strip(), vector, limit, audience)
+            ranked = self._search_ranked(query.strip(), vector, limit, audience)
+            return self._answerable(ranked, limit)
         total = len(self._sources)
-        k = min(total, max(limit * 16, 64))
+        wanted = limit + len(self._out_of_scope)
+        k = min(total, max(wanted * 16, 64))
         while True:
             best = self._best_per_article(vector, k, audience)
-            if len(best) >= limit or k >= total:
+            if len(best) >= wanted or k >= total:
                 break
             k = min(total, k * 4)
-        ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[:limit]
-        return [self._hit(article_id, score, position) for article_id, (score, position) in ranked]
+        ordered = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[:wanted]
+        hits = [self._hit(article_id, score, position) for article_id, (score, position) in ordered]
+        return self._answerable(hits, limit)
+
+    def _answerable(self, ranked: list[Hit], limit: int) -> list[Hit]:
+        """The hits to offer: none when an out-of-scope article ranks first, else the rest."""
+        if ranked and ranked[0].article_id in self._out_of_scope:
+            logger.debug("Declined: out-of-scope article %s ranked first", ranked[0].article_id)
+            return []
+        return [hit for hit in ranked if hit.article_id not in self._out_of_scope][:limit]
 
     def best_hit_in(self, article_id: str, query: str) -> Hit | None:
         """The hit one article gives for a question: its best-matching text, scored.
@@ -934,6 +949,8 @@ class KnowledgeIndex:
         Returns:
             The hit, or ``None`` for an unknown article or a blank question.
         """
+        if article_id in self._out_of_scope:
+            return None
         rows = [row for row, source in enumerate(self._sources) if source.article_id == article_id]
         if not rows or not query.strip():
             return None
@@ -988,7 +1005,7 @@ class KnowledgeIndex:
             position = start + int(np.argmax(cosines[start:end]))
             score = float(scored[number]) if blend_scores else float(best[number])
             hits.append(self._hit(article_id, score, position))
-            if len(hits) >= limit:
+            if len(hits) >= limit + len(self._out_of_scope):
                 break
         return hits
 

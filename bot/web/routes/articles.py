@@ -57,7 +57,7 @@ def load_article(articles_dir: Path, article_id: str) -> Article:
 
     Raises:
         ArticleNotFoundError: If the id is malformed, there is no such file, or the
-            file is not a valid article.
+            file is not a valid article, or is an out-of-scope article.
     """
     if len(article_id) > MAX_ARTICLE_ID_CHARS or not ARTICLE_ID_PATTERN.fullmatch(article_id):
         raise ArticleNotFoundError(article_id)
@@ -65,10 +65,13 @@ def load_article(articles_dir: Path, article_id: str) -> Article:
     if path is None:
         raise ArticleNotFoundError(article_id)
     try:
-        return parse_article(path)
+        article = parse_article(path)
     except ArticleError as exc:
         logger.error("article %r is invalid: %s", article_id, exc.message)
         raise ArticleNotFoundError(article_id) from exc
+    if article.out_of_scope:  # a list of questions to decline, not a page for customers
+        raise ArticleNotFoundError(article_id)
+    return article
 
 
 def render_markdown(body: str) -> str:

@@ -6,7 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bot.config import Settings
-from knowledge.articles import find_article_files
+from knowledge.articles import OUT_OF_SCOPE_TAG, find_article_files
+from tests.integration.bot.conftest import ARTICLE
 
 
 def test_chat_page_renders_with_security_headers(client: TestClient) -> None:
@@ -97,6 +98,20 @@ def test_article_not_found_and_traversal(client: TestClient) -> None:
 def test_invalid_article_file_is_a_404(client: TestClient) -> None:
     response = client.get("/articles/broken-article")
     assert response.status_code == 404
+
+
+def test_an_out_of_scope_article_has_no_page(client: TestClient, settings: Settings) -> None:
+    """It lists questions to decline; customers are never linked to it."""
+    text = ARTICLE.replace("id: returns-start-a-return", "id: not-our-business")
+    listed = text.replace("tags: [", f"tags: [{OUT_OF_SCOPE_TAG}, ")
+    assert listed != text  # the fixture's article has tags to add to
+    (settings.articles_dir / "not-our-business.md").write_text(listed, encoding="utf-8")
+    (settings.articles_dir / "still-shown.md").write_text(
+        text.replace("not-our-business", "still-shown"), encoding="utf-8"
+    )
+
+    assert client.get("/articles/not-our-business").status_code == 404
+    assert client.get("/articles/still-shown").status_code == 200
 
 
 def test_real_articles_render_if_present(client: TestClient, settings: Settings) -> None:
