@@ -52,7 +52,7 @@ from bench.common import (
 from bench.retrieval import Ranked, article_id_for, intent_articles, sweep, top_k_accuracy
 from bot.config import get_settings
 from knowledge.answering import AnswerPolicy, answer_question
-from knowledge.articles import MAX_QUESTION_CHARS, Article
+from knowledge.articles import MAX_QUESTION_CHARS, OUT_OF_SCOPE_TAG, Article
 from knowledge.encoder import Encoder
 from knowledge.head import HeadConfig
 from knowledge.index import KnowledgeIndex
@@ -134,15 +134,28 @@ def _banking77(k: int | None) -> Setting:
     )
 
 
-def _clinc150(k: int | None) -> Setting:
+def _clinc150(k: int | None, *, out_of_scope: bool = False) -> Setting:
+    """CLINC150 at K examples per intent.
+
+    With ``out_of_scope``, the knowledge base also gets an out-of-scope article
+    (``knowledge.articles.OUT_OF_SCOPE_TAG``) whose alternate questions are K of the
+    ``oos_train`` questions, as Rasa's ``out_of_scope`` intent would: val and test's
+    out-of-scope questions stay unseen.
+    """
     data = json.loads((datasets_dir() / "clinc150" / "data_full.json").read_text())
     articles = intent_articles(data["train"], k, source="clinc150")
+    if out_of_scope:
+        rows = [(text, "out_of_scope") for text, _ in data["oos_train"]]
+        (declined,) = intent_articles(rows, k, source="clinc150")
+        articles.append(declined.model_copy(update={"tags": [OUT_OF_SCOPE_TAG]}))
+        articles.sort(key=lambda article: article.id)
 
     def queries(split: str) -> list[Query]:
         in_scope: list[Query] = [(t, article_id_for(i)) for t, i in data[split]]
         return in_scope + [(t, None) for t, _ in data[f"oos_{split}"]]
 
-    return Setting(f"clinc150_k{k or 'all'}", articles, articles, queries("val"), queries("test"))
+    name = f"clinc150_k{k or 'all'}" + ("_oos" if out_of_scope else "")
+    return Setting(name, articles, articles, queries("val"), queries("test"))
 
 
 def _rank(index: KnowledgeIndex, queries: Sequence[Query], policy: AnswerPolicy) -> list[Ranked]:
