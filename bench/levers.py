@@ -16,7 +16,10 @@ neighbour, cosine thresholds):
   (chosen on val), on the baseline's hits;
 - ``bm25``: BM25 scores (bm25s, ``knowledge.lexical``) added to the ranking, weight chosen
   on val, thresholds still on cosine;
-- ``head_bm25``: the head (rerank) and BM25 together.
+- ``head_bm25``: the head (rerank) and BM25 together;
+- ``out_of_scope`` (CLINC150 only): the head (rerank) with an out-of-scope article
+  (``knowledge.articles.OUT_OF_SCOPE_TAG``) whose alternate questions are K of the data
+  set's ``oos_train`` questions; a question it ranks first finds nothing.
 
 Tuning uses train (articles) and val only: CLINC150's val split, and for Banking77 the
 last 10 % of each category's training rows (articles for val exclude them; articles for
@@ -62,7 +65,15 @@ from knowledge.onnx_encoder import OnnxEncoder
 Query = tuple[str, str | None]
 HEAD_WEIGHTS = (0.3, 0.5, 0.7)
 LEXICAL_WEIGHTS = (0.05, 0.1, 0.2, 0.3)
-LEVERS = ("baseline", "no_passages", "head_rerank", "head_blend", "bm25", "head_bm25")
+LEVERS = (
+    "baseline",
+    "no_passages",
+    "head_rerank",
+    "head_blend",
+    "bm25",
+    "head_bm25",
+    "out_of_scope",
+)
 MARGINS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08)
 
 
@@ -93,7 +104,11 @@ class CachedEncoder:
 
 
 class Setting:
-    """One data set at one K: articles for val and for test, and the questions."""
+    """One data set at one K: articles for val and for test, and the questions.
+
+    ``with_out_of_scope``: the (val and test) articles plus an out-of-scope article made
+    from the data set's own out-of-scope training questions, when it has them.
+    """
 
     def __init__(
         self,
@@ -102,9 +117,12 @@ class Setting:
         test_articles: list[Article],
         val: list[Query],
         test: list[Query],
+        *,
+        with_out_of_scope: list[Article] | None = None,
     ) -> None:
         self.name, self.val, self.test = name, val, test
         self.val_articles, self.test_articles = val_articles, test_articles
+        self.with_out_of_scope = with_out_of_scope
         self.has_oos = any(expected is None for _, expected in test)
 
 
@@ -144,18 +162,21 @@ def _clinc150(k: int | None, *, out_of_scope: bool = False) -> Setting:
     """
     data = json.loads((datasets_dir() / "clinc150" / "data_full.json").read_text())
     articles = intent_articles(data["train"], k, source="clinc150")
+    rows = [(text, "out_of_scope") for text, _ in data["oos_train"]]
+    (declined,) = intent_articles(rows, k, source="clinc150")
+    with_declined = [*articles, declined.model_copy(update={"tags": [OUT_OF_SCOPE_TAG]})]
+    with_declined.sort(key=lambda article: article.id)
     if out_of_scope:
-        rows = [(text, "out_of_scope") for text, _ in data["oos_train"]]
-        (declined,) = intent_articles(rows, k, source="clinc150")
-        articles.append(declined.model_copy(update={"tags": [OUT_OF_SCOPE_TAG]}))
-        articles.sort(key=lambda article: article.id)
+        articles = with_declined
 
     def queries(split: str) -> list[Query]:
         in_scope: list[Query] = [(t, article_id_for(i)) for t, i in data[split]]
         return in_scope + [(t, None) for t, _ in data[f"oos_{split}"]]
 
     name = f"clinc150_k{k or 'all'}" + ("_oos" if out_of_scope else "")
-    return Setting(name, articles, articles, queries("val"), queries("test"))
+    return Setting(
+        name, articles, articles, queries("val"), queries("test"), with_out_of_scope=with_declined
+    )
 
 
 def _rank(index: KnowledgeIndex, queries: Sequence[Query], policy: AnswerPolicy) -> list[Ranked]:
@@ -259,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = {"baseline", *args.levers.split(",")}
     if unknown := chosen - set(LEVERS):
         parser.error(f"unknown levers: {', '.join(sorted(unknown))}")
-    needs_head = bool(chosen & {"head_rerank", "head_blend", "head_bm25"})
+    needs_head = bool(chosen & {"head_rerank", "head_blend", "head_bm25", "out_of_scope"})
     needs_lexical = bool(chosen & {"bm25", "head_bm25"})
     settings = get_settings()
     bot_threshold = settings.kb_answer_threshold
@@ -354,6 +375,15 @@ def main(argv: list[str] | None = None) -> int:
                     lexical=LexicalConfig(weight=both_beta),
                 ),
             }
+            with_declined: list[Article] = setup.with_out_of_scope or []
+            if with_declined:
+
+                def declining(
+                    _: list[Article], articles: list[Article] = with_declined
+                ) -> KnowledgeIndex:
+                    return _built(articles, builder, querier, tmp, head=HeadConfig(weight=weight))
+
+                variants["out_of_scope"] = declining
             variants = {name: make for name, make in variants.items() if name in chosen}
             same_articles = setup.val_articles is setup.test_articles
             for name, make in variants.items():
