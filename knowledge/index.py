@@ -878,6 +878,11 @@ class KnowledgeIndex:
         return list(self._articles.values())
 
     @property
+    def out_of_scope_articles(self) -> list[Article]:
+        """The articles listing questions to decline (see :meth:`search`), sorted by id."""
+        return [self._articles[article_id] for article_id in sorted(self._out_of_scope)]
+
+    @property
     def sources(self) -> list[VectorSource]:
         """What each vector encodes, in vector-id order."""
         return list(self._sources)

@@ -454,6 +454,10 @@ class LiveKnowledgeBase:
         """Return an article of the live index by id, or ``None``."""
         return self._current().article(article_id)
 
+    def out_of_scope_articles(self) -> list[Article]:
+        """The live index's out-of-scope articles (:attr:`KnowledgeIndex.out_of_scope_articles`)."""
+        return self._current().out_of_scope_articles
+
     def best_hit_in(self, article_id: str, query: str) -> Hit | None:
         """One article's hit for a question; see :meth:`KnowledgeIndex.best_hit_in`."""
         return self._current().best_hit_in(article_id, query)

@@ -60,6 +60,7 @@ from bot.reports.queries import DEFAULT_DAYS, ReportPeriod
 
 if TYPE_CHECKING:
     from knowledge.answering import AnswerPolicy, Searchable
+    from knowledge.articles import Article
     from knowledge.index import Hit
 
 __all__ = [
@@ -149,6 +150,10 @@ class GapGroup(_Model):
     nearest: GapArticle | None
     new_article_url: str
     add_to_article_url: str | None
+    # Add the wordings to the knowledge base's out-of-scope article (questions the bot
+    # declines on purpose); None when it has none.
+    decline: GapArticle | None = None
+    decline_url: str | None = None
 
 
 class ContentGaps(_Model):
@@ -239,6 +244,21 @@ def _nearest(
     )
 
 
+def _decline_target(articles: Sequence[Article]) -> GapArticle | None:
+    """The out-of-scope article a group's wordings can be added to (the first by id)."""
+    listed = sorted((a for a in articles if a.out_of_scope), key=lambda a: a.id)
+    if not listed:
+        return None
+    first = listed[0]
+    return GapArticle(
+        article_id=first.id,
+        title=first.title,
+        score=0.0,
+        band="unknown",
+        url=f"/editor/articles/{quote(first.id, safe='')}/edit",
+    )
+
+
 class Grouped(NamedTuple):
     """What :func:`group_questions` found."""
 
@@ -255,6 +275,7 @@ def group_questions(
     policy: AnswerPolicy,
     threshold: float = GROUP_THRESHOLD,
     max_groups: int = MAX_GROUPS,
+    out_of_scope: Sequence[Article] = (),
 ) -> Grouped:
     """Group questions by meaning and describe each group.
 
@@ -266,6 +287,8 @@ def group_questions(
         policy: The bot's answer thresholds.
         threshold: Mean cosine from which phrasings are one group.
         max_groups: Most groups described (the largest); only they are searched.
+        out_of_scope: The live index's out-of-scope articles: each group gets a link
+            adding its wordings to the first (questions to decline on purpose).
 
     Returns:
         The groups (most questions first, then most recently asked), how many there were
@@ -316,8 +339,12 @@ def group_questions(
         described.append((group, asked, central.text))
     described.sort(key=lambda item: (-item[0].count, -item[0].last_seen.timestamp(), item[0].title))
     nearest_ok = search is not None
+    decline = _decline_target(out_of_scope)
     groups: list[GapGroup] = []
     for group, asked, central_text in described[: max(max_groups, 0)]:
+        if decline is not None:
+            url = add_questions_url(decline.article_id, group.examples)
+            group = group.model_copy(update={"decline": decline, "decline_url": url})
         if search is not None and nearest_ok:
             try:
                 nearest = _nearest(search, central_text, segment=_segment(asked), policy=policy)
@@ -341,11 +368,13 @@ def build_gaps(
     policy: AnswerPolicy,
     threshold: float = GROUP_THRESHOLD,
     max_groups: int = MAX_GROUPS,
+    out_of_scope: Callable[[], Sequence[Article]] | None = None,
 ) -> ContentGaps:
     """Group collected questions (see :func:`group_questions`) into the page's data.
 
     A failing encoder is logged and the questions are grouped by near-identical wording
-    only (``grouped_by_meaning`` is then False).
+    only (``grouped_by_meaning`` is then False). ``out_of_scope`` returns the live index's
+    out-of-scope articles; when it fails, the groups get no link to them.
     """
     encoder: QuestionEncoder | None = None
     build_id: str | None = None
@@ -354,6 +383,12 @@ def build_gaps(
             build_id, encoder = encoder_source()
         except Exception as exc:  # no build yet, or its encoder cannot load
             logger.warning("content gaps: query encoder unavailable: %s", exc)
+    declining: Sequence[Article] = ()
+    if out_of_scope is not None and collected.questions:
+        try:
+            declining = out_of_scope()
+        except Exception as exc:  # no build yet, or it cannot load: no decline link
+            logger.warning("content gaps: out-of-scope articles unavailable: %s", exc)
     grouped = group_questions(
         collected.questions,
         encoder=encoder,
@@ -361,6 +396,7 @@ def build_gaps(
         policy=policy,
         threshold=threshold,
         max_groups=max_groups,
+        out_of_scope=declining,
     )
     return ContentGaps(
         period=period,
@@ -473,6 +509,7 @@ class ContentGapsService:
         clock: Monotonic seconds (tests pass a fake).
         build_probe: Returns the live build's id cheaply; a cached result computed with
             another build is not reused (``None``: results are reused until they expire).
+        out_of_scope: Returns the live index's out-of-scope articles (``None``: none).
     """
 
     def __init__(
@@ -487,6 +524,7 @@ class ContentGapsService:
         cache_entries: int = CACHE_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
         build_probe: Callable[[], str | None] | None = None,
+        out_of_scope: Callable[[], Sequence[Article]] | None = None,
     ) -> None:
         self.encoder_source = encoder_source
         self.search = search
@@ -497,6 +535,7 @@ class ContentGapsService:
         self._cache_entries = cache_entries
         self._clock = clock
         self._build_probe = build_probe
+        self._out_of_scope = out_of_scope
         self._vectors = _Lru(VECTOR_CACHE_ENTRIES)
         self._hits = _Lru(SEARCH_CACHE_ENTRIES)
         self._cache: OrderedDict[str, tuple[float, ContentGaps]] = OrderedDict()
@@ -536,6 +575,7 @@ class ContentGapsService:
                 search=_CachingSearch(self.search, self._hits) if self.search else None,
                 policy=self.policy,
                 threshold=self.threshold,
+                out_of_scope=self._out_of_scope,
             )
             logger.info(
                 "content gaps: %d questions in %d groups (days=%d build=%s) in %.2fs",

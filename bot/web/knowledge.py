@@ -27,6 +27,7 @@ from starlette.datastructures import State
 from bot.config import Settings
 
 if TYPE_CHECKING:
+    from knowledge.articles import Article
     from knowledge.index import Hit
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,10 @@ class KnowledgeSearch(Protocol):
 
     def search(self, query: str, limit: int = 3, *, audience: str | None = None) -> list[Hit]:
         """Return up to ``limit`` hits, best first."""
+        ...
+
+    def out_of_scope_articles(self) -> list[Article]:
+        """The articles listing questions to decline (for the content-gaps page)."""
         ...
 
 

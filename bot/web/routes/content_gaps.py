@@ -73,11 +73,13 @@ def get_content_gaps(request: Request, settings: SettingsDep) -> ContentGapsServ
         existing = getattr(state, "content_gaps", None)
         if existing is None:
             index_dir = settings.index_dir
+            knowledge_base = get_knowledge_base(state, settings)
             existing = ContentGapsService(
                 encoder_source=lambda: live_query_encoder(index_dir),
                 build_probe=lambda: live_build_id(index_dir),
-                search=get_knowledge_base(state, settings),
+                search=knowledge_base,
                 policy=settings.kb_answer_policy(),
+                out_of_scope=knowledge_base.out_of_scope_articles,
             )
             state.content_gaps = existing
         return existing

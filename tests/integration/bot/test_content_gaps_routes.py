@@ -151,6 +151,31 @@ def test_json_twin(
     assert data["groups"][0]["nearest"]["article_id"] == "returns-start-a-return"
 
 
+def test_groups_offer_to_decline_into_the_out_of_scope_article(
+    client: TestClient, db: Session, service: ContentGapsService, seeded: None, settings: Settings
+) -> None:
+    listed = load_articles(Path(settings.articles_dir) / "returns")[0].model_copy(
+        update={"id": "not-ours", "title": "Not our business", "tags": ["out-of-scope"]}
+    )
+    client.app.state.content_gaps = ContentGapsService(  # type: ignore[attr-defined]
+        encoder_source=service.encoder_source,
+        search=service.search,
+        policy=service.policy,
+        out_of_scope=lambda: [listed],
+    )
+    sign_in(client, db, role="editor")
+
+    page = client.get("/editor/gaps").text
+
+    group = page.split('class="card gap-group"')[1]
+    assert "Decline: add to “Not our business”" in group
+    links = [urlsplit(html_lib.unescape(link)) for link in re.findall(r'href="([^"]+)"', group)]
+    decline = next(link for link in links if link.path == "/editor/articles/not-ours/edit")
+    assert parse_qs(decline.query)["add_question"] == [
+        "can i send back something i bought in a shop"
+    ]
+
+
 def test_agents_are_refused(client: TestClient, db: Session, service: ContentGapsService) -> None:
     sign_in(client, db, role="agent")
 

@@ -612,6 +612,9 @@ class FakeKnowledge:
             FakeHit("returns-start-a-return", "How do I return an item?", 0.8, "Within 30 days.")
         ]
 
+    def out_of_scope_articles(self) -> list[object]:
+        return []
+
 
 def test_suggested_articles_search_the_latest_customer_messages(desk: Desk) -> None:
     ticket_id = desk.open_ticket("hi", "can I send back a lamp I bought?")

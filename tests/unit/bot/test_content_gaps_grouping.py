@@ -238,6 +238,53 @@ def test_without_an_index_groups_have_no_nearest_article() -> None:
     assert groups[0].nearest is None and groups[0].add_to_article_url is None
 
 
+def test_groups_link_to_the_out_of_scope_article_when_there_is_one(
+    tmp_path: Path, index: KnowledgeIndex
+) -> None:
+    folder = tmp_path / "declines"
+    folder.mkdir()
+    for article_id, title in (("zz-not-ours", "Later by id"), ("not-ours", "Not our business")):
+        text = ARTICLE.format(id=article_id, title=title, question="Tell me a joke", body="No.")
+        (folder / f"{article_id}.md").write_text(
+            text.replace("tags: [test]", "tags: [out-of-scope]"), encoding="utf-8"
+        )
+    declining = KnowledgeIndex.build(
+        [*index.articles, *load_articles(folder)], FakeEncoder()
+    ).out_of_scope_articles
+    asked = [question(1, "Do you sell reindeer saddles?"), question(2, "Reindeer saddles")]
+
+    groups, _, _ = group_questions(
+        asked, encoder=FakeEncoder(), search=index, policy=POLICY, out_of_scope=declining
+    )
+    without, _, _ = group_questions(asked, encoder=FakeEncoder(), search=index, policy=POLICY)
+
+    assert [a.id for a in declining] == ["not-ours", "zz-not-ours"]
+    assert groups[0].decline is not None and groups[0].decline.article_id == "not-ours"
+    assert groups[0].decline.title == "Not our business"
+    assert groups[0].decline_url is not None
+    link = urlsplit(groups[0].decline_url)
+    assert link.path == "/editor/articles/not-ours/edit"
+    assert parse_qs(link.query)["add_question"] == groups[0].examples
+    assert without[0].decline is None and without[0].decline_url is None
+
+
+def test_failing_out_of_scope_lookup_only_drops_the_decline_link() -> None:
+    def broken() -> list[object]:
+        raise RuntimeError("no build")
+
+    gaps = build_gaps(
+        Collected(questions=[question(1, "Reindeer saddles?")], found=1, limit=10),
+        period=ReportPeriod.last(30, now=NOW),
+        encoder_source=None,
+        search=None,
+        policy=POLICY,
+        out_of_scope=broken,  # type: ignore[arg-type]
+    )
+
+    assert [g.title for g in gaps.groups] == ["Reindeer saddles?"]
+    assert gaps.groups[0].decline_url is None
+
+
 def test_an_unavailable_encoder_still_lists_the_questions() -> None:
     def broken() -> tuple[str | None, FakeEncoder]:
         raise RuntimeError("no build")
