@@ -75,6 +75,7 @@ __all__ = [
     "Manifest",
     "QueryEncoderRef",
     "VectorSource",
+    "answerable_hits",
     "content_hash",
     "encoder_identity",
     "make_faiss_index",
@@ -149,6 +150,8 @@ class Hit:
             answer to show instead of the summary; else ``None``.
         section: The heading of that passage's section (``None``: no section).
         section_anchor: The section's anchor on the article page (``#`` + this).
+        out_of_scope: The article lists questions to decline (only in a raw ranking,
+            see :func:`answerable_hits`).
     """
 
     article_id: str
@@ -160,11 +163,24 @@ class Hit:
     passage: str | None = None
     section: str | None = None
     section_anchor: str | None = None
+    out_of_scope: bool = False
 
     @property
     def answer_text(self) -> str:
         """What to answer with: the matched passage of a long article, else the summary."""
         return self.passage or self.summary
+
+
+def answerable_hits(ranked: Sequence[Hit], limit: int) -> list[Hit]:
+    """The hits to offer from a raw ranking that may hold out-of-scope articles.
+
+    None when an out-of-scope article ranks first (the question is declined); otherwise
+    the first ``limit`` other hits.
+    """
+    if ranked and ranked[0].out_of_scope:
+        logger.debug("Declined: out-of-scope article %s ranked first", ranked[0].article_id)
+        return []
+    return [hit for hit in ranked if not hit.out_of_scope][:limit]
 
 
 class QueryEncoderRef(BaseModel):
@@ -903,7 +919,14 @@ class KnowledgeIndex:
         """Return an indexed article by id, or ``None``."""
         return self._articles.get(article_id)
 
-    def search(self, query: str, limit: int = 3, *, audience: str | None = None) -> list[Hit]:
+    def search(
+        self,
+        query: str,
+        limit: int = 3,
+        *,
+        audience: str | None = None,
+        raw: bool = False,
+    ) -> list[Hit]:
         """Find the articles that best answer a question.
 
         Args:
@@ -911,6 +934,9 @@ class KnowledgeIndex:
             limit: Most articles returned.
             audience: If given (``b2c`` or ``b2b``), only articles for that audience or
                 ``all`` are returned.
+            raw: Return the first ``limit`` articles of the ranking, out-of-scope ones
+                included (marked ``Hit.out_of_scope``), for a caller that merges in
+                other hits and then applies :func:`answerable_hits` itself.
 
         Returns:
             Up to ``limit`` hits, one per article, best score first (ties by id). An
@@ -922,11 +948,11 @@ class KnowledgeIndex:
         if not query or not query.strip() or limit < 1 or not self._sources:
             return []
         vector = self._query_vector(query.strip())
+        wanted = limit if raw else limit + len(self._out_of_scope)
         if self._head is not None or self._lexical is not None:
-            ranked = self._search_ranked(query.strip(), vector, limit, audience)
-            return self._answerable(ranked, limit)
+            ranked = self._search_ranked(query.strip(), vector, wanted, audience)
+            return ranked if raw else answerable_hits(ranked, limit)
         total = len(self._sources)
-        wanted = limit + len(self._out_of_scope)
         k = min(total, max(wanted * 16, 64))
         while True:
             best = self._best_per_article(vector, k, audience)
@@ -935,14 +961,7 @@ class KnowledgeIndex:
             k = min(total, k * 4)
         ordered = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[:wanted]
         hits = [self._hit(article_id, score, position) for article_id, (score, position) in ordered]
-        return self._answerable(hits, limit)
-
-    def _answerable(self, ranked: list[Hit], limit: int) -> list[Hit]:
-        """The hits to offer: none when an out-of-scope article ranks first, else the rest."""
-        if ranked and ranked[0].article_id in self._out_of_scope:
-            logger.debug("Declined: out-of-scope article %s ranked first", ranked[0].article_id)
-            return []
-        return [hit for hit in ranked if hit.article_id not in self._out_of_scope][:limit]
+        return hits if raw else answerable_hits(hits, limit)
 
     def best_hit_in(self, article_id: str, query: str) -> Hit | None:
         """The hit one article gives for a question: its best-matching text, scored.
@@ -1010,7 +1029,7 @@ class KnowledgeIndex:
             position = start + int(np.argmax(cosines[start:end]))
             score = float(scored[number]) if blend_scores else float(best[number])
             hits.append(self._hit(article_id, score, position))
-            if len(hits) >= limit + len(self._out_of_scope):
+            if len(hits) >= limit:
                 break
         return hits
 
@@ -1044,6 +1063,7 @@ class KnowledgeIndex:
             passage=source.text[source.body_start :] if long_passage else None,
             section=source.section if long_passage else None,
             section_anchor=source.anchor if long_passage else None,
+            out_of_scope=article.out_of_scope,
         )
 
     def save(self, directory: Path) -> None:

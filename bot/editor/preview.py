@@ -68,20 +68,25 @@ class DraftSearch:
         self._vectors = _normalised(encoder.encode(self._texts))
 
     def search(self, query: str, limit: int = 3, *, audience: str | None = None) -> list[Hit]:
-        """Search the live index and the draft together, best score first."""
-        from knowledge.index import Hit
+        """Search the live index and the draft together, best score first.
+
+        Out-of-scope articles (the draft among them) decline as in
+        :meth:`KnowledgeIndex.search`: the ranking is merged first, then the rule applied.
+        """
+        from knowledge.index import Hit, answerable_hits
 
         if not query.strip() or limit < 1:
             return []
         live = []
         if self._index is not None:
+            wanted = limit + 1 + len(self._index.out_of_scope_articles)
             live = [
                 hit
-                for hit in self._index.search(query, limit + 1, audience=audience)
+                for hit in self._index.search(query, wanted, audience=audience, raw=True)
                 if hit.article_id != self._draft.id
-            ][:limit]
+            ]
         if audience and self._draft.audience not in (audience, "all"):
-            return live
+            return answerable_hits(live, limit)
         query_vector = _normalised(self._encoder.encode([query.strip()]))[0]
         scores = self._vectors @ query_vector
         best = int(np.argmax(scores))
@@ -92,11 +97,12 @@ class DraftSearch:
             summary=self._draft.summary,
             audience=self._draft.audience,
             matched_text=self._texts[best],
+            out_of_scope=self._draft.out_of_scope,
         )
         position = next(
             (number for number, hit in enumerate(live) if hit.score < draft_hit.score), len(live)
         )
-        return [*live[:position], draft_hit, *live[position:]][:limit]
+        return answerable_hits([*live[:position], draft_hit, *live[position:]], limit)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bot.editor.preview import DraftSearch, PreviewIndex, draft_texts, preview_answers
 from knowledge.answering import AnswerPolicy
-from knowledge.articles import Article
+from knowledge.articles import OUT_OF_SCOPE_TAG, Article
 from knowledge.index import KnowledgeIndex
 from knowledge.store import publish
 from tests.helpers.fake_encoder import FakeEncoder
@@ -16,13 +16,18 @@ POLICY = AnswerPolicy(answer_threshold=0.5, suggest_threshold=0.3, limit=3)
 
 
 def make(
-    article_id: str, title: str, *, audience: str = "all", body: str = "An answer."
+    article_id: str,
+    title: str,
+    *,
+    audience: str = "all",
+    body: str = "An answer.",
+    tags: tuple[str, ...] = (),
 ) -> Article:
     return Article(
         id=article_id,
         title=title,
         audience=audience,  # type: ignore[arg-type]
-        tags=[],
+        tags=list(tags),
         questions=[],
         language="en",
         updated="2026-11-24",  # type: ignore[arg-type]
@@ -57,6 +62,25 @@ def test_audience_rules_apply_to_the_draft() -> None:
         hit.article_id != business.id for hit in search.search("net 30 invoices", 3, audience="b2c")
     )
     assert search.search("net 30 invoices", 3, audience="b2b")[0].article_id == business.id
+
+
+def test_an_out_of_scope_draft_declines_what_it_ranks_first_for() -> None:
+    index = KnowledgeIndex.build(LIVE, ENCODER)
+    declines = make("not-ours", "Weather forecast and football scores", tags=(OUT_OF_SCOPE_TAG,))
+    search = DraftSearch(index, ENCODER, declines)
+
+    assert search.search("weather forecast for football", 3) == []
+    tracking = search.search("parcel tracking number", 3)
+    assert [hit.article_id for hit in tracking] == ["orders-track", "returns-label"]
+
+
+def test_a_live_out_of_scope_article_still_declines_around_a_draft() -> None:
+    live = [*LIVE, make("not-ours", "Weather forecast and football scores", tags=("out-of-scope",))]
+    search = DraftSearch(KnowledgeIndex.build(live, ENCODER), ENCODER, make("gifts", "Gift wrap"))
+
+    assert search.search("weather forecast for football", 3) == []
+    assert search.search("gift wrap", 3)[0].article_id == "gifts"
+    assert "not-ours" not in [hit.article_id for hit in search.search("gift wrap", 5)]
 
 
 def test_preview_answers_through_the_bots_decision(tmp_path: Path) -> None:

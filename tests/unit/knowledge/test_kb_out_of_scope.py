@@ -20,7 +20,7 @@ from knowledge.answering import (
 )
 from knowledge.articles import OUT_OF_SCOPE_TAG, load_articles
 from knowledge.head import HeadConfig
-from knowledge.index import KnowledgeIndex
+from knowledge.index import KnowledgeIndex, answerable_hits
 from tests.unit.knowledge.conftest import write_article
 
 DECLINED = ["What will the weather be tomorrow?", "Tell me a joke about cats"]
@@ -100,3 +100,15 @@ def test_it_survives_save_and_load(index: KnowledgeIndex, tmp_path: Path, encode
 
     assert loaded.search(DECLINED[1], 3) == []
     assert loaded.search("Track my delivery", 1)[0].article_id == "delivery-track-order"
+
+
+def test_a_raw_ranking_marks_it_and_answerable_hits_applies_the_rule(
+    index: KnowledgeIndex,
+) -> None:
+    raw = index.search(DECLINED[0], 3, raw=True)
+    other = index.search("Track my delivery", 5, raw=True)
+
+    assert raw[0].article_id == "not-our-business" and raw[0].out_of_scope
+    assert answerable_hits(raw, 3) == []
+    assert [hit.out_of_scope for hit in other].count(True) == 1
+    assert answerable_hits(other, 2) == index.search("Track my delivery", 2)
