@@ -20,6 +20,10 @@ follow). See ``docs/operations.md`` ("Tuning the encoder") for measured times.
 
     encoders/<name>/model/          the tuned sentence-transformers model
     encoders/<name>/query-encoder/  its ONNX int8 export (knowledge.onnx_encoder)
+    encoders/<name>/tune.json       how it was tuned: the base model, the settings
+                                    (loss, epochs, learning rate, layers frozen, cap,
+                                    seed) and what the tune did (pairs, steps, stopped
+                                    by the cap, losses, seconds)
     builds/<id>/                    the index rebuilt with the tuned model; its manifest's
                                     ``model`` is the tuned name and ``encoder_dir`` is
                                     ``encoders/<name>``; it carries the ONNX export
@@ -34,6 +38,9 @@ This is an operator/editor command: nothing here runs on a customer's request pa
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import json
 import logging
 import math
 import os
@@ -62,6 +69,7 @@ __all__ = [
     "ENCODERS_DIR",
     "MODEL_SUBDIR",
     "QUERY_ENCODER_SUBDIR",
+    "TUNE_RECORD_FILE",
     "TuneConfig",
     "TuneInterruptedError",
     "TunePublishResult",
@@ -78,6 +86,7 @@ logger = logging.getLogger(__name__)
 ENCODERS_DIR = "encoders"
 MODEL_SUBDIR = "model"
 QUERY_ENCODER_SUBDIR = "query-encoder"
+TUNE_RECORD_FILE = "tune.json"
 _TEMP_PREFIX = ".tmp-"
 _STALE_TEMP_SECONDS = 3600.0
 _TUNED_MARK = "+tuned-"
@@ -581,6 +590,7 @@ def tune_and_publish(
         from knowledge.onnx_encoder import export_onnx_encoder, source_fingerprint
 
         name = _tuned_name(base_name, source_fingerprint(work / MODEL_SUBDIR))
+        _write_tune_record(work / TUNE_RECORD_FILE, name, base_name, config, tune)
         export_started = time.perf_counter()
         (export or export_onnx_encoder)(
             work / MODEL_SUBDIR, work / QUERY_ENCODER_SUBDIR, name=name, dimension=tune.dimension
@@ -638,6 +648,28 @@ def tune_and_publish(
         val_top1=after,
         val_top1_before=before,
     )
+
+
+def _write_tune_record(
+    path: Path, name: str, base_name: str, config: TuneConfig, tune: TuneResult
+) -> None:
+    """Write how an encoder was tuned beside it (``tune.json``; read by people and tools)."""
+    record = {
+        "name": name,
+        "base_model": base_name,
+        "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "config": dataclasses.asdict(config),
+        "result": {
+            "pairs": tune.pairs,
+            "steps": tune.steps,
+            "planned_steps": tune.planned_steps,
+            "stopped_by_budget": tune.stopped_by_budget,
+            "seconds": round(tune.seconds, 1),
+            "first_loss": round(tune.first_loss, 4),
+            "last_loss": round(tune.last_loss, 4),
+        },
+    }
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _top1(index: KnowledgeIndex, questions: Sequence[tuple[str, str]]) -> float:

@@ -22,6 +22,7 @@ from knowledge.store import current_build, publish
 from knowledge.tuning import (
     MODEL_SUBDIR,
     QUERY_ENCODER_SUBDIR,
+    TUNE_RECORD_FILE,
     TuneConfig,
     TuneInterruptedError,
     TuningError,
@@ -182,6 +183,13 @@ def test_tune_moves_questions_to_their_article_and_publishes_the_tuned_encoder(
         live.search(q, limit=1)[0].article_id == a.id for a in articles for q in a.questions
     )
     assert found >= 12  # of 15
+    # How it was tuned is recorded beside it.
+    record = json.loads((done.encoder_dir / TUNE_RECORD_FILE).read_text(encoding="utf-8"))
+    assert record["name"] == done.name and record["base_model"] == NAME
+    assert record["config"]["epochs"] == CONFIG.epochs
+    assert record["config"]["freeze_layers"] == CONFIG.freeze_layers
+    assert record["result"]["steps"] == done.tune.steps
+    assert record["result"]["stopped_by_budget"] is False
 
 
 def test_same_seed_same_pairs_and_the_cosine_loss_gets_negatives(articles_dir: Path) -> None:
