@@ -212,6 +212,29 @@ def test_search_json_prints_hits_and_band(run, articles_dir):
     }
 
 
+def test_search_names_the_out_of_scope_article_that_declined(run, articles_dir, make_article):
+    import json
+
+    make_article(
+        articles_dir,
+        "not-ours",
+        audience="all",
+        tags=["out-of-scope"],
+        questions=["weather forecast for the weekend"],
+    )
+    run("build")
+
+    _, declined, _ = run("search", "weather forecast for the weekend", "--json")
+    _, answered, _ = run("search", "I forgot my password", "--json")
+    _, text, _ = run("search", "weather forecast for the weekend")
+
+    assert json.loads(declined)["declined_by"] == "not-ours"
+    assert json.loads(declined)["band"] == "unknown" and json.loads(declined)["hits"] == []
+    assert json.loads(answered)["declined_by"] is None
+    assert "Declined: the out-of-scope article not-ours ranked first." in text
+    assert "does not know" in text
+
+
 def test_search_json_matches_answer_question(run, articles_dir, tmp_path, encoder):
     """``kb search`` runs the bot's own decision: same band and hits as answer_question."""
     import json
@@ -241,7 +264,7 @@ def test_search_json_matches_answer_question(run, articles_dir, tmp_path, encode
         policy=policy,
     )
     assert code == 0
-    assert json.loads(out) == expected.to_dict()
+    assert json.loads(out) == {**expected.to_dict(), "declined_by": None}
     assert json.loads(out)["band"] == "suggest"
 
 
