@@ -420,14 +420,16 @@ class LiveKnowledgeBase:
         """Name of the loaded build, or ``None`` before the first load."""
         return Path(self._target).name if self._target else None
 
-    def search(self, query: str, limit: int = 3, *, audience: str | None = None) -> list[Hit]:
+    def search(
+        self, query: str, limit: int = 3, *, audience: str | None = None, raw: bool = False
+    ) -> list[Hit]:
         """Search the live index; see :meth:`KnowledgeIndex.search`.
 
         Raises:
             IndexNotBuiltError: If no build has been published yet.
             KnowledgeIndexError: If there is no loaded build and the live one is broken.
         """
-        hits = self._current().search(query, limit, audience=audience)
+        hits = self._current().search(query, limit, audience=audience, raw=raw)
         if not getattr(self._threads_reported, "done", False):
             # Once per searching thread, read back there: OpenMP settings are per thread.
             self._threads_reported.done = True

@@ -33,7 +33,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import quote, urlencode
 
 import numpy as np
@@ -59,7 +59,7 @@ from bot.content_gaps.grouping import (
 from bot.reports.queries import DEFAULT_DAYS, ReportPeriod
 
 if TYPE_CHECKING:
-    from knowledge.answering import AnswerPolicy, Searchable
+    from knowledge.answering import AnswerPolicy
     from knowledge.articles import Article
     from knowledge.index import Hit
 
@@ -121,7 +121,9 @@ class GapArticle(_Model):
 
     Attributes:
         band: What the bot would do with the group's typical wording today: ``answer``,
-            ``suggest`` or ``unknown``.
+            ``suggest`` or ``unknown``; ``declined`` when the article is an out-of-scope
+            article that ranks first (the bot declines the group on purpose), whose
+            ``url`` is then its edit form.
     """
 
     article_id: str
@@ -172,6 +174,16 @@ class ContentGaps(_Model):
     groups_total: int  # before the cut
     computed_at: dt.datetime
     definition: str = GAPS_DEFINITION
+
+
+class GapSearch(Protocol):
+    """The live index as content gaps searches it (``KnowledgeIndex``, ``LiveKnowledgeBase``)."""
+
+    def search(
+        self, query: str, limit: int = 3, *, audience: str | None = None, raw: bool = False
+    ) -> list[Hit]:
+        """Up to ``limit`` hits, best first; ``raw``: out-of-scope articles included."""
+        ...
 
 
 def _short(text: str, limit: int) -> str:
@@ -227,14 +239,14 @@ def _segment(questions: Sequence[GapQuestion]) -> str | None:
 
 
 def _nearest(
-    search: Searchable, text: str, *, segment: str | None, policy: AnswerPolicy
+    search: GapSearch, text: str, *, segment: str | None, policy: AnswerPolicy
 ) -> GapArticle | None:
     from knowledge.answering import answer_question
 
     answer = answer_question(search, text, segment=segment, policy=policy)
     top = answer.top
     if top is None:
-        return None
+        return _declining(search, text, answer.searched)
     return GapArticle(
         article_id=top.article_id,
         title=top.title,
@@ -259,6 +271,21 @@ def _decline_target(articles: Sequence[Article]) -> GapArticle | None:
     )
 
 
+def _declining(search: GapSearch, text: str, searched: Sequence[str | None]) -> GapArticle | None:
+    """The out-of-scope article that declines a question found nothing for, if one does."""
+    audience = searched[-1] if searched else None
+    ranked = search.search(text, 1, audience=audience, raw=True)
+    if not ranked or not ranked[0].out_of_scope:
+        return None
+    return GapArticle(
+        article_id=ranked[0].article_id,
+        title=ranked[0].title,
+        score=round(float(ranked[0].score), 3),
+        band="declined",
+        url=f"/editor/articles/{quote(ranked[0].article_id, safe='')}/edit",
+    )
+
+
 class Grouped(NamedTuple):
     """What :func:`group_questions` found."""
 
@@ -271,7 +298,7 @@ def group_questions(
     questions: Sequence[GapQuestion],
     *,
     encoder: QuestionEncoder | None,
-    search: Searchable | None,
+    search: GapSearch | None,
     policy: AnswerPolicy,
     threshold: float = GROUP_THRESHOLD,
     max_groups: int = MAX_GROUPS,
@@ -364,7 +391,7 @@ def build_gaps(
     *,
     period: ReportPeriod,
     encoder_source: EncoderSource | None,
-    search: Searchable | None,
+    search: GapSearch | None,
     policy: AnswerPolicy,
     threshold: float = GROUP_THRESHOLD,
     max_groups: int = MAX_GROUPS,
@@ -458,14 +485,16 @@ class _CachingEncoder:
 class _CachingSearch:
     """Remembers the live index's hits per build, query, limit and audience."""
 
-    def __init__(self, inner: Searchable, hits: _Lru) -> None:
+    def __init__(self, inner: GapSearch, hits: _Lru) -> None:
         self.inner, self.hits = inner, hits
 
-    def search(self, query: str, limit: int = 3, *, audience: str | None = None) -> list[Hit]:
-        key = (getattr(self.inner, "build_id", None), query, limit, audience)
+    def search(
+        self, query: str, limit: int = 3, *, audience: str | None = None, raw: bool = False
+    ) -> list[Hit]:
+        key = (getattr(self.inner, "build_id", None), query, limit, audience, raw)
         cached = self.hits.get(key)
         if cached is None:
-            cached = list(self.inner.search(query, limit, audience=audience))
+            cached = list(self.inner.search(query, limit, audience=audience, raw=raw))
             self.hits.put(key, cached)
         return list(cached)
 
@@ -516,7 +545,7 @@ class ContentGapsService:
         self,
         *,
         encoder_source: EncoderSource | None,
-        search: Searchable | None,
+        search: GapSearch | None,
         policy: AnswerPolicy,
         limit: int = DEFAULT_LIMIT,
         threshold: float = GROUP_THRESHOLD,

@@ -42,8 +42,10 @@ _lock = threading.Lock()
 class KnowledgeSearch(Protocol):
     """The part of ``LiveKnowledgeBase`` the desk uses (tests inject a fake)."""
 
-    def search(self, query: str, limit: int = 3, *, audience: str | None = None) -> list[Hit]:
-        """Return up to ``limit`` hits, best first."""
+    def search(
+        self, query: str, limit: int = 3, *, audience: str | None = None, raw: bool = False
+    ) -> list[Hit]:
+        """Return up to ``limit`` hits, best first (``raw``: see ``KnowledgeIndex.search``)."""
         ...
 
     def out_of_scope_articles(self) -> list[Article]:

@@ -176,6 +176,35 @@ def test_groups_offer_to_decline_into_the_out_of_scope_article(
     ]
 
 
+def test_a_group_declined_on_purpose_says_so(
+    client: TestClient, db: Session, seeded: None, settings: Settings
+) -> None:
+    returns = load_articles(Path(settings.articles_dir) / "returns")
+    listed = returns[0].model_copy(
+        update={
+            "id": "not-ours",
+            "title": "Not our business",
+            "tags": ["out-of-scope"],
+            "questions": ["can i send back something i bought in a shop"],
+        }
+    )
+    index = KnowledgeIndex.build([*returns, listed], FakeEncoder())
+    client.app.state.content_gaps = ContentGapsService(  # type: ignore[attr-defined]
+        encoder_source=lambda: ("test-build", index.encoder),
+        search=index,
+        policy=AnswerPolicy(answer_threshold=0.9, suggest_threshold=0.5, limit=3),
+        out_of_scope=lambda: index.out_of_scope_articles,
+    )
+    sign_in(client, db, role="editor")
+
+    group = client.get("/editor/gaps").text.split('class="card gap-group"')[1]
+
+    words = " ".join(group.split())
+    assert "Declined on purpose: the out-of-scope article" in words
+    assert 'href="/editor/articles/not-ours/edit">Not our business</a>' in group
+    assert "Decline: add to" not in group  # already declined: no second button for it
+
+
 def test_agents_are_refused(client: TestClient, db: Session, service: ContentGapsService) -> None:
     sign_in(client, db, role="agent")
 

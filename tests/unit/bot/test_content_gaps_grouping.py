@@ -268,6 +268,36 @@ def test_groups_link_to_the_out_of_scope_article_when_there_is_one(
     assert without[0].decline is None and without[0].decline_url is None
 
 
+def test_a_group_the_out_of_scope_article_declines_says_so(
+    tmp_path: Path, index: KnowledgeIndex
+) -> None:
+    folder = tmp_path / "declines"
+    folder.mkdir()
+    text = ARTICLE.format(
+        id="not-ours",
+        title="Not our business",
+        question="Do you sell reindeer saddles?",
+        body="No.",
+    )
+    (folder / "not-ours.md").write_text(
+        text.replace("tags: [test]", "tags: [out-of-scope]"), encoding="utf-8"
+    )
+    declining = KnowledgeIndex.build([*index.articles, *load_articles(folder)], FakeEncoder())
+    asked = [question(1, "Do you sell reindeer saddles?"), question(2, "Shipping cost to Mars")]
+
+    groups, _, nearest_ok = group_questions(
+        asked, encoder=FakeEncoder(), search=declining, policy=POLICY, threshold=0.9
+    )
+
+    by_title = {group.title: group for group in groups}
+    saddles = by_title["Do you sell reindeer saddles?"].nearest
+    assert nearest_ok and saddles is not None
+    assert (saddles.article_id, saddles.band) == ("not-ours", "declined")
+    assert saddles.url == "/editor/articles/not-ours/edit"
+    mars = by_title["Shipping cost to Mars"].nearest
+    assert mars is not None and mars.article_id == "delivery-costs"
+
+
 def test_failing_out_of_scope_lookup_only_drops_the_decline_link() -> None:
     def broken() -> list[object]:
         raise RuntimeError("no build")
