@@ -27,7 +27,7 @@ from bot.content_gaps.service import (
 )
 from bot.reports.queries import ReportPeriod
 from knowledge.answering import AnswerPolicy
-from knowledge.articles import load_articles
+from knowledge.articles import Article, load_articles, parse_article
 from knowledge.index import KnowledgeIndex
 from tests.helpers.fake_encoder import FakeEncoder
 
@@ -238,18 +238,23 @@ def test_without_an_index_groups_have_no_nearest_article() -> None:
     assert groups[0].nearest is None and groups[0].add_to_article_url is None
 
 
+def out_of_scope_article(folder: Path, article_id: str, title: str, asked: str) -> Article:
+    """An article tagged out-of-scope (questions to decline), read back from its file."""
+    text = ARTICLE.format(id=article_id, title=title, question=asked, body="No.")
+    path = folder / f"{article_id}.md"
+    path.write_text(text.replace("tags: [test]", "tags: [out-of-scope]"), encoding="utf-8")
+    return parse_article(path)
+
+
 def test_groups_link_to_the_out_of_scope_article_when_there_is_one(
     tmp_path: Path, index: KnowledgeIndex
 ) -> None:
-    folder = tmp_path / "declines"
-    folder.mkdir()
-    for article_id, title in (("zz-not-ours", "Later by id"), ("not-ours", "Not our business")):
-        text = ARTICLE.format(id=article_id, title=title, question="Tell me a joke", body="No.")
-        (folder / f"{article_id}.md").write_text(
-            text.replace("tags: [test]", "tags: [out-of-scope]"), encoding="utf-8"
-        )
+    listed = [
+        out_of_scope_article(tmp_path, "zz-not-ours", "Later by id", "Tell me a joke"),
+        out_of_scope_article(tmp_path, "not-ours", "Not our business", "Tell me a joke"),
+    ]
     declining = KnowledgeIndex.build(
-        [*index.articles, *load_articles(folder)], FakeEncoder()
+        [*index.articles, *listed], FakeEncoder()
     ).out_of_scope_articles
     asked = [question(1, "Do you sell reindeer saddles?"), question(2, "Reindeer saddles")]
 
@@ -271,18 +276,10 @@ def test_groups_link_to_the_out_of_scope_article_when_there_is_one(
 def test_a_group_the_out_of_scope_article_declines_says_so(
     tmp_path: Path, index: KnowledgeIndex
 ) -> None:
-    folder = tmp_path / "declines"
-    folder.mkdir()
-    text = ARTICLE.format(
-        id="not-ours",
-        title="Not our business",
-        question="Do you sell reindeer saddles?",
-        body="No.",
+    listed = out_of_scope_article(
+        tmp_path, "not-ours", "Not our business", "Do you sell reindeer saddles?"
     )
-    (folder / "not-ours.md").write_text(
-        text.replace("tags: [test]", "tags: [out-of-scope]"), encoding="utf-8"
-    )
-    declining = KnowledgeIndex.build([*index.articles, *load_articles(folder)], FakeEncoder())
+    declining = KnowledgeIndex.build([*index.articles, listed], FakeEncoder())
     asked = [question(1, "Do you sell reindeer saddles?"), question(2, "Shipping cost to Mars")]
 
     groups, _, nearest_ok = group_questions(
