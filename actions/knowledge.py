@@ -45,7 +45,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import deps
 from actions.identity import identifiers_from_tracker
-from actions.parsing import Identifiers
+from actions.parsing import Identifiers, extract_identifiers
 from actions.timing import report_timing
 from bot.config import Settings, get_settings
 from knowledge.answering import (
@@ -261,6 +261,13 @@ def _without_identifiers(query: str, identifiers: Identifiers) -> str:
     return text or query
 
 
+def _searched_text(query: object) -> str | None:
+    """The suggestions' question as it was searched (kb_last_query keeps what was typed)."""
+    if not isinstance(query, str) or not query.strip():
+        return None
+    return _without_identifiers(query, extract_identifiers(query))
+
+
 def _unknown_response(tracker: Tracker) -> str:
     """The "no answer" reply: the out-of-scope wording when NLU took the message for one."""
     intent = (tracker.latest_message.get("intent") or {}).get("name")
@@ -318,7 +325,7 @@ class ActionAnswerChosenArticle(Action):
                 chosen_article,
                 knowledge_base,
                 str(article_id),
-                query=query if isinstance(query, str) else None,
+                query=_searched_text(query),
                 segment=segment,
             )
         except Exception:

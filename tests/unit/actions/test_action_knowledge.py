@@ -329,6 +329,39 @@ async def test_chosen_long_article_answers_with_the_passage_that_matched_the_que
     assert ("how long for money back on my card", 1, "refunds-timing") in fake_kb.calls
 
 
+async def test_a_chosen_article_is_matched_against_the_question_as_searched(
+    fake_kb: FakeKnowledgeBase, articles: dict[str, Article]
+) -> None:
+    # The search left the order number and e-mail out; so does the match of the pick.
+    article = articles["refunds-timing"]
+    fake_kb.hits = [
+        Hit(
+            article_id="refunds-timing",
+            title=article.title,
+            score=0.5,
+            summary=article.summary,
+            audience=article.audience,
+            matched_text=article.title,
+        )
+    ]
+    typed = "refund for ord-123456 to jo@example.com still missing"
+    tracker = build_tracker(
+        conversation(
+            user(
+                choose_article_payload("refunds-timing"),
+                "choose_article",
+                1.0,
+                [entity("article_id", "refunds-timing")],
+            )
+        ),
+        slots={"kb_last_query": typed},
+    )
+
+    await ActionAnswerChosenArticle().run(CollectingDispatcher(), tracker, {})
+
+    assert fake_kb.calls == [("refund for to still missing", 1, "refunds-timing")]
+
+
 @pytest.mark.parametrize(("segment", "answered"), [(None, False), ("b2c", False), ("b2b", True)])
 async def test_a_business_only_article_is_picked_only_by_a_verified_business_contact(
     fake_kb: FakeKnowledgeBase, articles: dict[str, Article], segment: str | None, answered: bool
