@@ -49,6 +49,7 @@ from knowledge.articles import (
     MAX_QUESTION_CHARS,
     MAX_QUESTIONS,
     MAX_TITLE_CHARS,
+    OUT_OF_SCOPE_TAG,
     Article,
     ArticleError,
     is_valid_id,
@@ -118,6 +119,7 @@ class ArticleView:
     latest_author: str
     updated_at: dt.datetime
     pending: str | None  # "new", "update", "retire", "restore" or None
+    out_of_scope: bool = False  # lists questions to decline (OUT_OF_SCOPE_TAG)
 
 
 @dataclass(frozen=True)
@@ -423,6 +425,7 @@ def list_articles(
             latest_state=revision.state,
             latest_author=revision.author_name,
             updated_at=revision.created_at,
+            out_of_scope=OUT_OF_SCOPE_TAG in content.get("tags", []),
             pending=pending,
         )
         if state and not _state_matches(view, state):

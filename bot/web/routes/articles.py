@@ -119,7 +119,7 @@ def _live_article(request: Request, articles_dir: Path, article_id: str) -> Arti
     with factory() as session:
         if database_has_articles_in(session):
             article = published_article(session, article_id)
-            if article is None:
+            if article is None or article.out_of_scope:  # no page for a list of declines
                 raise ArticleNotFoundError(article_id)
             return article
     return load_article(articles_dir, article_id)

@@ -140,6 +140,33 @@ def test_form_posts_without_javascript_and_list_search(
     assert "<script>alert(1)</script>" not in edit.text
 
 
+def test_an_out_of_scope_article_is_marked_and_has_no_public_page(
+    client: TestClient, users: dict[str, DeskUser]
+) -> None:
+    sign_in(client, users["editor"])
+    token = csrf_of(client)
+    declines = article(
+        "not-ours",
+        title="Questions we do not answer",
+        questions="tell me a joke",
+        tags="out-of-scope",
+    )
+    post_json(client, "/editor/articles", token, declines)
+    post_json(client, "/editor/articles", token, article())
+    assert post_json(client, "/editor/publish", token).status_code == 200
+
+    rows = table(client.get("/editor/articles").text).split("<tr data-article-id=")
+    listed = next(row for row in rows if row.startswith('"not-ours"'))
+    other = next(row for row in rows if row.startswith('"returns-label-lost"'))
+    assert ">out of scope</span>" in listed and ">out of scope</span>" not in other
+    assert (
+        "makes this a list of questions the bot declines"
+        in client.get("/editor/articles/not-ours/edit").text
+    )
+    assert client.get("/articles/not-ours").status_code == 404  # published, yet no page
+    assert client.get("/articles/returns-label-lost").status_code == 200
+
+
 def test_forged_ids_and_bad_input(client: TestClient, users: dict[str, DeskUser]) -> None:
     sign_in(client, users["editor"])
     token = csrf_of(client)
