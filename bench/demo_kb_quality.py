@@ -37,6 +37,7 @@ goal ≤ 0.03), ``suggested``, ``ood_answered`` (goal 0), ``ood_suggested`` and
 Usage:
     python -m bench.demo_kb_quality [--in-process] [--show-misses]
     python -m bench.demo_kb_quality --in-process --index-dir DIR [--choose-thresholds]
+    python -m bench.demo_kb_quality --in-process --add-article FILE  # e.g. docs/examples/*.md
     python -m bench.demo_kb_quality --index-dir DIR --answer-threshold A --suggest-threshold S
 """
 
@@ -48,6 +49,7 @@ import json
 import shutil
 import tempfile
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -276,6 +278,7 @@ def run_in_process(
     *,
     head: bool = True,
     alternate_questions: bool = True,
+    extra_articles: Sequence[Path] = (),
 ) -> dict[tuple[str, str], Figures]:
     """Evaluate every split and customer on an index built as ``kb build`` builds it.
 
@@ -286,14 +289,17 @@ def run_in_process(
         alternate_questions: Keep the articles' alternate questions (``False``: a
             knowledge base of titles and bodies only, which must not do worse with the
             shipped ranking than with plain nearest neighbour).
+        extra_articles: Article files added to the demo articles (say, an out-of-scope
+            article to measure before shipping it).
     """
-    from knowledge.articles import load_articles
+    from knowledge.articles import load_articles, parse_article
     from knowledge.encoder import default_encoder
     from knowledge.head import DEFAULT_HEAD
     from knowledge.index import KnowledgeIndex
 
     settings = get_settings()
     articles = load_articles(settings.articles_dir)
+    articles += [parse_article(path) for path in extra_articles]
     if not alternate_questions:
         articles = [article.model_copy(update={"questions": []}) for article in articles]
     index = KnowledgeIndex.build(articles, default_encoder(), head=DEFAULT_HEAD if head else None)
@@ -400,6 +406,14 @@ def main(argv: list[str] | None = None) -> int:
         help="with --in-process: drop every article's alternate questions first",
     )
     parser.add_argument(
+        "--add-article",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="with --in-process: add this article file to the demo articles (repeatable)",
+    )
+    parser.add_argument(
         "--index-dir",
         type=Path,
         default=None,
@@ -416,8 +430,8 @@ def main(argv: list[str] | None = None) -> int:
         "(the issue's goals first, then top-1), then report both sets at them",
     )
     args = parser.parse_args(argv)
-    if (args.no_head or args.no_alternate_questions) and not args.in_process:
-        parser.error("--no-head and --no-alternate-questions need --in-process")
+    if (args.no_head or args.no_alternate_questions or args.add_article) and not args.in_process:
+        parser.error("--no-head, --no-alternate-questions and --add-article need --in-process")
     if args.choose_thresholds and not (args.index_dir and args.in_process):
         parser.error("--choose-thresholds needs --in-process and --index-dir")
     settings = get_settings()
@@ -450,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
             policy,
             head=not args.no_head,
             alternate_questions=not args.no_alternate_questions,
+            extra_articles=args.add_article,
         )
     else:
         figures = run_through_rasa(splits, console, policy=policy, index_dir=args.index_dir)
@@ -470,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
             "mode": "in-process" if args.in_process else "rasa",
             "head": not args.no_head,
             "alternate_questions": not args.no_alternate_questions,
+            **({"added_articles": [str(p) for p in args.add_article]} if args.add_article else {}),
             "answer_threshold": policy.answer_threshold,
             "suggest_threshold": policy.suggest_threshold,
             "answer_margin": policy.answer_margin,
