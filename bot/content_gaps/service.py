@@ -57,6 +57,7 @@ from bot.content_gaps.grouping import (
     merge_near_duplicates,
 )
 from bot.reports.queries import DEFAULT_DAYS, ReportPeriod
+from knowledge.articles import OUT_OF_SCOPE_TAG
 
 if TYPE_CHECKING:
     from knowledge.answering import AnswerPolicy
@@ -97,6 +98,7 @@ VECTOR_CACHE_ENTRIES = 5000
 """Question vectors kept per process (384 floats each: about 7.7 MB at most)."""
 SEARCH_CACHE_ENTRIES = 2000
 NEW_ARTICLE_PATH = "/editor/articles/new"
+OUT_OF_SCOPE_TITLE = "Questions we do not answer"  # a new out-of-scope article's title
 
 GAPS_DEFINITION = (
     "Questions customers typed that the bot answered by saying it was not sure or could "
@@ -153,7 +155,8 @@ class GapGroup(_Model):
     new_article_url: str
     add_to_article_url: str | None
     # Add the wordings to the knowledge base's out-of-scope article (questions the bot
-    # declines on purpose); None when it has none.
+    # declines on purpose). With none yet, ``decline`` is None and ``decline_url`` starts
+    # one (a new article tagged out-of-scope with the wordings); None when unknown.
     decline: GapArticle | None = None
     decline_url: str | None = None
 
@@ -190,19 +193,21 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def new_article_url(title: str, questions: Sequence[str]) -> str:
+def new_article_url(title: str, questions: Sequence[str], *, tags: Sequence[str] = ()) -> str:
     """The editor's "new article" link, prefilled with a title and alternate questions.
 
     Args:
         title: The suggested title.
         questions: Alternate questions (at most :data:`MAX_LINK_QUESTIONS` are used, each
             cut to :data:`MAX_LINK_CHARS`).
+        tags: Tags to prefill.
 
     Returns:
-        ``/editor/articles/new?title=...&question=...``, URL-encoded.
+        ``/editor/articles/new?title=...&question=...[&tag=...]``, URL-encoded.
     """
     pairs = [("title", _short(title, MAX_TITLE_CHARS))]
     pairs += [("question", _short(q, MAX_LINK_CHARS)) for q in questions[:MAX_LINK_QUESTIONS]]
+    pairs += [("tag", tag) for tag in tags]
     return f"{NEW_ARTICLE_PATH}?{urlencode(pairs, quote_via=quote)}"
 
 
@@ -302,7 +307,7 @@ def group_questions(
     policy: AnswerPolicy,
     threshold: float = GROUP_THRESHOLD,
     max_groups: int = MAX_GROUPS,
-    out_of_scope: Sequence[Article] = (),
+    out_of_scope: Sequence[Article] | None = None,
 ) -> Grouped:
     """Group questions by meaning and describe each group.
 
@@ -315,7 +320,8 @@ def group_questions(
         threshold: Mean cosine from which phrasings are one group.
         max_groups: Most groups described (the largest); only they are searched.
         out_of_scope: The live index's out-of-scope articles: each group gets a link
-            adding its wordings to the first (questions to decline on purpose).
+            adding its wordings to the first (questions to decline on purpose), or, when
+            there are none, one starting such an article; ``None`` (not known): no link.
 
     Returns:
         The groups (most questions first, then most recently asked), how many there were
@@ -366,12 +372,15 @@ def group_questions(
         described.append((group, asked, central.text))
     described.sort(key=lambda item: (-item[0].count, -item[0].last_seen.timestamp(), item[0].title))
     nearest_ok = search is not None
-    decline = _decline_target(out_of_scope)
+    decline = _decline_target(out_of_scope or ())
     groups: list[GapGroup] = []
     for group, asked, central_text in described[: max(max_groups, 0)]:
         if decline is not None:
             url = add_questions_url(decline.article_id, group.examples)
             group = group.model_copy(update={"decline": decline, "decline_url": url})
+        elif out_of_scope is not None:
+            url = new_article_url(OUT_OF_SCOPE_TITLE, group.examples, tags=[OUT_OF_SCOPE_TAG])
+            group = group.model_copy(update={"decline_url": url})
         if search is not None and nearest_ok:
             try:
                 nearest = _nearest(search, central_text, segment=_segment(asked), policy=policy)
@@ -410,7 +419,7 @@ def build_gaps(
             build_id, encoder = encoder_source()
         except Exception as exc:  # no build yet, or its encoder cannot load
             logger.warning("content gaps: query encoder unavailable: %s", exc)
-    declining: Sequence[Article] = ()
+    declining: Sequence[Article] | None = None
     if out_of_scope is not None and collected.questions:
         try:
             declining = out_of_scope()

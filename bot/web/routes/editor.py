@@ -4,7 +4,7 @@ Routes (every one needs a complete desk session and the role editor, lead or adm
 agents get 403; POSTs need the session's CSRF token and a same-site Origin):
 
     GET  /editor/articles                              list, search (?q=) and filters
-    GET  /editor/articles/new?title=&question=...      create form, prefilled
+    GET  /editor/articles/new?title=&question=...&tag= create form, prefilled
     POST /editor/articles                              create (revision 1)
     GET  /editor/articles/{id}/edit?add_question=...   edit form (questions appended)
     POST /editor/articles/{id}                         save revision n+1
@@ -71,6 +71,7 @@ SIGNED_OUT = "You were signed out; your draft is kept — sign in again."
 FORBIDDEN = "Your role can't use the article editor."
 BODY_BYTES_PER_CHAR = 12  # JSON/form escaping: a character may become 12 bytes
 BODY_SLACK_BYTES = 64 * 1024
+MAX_PREFILLED_TAGS = 5  # tags a link may prefill in the new-article form
 STATE_FILTERS = (
     ("", "Any state"),
     ("pending", "Waiting to be published"),
@@ -371,10 +372,10 @@ def _form_from_content(content: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _clean_params(values: list[str], limit: int = 20) -> list[str]:
+def _clean_params(values: list[str], limit: int = 20, chars: int = MAX_QUESTION_CHARS) -> list[str]:
     cleaned = []
     for value in values[:limit]:
-        text = " ".join(value.split())[:MAX_QUESTION_CHARS]
+        text = " ".join(value.split())[:chars]
         if text and text not in cleaned:
             cleaned.append(text)
     return cleaned
@@ -388,11 +389,13 @@ async def new_article(
     templates: TemplatesDep,
     title: Annotated[str, Query(max_length=MAX_TITLE_CHARS)] = "",
     question: Annotated[list[str] | None, Query()] = None,
+    tag: Annotated[list[str] | None, Query()] = None,
 ) -> HTMLResponse:
-    """The create form, prefilled from ``title`` and ``question`` (content gaps link here)."""
+    """The create form, prefilled from ``title``, ``question`` and ``tag`` (from content gaps)."""
     warm_encoder(request)
     questions = _clean_params(question or [])
     form = _blank_form(" ".join(title.split()), questions)
+    form["tags"] = ", ".join(_clean_params(tag or [], limit=MAX_PREFILLED_TAGS, chars=100))
     working = service.get_working_copy(session, agent_id=row.agent_id, key="new")
     return templates.TemplateResponse(
         request,

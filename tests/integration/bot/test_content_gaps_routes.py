@@ -176,6 +176,30 @@ def test_groups_offer_to_decline_into_the_out_of_scope_article(
     ]
 
 
+def test_without_an_out_of_scope_article_a_group_can_start_one(
+    client: TestClient, db: Session, service: ContentGapsService, seeded: None
+) -> None:
+    client.app.state.content_gaps = ContentGapsService(  # type: ignore[attr-defined]
+        encoder_source=service.encoder_source,
+        search=service.search,
+        policy=service.policy,
+        out_of_scope=lambda: [],
+    )
+    sign_in(client, db, role="editor")
+
+    group = client.get("/editor/gaps").text.split('class="card gap-group"')[1]
+
+    assert "Decline: start a list of questions not to answer" in group
+    starts = [
+        urlsplit(html_lib.unescape(link))
+        for link in re.findall(r'href="([^"]+)"', group)
+        if "tag=" in link
+    ]
+    assert len(starts) == 1 and parse_qs(starts[0].query)["tag"] == ["out-of-scope"]
+    form = client.get(html_lib.unescape(re.findall(r'href="([^"]+tag=[^"]+)"', group)[0]))
+    assert 'name="tags" value="out-of-scope"' in form.text
+
+
 def test_a_group_declined_on_purpose_says_so(
     client: TestClient, db: Session, seeded: None, settings: Settings
 ) -> None:

@@ -164,6 +164,11 @@ def test_an_out_of_scope_article_is_marked_and_has_no_public_page(
         in client.get("/editor/articles/not-ours/edit").text
     )
     assert client.get("/articles/not-ours").status_code == 404  # published, yet no page
+    started = client.get(
+        "/editor/articles/new",
+        params={"title": "Not ours", "question": "tell me a joke", "tag": ["out-of-scope", " x "]},
+    )
+    assert 'name="tags" value="out-of-scope, x"' in started.text
     assert client.get("/articles/returns-label-lost").status_code == 200
 
 

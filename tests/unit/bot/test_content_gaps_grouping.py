@@ -271,6 +271,16 @@ def test_groups_link_to_the_out_of_scope_article_when_there_is_one(
     assert link.path == "/editor/articles/not-ours/edit"
     assert parse_qs(link.query)["add_question"] == groups[0].examples
     assert without[0].decline is None and without[0].decline_url is None
+    none_yet, _, _ = group_questions(
+        asked, encoder=FakeEncoder(), search=index, policy=POLICY, out_of_scope=[]
+    )
+    start = urlsplit(none_yet[0].decline_url or "")
+    assert none_yet[0].decline is None and start.path == "/editor/articles/new"
+    assert parse_qs(start.query) == {
+        "title": ["Questions we do not answer"],
+        "question": none_yet[0].examples,
+        "tag": ["out-of-scope"],
+    }
 
 
 def test_a_group_the_out_of_scope_article_declines_says_so(
