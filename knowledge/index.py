@@ -971,7 +971,8 @@ class KnowledgeIndex:
         have had it been answered directly.
 
         Returns:
-            The hit, or ``None`` for an unknown article or a blank question.
+            The hit, or ``None`` for an unknown article, an out-of-scope article (it is
+            never answered with) or a blank question.
         """
         if article_id in self._out_of_scope:
             return None
