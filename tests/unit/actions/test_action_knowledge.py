@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
+from rasa_sdk import Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
@@ -291,34 +293,44 @@ async def test_chosen_article_is_answered_with_a_citation(
     ]
 
 
+def refunds_hit(articles: dict[str, Article], **fields: Any) -> Hit:
+    """The refunds-timing article's hit (fields override the title match)."""
+    article = articles["refunds-timing"]
+    return Hit(
+        **{
+            "article_id": article.id,
+            "title": article.title,
+            "score": 0.5,
+            "summary": article.summary,
+            "audience": article.audience,
+            "matched_text": article.title,
+            **fields,
+        }
+    )
+
+
+def picked(article_id: str, question: str) -> Tracker:
+    """A tracker whose latest message picks an article offered for ``question``."""
+    payload = choose_article_payload(article_id)
+    return build_tracker(
+        conversation(user(payload, "choose_article", 1.0, [entity("article_id", article_id)])),
+        slots={"kb_last_query": question},
+    )
+
+
 async def test_chosen_long_article_answers_with_the_passage_that_matched_the_question(
     fake_kb: FakeKnowledgeBase, articles: dict[str, Article]
 ) -> None:
-    article = articles["refunds-timing"]
     fake_kb.hits = [
-        Hit(
-            article_id="refunds-timing",
-            title=article.title,
-            score=0.5,
-            summary=article.summary,
-            audience=article.audience,
+        refunds_hit(
+            articles,
             matched_text="Card refunds\nCard refunds take up to 5 working days.",
             passage="Card refunds take up to 5 working days.",
             section="Card refunds",
             section_anchor="card-refunds",
         )
     ]
-    tracker = build_tracker(
-        conversation(
-            user(
-                choose_article_payload("refunds-timing"),
-                "choose_article",
-                1.0,
-                [entity("article_id", "refunds-timing")],
-            )
-        ),
-        slots={"kb_last_query": "how long for money back on my card"},
-    )
+    tracker = picked("refunds-timing", "how long for money back on my card")
     dispatcher = CollectingDispatcher()
 
     await ActionAnswerChosenArticle().run(dispatcher, tracker, {})
@@ -333,29 +345,8 @@ async def test_a_chosen_article_is_matched_against_the_question_as_searched(
     fake_kb: FakeKnowledgeBase, articles: dict[str, Article]
 ) -> None:
     # The search left the order number and e-mail out; so does the match of the pick.
-    article = articles["refunds-timing"]
-    fake_kb.hits = [
-        Hit(
-            article_id="refunds-timing",
-            title=article.title,
-            score=0.5,
-            summary=article.summary,
-            audience=article.audience,
-            matched_text=article.title,
-        )
-    ]
-    typed = "refund for ord-123456 to jo@example.com still missing"
-    tracker = build_tracker(
-        conversation(
-            user(
-                choose_article_payload("refunds-timing"),
-                "choose_article",
-                1.0,
-                [entity("article_id", "refunds-timing")],
-            )
-        ),
-        slots={"kb_last_query": typed},
-    )
+    fake_kb.hits = [refunds_hit(articles)]
+    tracker = picked("refunds-timing", "refund for ord-123456 to jo@example.com still missing")
 
     await ActionAnswerChosenArticle().run(CollectingDispatcher(), tracker, {})
 
