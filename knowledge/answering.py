@@ -47,11 +47,13 @@ __all__ = [
     "AnswerBand",
     "AnswerPolicy",
     "Choosable",
+    "RankedSearchable",
     "Searchable",
     "answer_question",
     "band_for",
     "band_of",
     "chosen_article",
+    "declined_by",
     "search_for_customer",
 ]
 
@@ -75,6 +77,16 @@ class Searchable(Protocol):
 
     def search(self, query: str, limit: int = 3, *, audience: str | None = None) -> list[Hit]:
         """Return up to ``limit`` hits, best first, optionally only for one audience."""
+        ...
+
+
+class RankedSearchable(Searchable, Protocol):
+    """Searchable whose raw ranking, out-of-scope articles included, can be asked for."""
+
+    def search(
+        self, query: str, limit: int = 3, *, audience: str | None = None, raw: bool = False
+    ) -> list[Hit]:
+        """As :meth:`Searchable.search`; ``raw``: see ``KnowledgeIndex.search``."""
         ...
 
 
@@ -307,6 +319,25 @@ def answer_question(
         return Answer(text, segment, BAND_UNKNOWN, (), policy, ())
     hits, searched, band = _decide(source, text, segment=segment, policy=policy)
     return Answer(text, segment, band, tuple(hits), policy, searched)
+
+
+def declined_by(source: RankedSearchable, answer: Answer) -> Hit | None:
+    """The out-of-scope article that made a search find nothing, if one did.
+
+    Args:
+        source: Where the answer was searched.
+        answer: What :func:`answer_question` decided.
+
+    Returns:
+        The out-of-scope article's hit when it ranked first over the audiences last
+        searched (the question was declined on purpose); ``None`` when the answer has
+        hits or nothing ranked at all.
+    """
+    if answer.hits or not answer.query:
+        return None
+    audience = answer.searched[-1] if answer.searched else None
+    ranked = source.search(answer.query, 1, audience=audience, raw=True)
+    return ranked[0] if ranked and ranked[0].out_of_scope else None
 
 
 def _own_audience(segment: str | None) -> str:

@@ -44,6 +44,7 @@ from knowledge.answering import (
     Answer,
     AnswerPolicy,
     answer_question,
+    declined_by,
 )
 from knowledge.articles import (
     AUDIENCES,
@@ -65,7 +66,7 @@ from knowledge.encoder import (
 )
 from knowledge.evaluation import EvalFileError, evaluate, load_jsonl
 from knowledge.head import DEFAULT_HEAD
-from knowledge.index import KnowledgeIndex, KnowledgeIndexError, Manifest
+from knowledge.index import KnowledgeIndexError, Manifest
 from knowledge.onnx_encoder import EXPORT_DIRNAME
 from knowledge.store import load_current, publish_articles
 
@@ -619,31 +620,23 @@ def _search(args: argparse.Namespace, out: Console, err: Console, encoder: Encod
         err.print(f"[red]error:[/red] {_escape(exc.message)}")
         return EXIT_FAILURE
     answer = answer_question(index, args.query, segment=args.segment, policy=args.policy)
-    declined_by = _declined_by(index, answer)
+    declining = declined_by(index, answer)
+    declined = declining.article_id if declining is not None else None
     if args.json:
-        data = {**answer.to_dict(), "declined_by": declined_by}
+        data = {**answer.to_dict(), "declined_by": declined}
         out.file.write(json.dumps(data, ensure_ascii=False) + "\n")
         return EXIT_OK
-    _print_answer(out, answer, declined_by=declined_by)
+    _print_answer(out, answer, declined=declined)
     return EXIT_OK
 
 
-def _declined_by(index: KnowledgeIndex, answer: Answer) -> str | None:
-    """The out-of-scope article that made the search find nothing, if one did."""
-    if answer.hits or not answer.query:
-        return None
-    audience = answer.searched[-1] if answer.searched else None
-    ranked = index.search(answer.query, 1, audience=audience, raw=True)
-    return ranked[0].article_id if ranked and ranked[0].out_of_scope else None
-
-
-def _print_answer(out: Console, answer: Answer, *, declined_by: str | None = None) -> None:
+def _print_answer(out: Console, answer: Answer, *, declined: str | None = None) -> None:
     policy = answer.policy
     who = "a verified business contact" if answer.segment == "b2b" else "a consumer"
     if answer.segment is None:
         who = "a customer who has not identified themselves"
-    if declined_by is not None:
-        out.print(f"Declined: the out-of-scope article {declined_by} ranked first.")
+    if declined is not None:
+        out.print(f"Declined: the out-of-scope article {declined} ranked first.")
     elif not answer.hits:
         out.print("No articles found.")
     else:

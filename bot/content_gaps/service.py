@@ -33,7 +33,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, urlencode
 
 import numpy as np
@@ -60,7 +60,7 @@ from bot.reports.queries import DEFAULT_DAYS, ReportPeriod
 from knowledge.articles import OUT_OF_SCOPE_TAG
 
 if TYPE_CHECKING:
-    from knowledge.answering import AnswerPolicy
+    from knowledge.answering import AnswerPolicy, RankedSearchable
     from knowledge.articles import Article
     from knowledge.index import Hit
 
@@ -179,16 +179,6 @@ class ContentGaps(_Model):
     definition: str = GAPS_DEFINITION
 
 
-class GapSearch(Protocol):
-    """The live index as content gaps searches it (``KnowledgeIndex``, ``LiveKnowledgeBase``)."""
-
-    def search(
-        self, query: str, limit: int = 3, *, audience: str | None = None, raw: bool = False
-    ) -> list[Hit]:
-        """Up to ``limit`` hits, best first; ``raw``: out-of-scope articles included."""
-        ...
-
-
 def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
@@ -222,8 +212,12 @@ def add_questions_url(article_id: str, questions: Sequence[str]) -> str:
         ``/editor/articles/<id>/edit?add_question=...``, URL-encoded.
     """
     pairs = [("add_question", _short(q, MAX_LINK_CHARS)) for q in questions[:MAX_LINK_QUESTIONS]]
-    path = f"/editor/articles/{quote(article_id, safe='')}/edit"
-    return f"{path}?{urlencode(pairs, quote_via=quote)}"
+    return f"{edit_article_url(article_id)}?{urlencode(pairs, quote_via=quote)}"
+
+
+def edit_article_url(article_id: str) -> str:
+    """The editor's edit form of an article (the id URL-encoded)."""
+    return f"/editor/articles/{quote(article_id, safe='')}/edit"
 
 
 def _suggested_title(text: str) -> str:
@@ -244,14 +238,23 @@ def _segment(questions: Sequence[GapQuestion]) -> str | None:
 
 
 def _nearest(
-    search: GapSearch, text: str, *, segment: str | None, policy: AnswerPolicy
+    search: RankedSearchable, text: str, *, segment: str | None, policy: AnswerPolicy
 ) -> GapArticle | None:
-    from knowledge.answering import answer_question
+    from knowledge.answering import answer_question, declined_by
 
     answer = answer_question(search, text, segment=segment, policy=policy)
     top = answer.top
     if top is None:
-        return _declining(search, text, answer.searched)
+        declining = declined_by(search, answer)
+        if declining is None:
+            return None
+        return GapArticle(
+            article_id=declining.article_id,
+            title=declining.title,
+            score=round(float(declining.score), 3),
+            band="declined",
+            url=edit_article_url(declining.article_id),
+        )
     return GapArticle(
         article_id=top.article_id,
         title=top.title,
@@ -263,31 +266,15 @@ def _nearest(
 
 def _decline_target(articles: Sequence[Article]) -> GapArticle | None:
     """The out-of-scope article a group's wordings can be added to (the first by id)."""
-    listed = sorted((a for a in articles if a.out_of_scope), key=lambda a: a.id)
-    if not listed:
+    if not articles:
         return None
-    first = listed[0]
+    first = min(articles, key=lambda article: article.id)
     return GapArticle(
         article_id=first.id,
         title=first.title,
         score=0.0,
         band="unknown",
-        url=f"/editor/articles/{quote(first.id, safe='')}/edit",
-    )
-
-
-def _declining(search: GapSearch, text: str, searched: Sequence[str | None]) -> GapArticle | None:
-    """The out-of-scope article that declines a question found nothing for, if one does."""
-    audience = searched[-1] if searched else None
-    ranked = search.search(text, 1, audience=audience, raw=True)
-    if not ranked or not ranked[0].out_of_scope:
-        return None
-    return GapArticle(
-        article_id=ranked[0].article_id,
-        title=ranked[0].title,
-        score=round(float(ranked[0].score), 3),
-        band="declined",
-        url=f"/editor/articles/{quote(ranked[0].article_id, safe='')}/edit",
+        url=edit_article_url(first.id),
     )
 
 
@@ -303,7 +290,7 @@ def group_questions(
     questions: Sequence[GapQuestion],
     *,
     encoder: QuestionEncoder | None,
-    search: GapSearch | None,
+    search: RankedSearchable | None,
     policy: AnswerPolicy,
     threshold: float = GROUP_THRESHOLD,
     max_groups: int = MAX_GROUPS,
@@ -400,7 +387,7 @@ def build_gaps(
     *,
     period: ReportPeriod,
     encoder_source: EncoderSource | None,
-    search: GapSearch | None,
+    search: RankedSearchable | None,
     policy: AnswerPolicy,
     threshold: float = GROUP_THRESHOLD,
     max_groups: int = MAX_GROUPS,
@@ -494,7 +481,7 @@ class _CachingEncoder:
 class _CachingSearch:
     """Remembers the live index's hits per build, query, limit and audience."""
 
-    def __init__(self, inner: GapSearch, hits: _Lru) -> None:
+    def __init__(self, inner: RankedSearchable, hits: _Lru) -> None:
         self.inner, self.hits = inner, hits
 
     def search(
@@ -547,14 +534,15 @@ class ContentGapsService:
         clock: Monotonic seconds (tests pass a fake).
         build_probe: Returns the live build's id cheaply; a cached result computed with
             another build is not reused (``None``: results are reused until they expire).
-        out_of_scope: Returns the live index's out-of-scope articles (``None``: none).
+        out_of_scope: Returns the live index's out-of-scope articles (``None``: not known,
+            so groups get no decline link).
     """
 
     def __init__(
         self,
         *,
         encoder_source: EncoderSource | None,
-        search: GapSearch | None,
+        search: RankedSearchable | None,
         policy: AnswerPolicy,
         limit: int = DEFAULT_LIMIT,
         threshold: float = GROUP_THRESHOLD,

@@ -57,7 +57,7 @@ def load_article(articles_dir: Path, article_id: str) -> Article:
 
     Raises:
         ArticleNotFoundError: If the id is malformed, there is no such file, or the
-            file is not a valid article, or is an out-of-scope article.
+            file is not a valid article.
     """
     if len(article_id) > MAX_ARTICLE_ID_CHARS or not ARTICLE_ID_PATTERN.fullmatch(article_id):
         raise ArticleNotFoundError(article_id)
@@ -65,13 +65,10 @@ def load_article(articles_dir: Path, article_id: str) -> Article:
     if path is None:
         raise ArticleNotFoundError(article_id)
     try:
-        article = parse_article(path)
+        return parse_article(path)
     except ArticleError as exc:
         logger.error("article %r is invalid: %s", article_id, exc.message)
         raise ArticleNotFoundError(article_id) from exc
-    if article.out_of_scope:  # a list of questions to decline, not a page for customers
-        raise ArticleNotFoundError(article_id)
-    return article
 
 
 def render_markdown(body: str) -> str:
@@ -112,6 +109,17 @@ async def show_article(
 
 
 def _live_article(request: Request, articles_dir: Path, article_id: str) -> Article:
+    """The published article (or the folder's), never an out-of-scope one.
+
+    An out-of-scope article is a list of questions to decline, not a page for customers.
+    """
+    article = _published_or_folder_article(request, articles_dir, article_id)
+    if article.out_of_scope:
+        raise ArticleNotFoundError(article_id)
+    return article
+
+
+def _published_or_folder_article(request: Request, articles_dir: Path, article_id: str) -> Article:
     from bot.editor.cli import database_has_articles_in
     from bot.editor.service import published_article
 
@@ -119,7 +127,7 @@ def _live_article(request: Request, articles_dir: Path, article_id: str) -> Arti
     with factory() as session:
         if database_has_articles_in(session):
             article = published_article(session, article_id)
-            if article is None or article.out_of_scope:  # no page for a list of declines
+            if article is None:
                 raise ArticleNotFoundError(article_id)
             return article
     return load_article(articles_dir, article_id)

@@ -17,6 +17,7 @@ from knowledge.answering import (
     AnswerPolicy,
     answer_question,
     chosen_article,
+    declined_by,
 )
 from knowledge.articles import OUT_OF_SCOPE_TAG, load_articles
 from knowledge.head import HeadConfig
@@ -112,3 +113,12 @@ def test_a_raw_ranking_marks_it_and_answerable_hits_applies_the_rule(
     assert answerable_hits(raw, 3) == []
     assert [hit.out_of_scope for hit in other].count(True) == 1
     assert answerable_hits(other, 2) == index.search("Track my delivery", 2)
+
+
+def test_declined_by_names_the_article_only_when_it_declined(index: KnowledgeIndex) -> None:
+    declined = answer_question(index, DECLINED[0], policy=POLICY)
+    answered = answer_question(index, "How do I reset my password?", policy=POLICY)
+
+    hit = declined_by(index, declined)
+    assert hit is not None and hit.article_id == "not-our-business" and hit.out_of_scope
+    assert declined_by(index, answered) is None
