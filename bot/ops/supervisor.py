@@ -339,7 +339,10 @@ class Supervisor:
         """Stop every service as a group: SIGTERM to each process group, SIGKILL after ``timeout``.
 
         A group whose main process already died is still signalled, so its leftover
-        processes (a Sanic worker holding the port) go with it.
+        processes (a Sanic worker holding the port) go with it. Returns once each
+        service's port can be bound again (the kernel may release a listening socket a
+        moment after its process has gone), or after ``PORT_RELEASE_TIMEOUT_SECONDS``
+        with a warning.
         """
         for service in reversed(self.services):
             _signal_group(service.pid, signal.SIGTERM)
@@ -347,6 +350,9 @@ class Supervisor:
         for service in reversed(self.services):
             _stop_group(service, timeout=max(0.1, deadline - time.monotonic()))
             service.log_file.close()
+            port = service.spec.port
+            if port is not None and not _wait_for_free_port(*port):
+                logger.warning("%s: port %s:%s still taken after stop", service.spec.name, *port)
         self.services.clear()
         if self._health_client is not None:
             self._health_client.close()

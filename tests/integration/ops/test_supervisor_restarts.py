@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from rich.console import Console
 
+from bot.ops import supervisor as supervisor_module
 from bot.ops.stack import free_port
 from bot.ops.supervisor import (
     RestartPolicy,
@@ -165,3 +168,31 @@ def test_a_service_that_recovers_is_not_given_up(tmp_path: Path) -> None:
                 step,
             )
     assert port_is_free("127.0.0.1", port)
+
+
+def test_stop_waits_for_the_port_and_warns_when_it_stays_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Something outside the service's group holds its port: stop() waits (here 0.3 s,
+    # PORT_RELEASE_TIMEOUT_SECONDS), then says so instead of returning as if it were free.
+    monkeypatch.setattr(supervisor_module, "PORT_RELEASE_TIMEOUT_SECONDS", 0.3)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        spec = ServiceSpec(
+            name="sleeper",
+            argv=[sys.executable, "-c", "import time; time.sleep(60)"],
+            health_url=f"http://127.0.0.1:{port}/health",
+            cwd=tmp_path,
+            log_path=tmp_path / "sleeper.log",
+            health_check=lambda: True,
+        )
+        supervisor = Supervisor(Console(stderr=True))
+        supervisor.start(spec)
+        started = time.monotonic()
+        with caplog.at_level("WARNING", logger="bot.ops.supervisor"):
+            supervisor.stop()
+
+    assert time.monotonic() - started >= 0.3
+    assert f"sleeper: port 127.0.0.1:{port} still taken after stop" in caplog.text
