@@ -32,6 +32,7 @@ __all__ = [
     "normalize_account_number",
     "normalize_email",
     "normalize_order_number",
+    "without_identifiers",
 ]
 
 ACCOUNT_NUMBER_LABEL = "ACCOUNT_NUMBER"
@@ -157,3 +158,27 @@ def extract_identifiers(text: str | None) -> Identifiers:
         account_number=normalize_account_number(found.get(ACCOUNT_NUMBER_LABEL)),
         order_number=normalize_order_number(found.get(ORDER_NUMBER_LABEL)),
     )
+
+
+def without_identifiers(text: str) -> str:
+    """The message with every e-mail address, account and order number in it cut out.
+
+    Every one, not only the first of each kind, and as typed (the cut follows the entity
+    spans, so case and surrounding punctuation do not matter). Spaces are collapsed.
+
+    Args:
+        text: The customer's message.
+
+    Returns:
+        What is left, or ``text`` itself when nothing else is left.
+    """
+    if not text.strip():
+        return text
+    doc = get_nlp()(text)
+    kept, start = [], 0
+    for entity in doc.ents:
+        kept.append(text[start : entity.start_char])
+        start = entity.end_char
+    kept.append(text[start:])
+    rest = " ".join(" ".join(kept).split())
+    return rest or text

@@ -214,6 +214,21 @@ async def test_consumers_are_not_offered_business_only_suggestions(
     assert events[2] == SlotSet("kb_last_outcome", "suggested")
 
 
+async def test_every_identifier_is_left_out_of_the_search_and_kept_in_the_slot(
+    fake_kb: FakeKnowledgeBase, articles: dict[str, Article]
+) -> None:
+    # Rasa's entity gives the first order number; the second is only in the text.
+    fake_kb.hits = [make_hit(articles["delivery-costs"], 0.9)]
+    typed = "where are Ord-123456 and ORD-654321"
+
+    _, events = await run_answer(
+        user(typed, "ask_question", 0.97, [entity("order_number", "ORD-123456")])
+    )
+
+    assert fake_kb.calls == [("where are and", 3, "b2c")]
+    assert SlotSet("kb_last_query", typed) in events
+
+
 async def test_business_customers_search_business_articles_first(
     fake_kb: FakeKnowledgeBase, articles: dict[str, Article]
 ) -> None:
@@ -346,11 +361,13 @@ async def test_a_chosen_article_is_matched_against_the_question_as_searched(
 ) -> None:
     # The search left the order number and e-mail out; so does the match of the pick.
     fake_kb.hits = [refunds_hit(articles)]
-    tracker = picked("refunds-timing", "refund for ord-123456 to jo@example.com still missing")
+    tracker = picked(
+        "refunds-timing", "refund for ord-123456 and ORD-654321 to jo@example.com still missing"
+    )
 
     await ActionAnswerChosenArticle().run(CollectingDispatcher(), tracker, {})
 
-    assert fake_kb.calls == [("refund for to still missing", 1, "refunds-timing")]
+    assert fake_kb.calls == [("refund for and to still missing", 1, "refunds-timing")]
 
 
 @pytest.mark.parametrize(("segment", "answered"), [(None, False), ("b2c", False), ("b2b", True)])

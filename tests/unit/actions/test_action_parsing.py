@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from actions.parsing import Identifiers, extract_identifiers, get_nlp
+from actions.parsing import Identifiers, extract_identifiers, get_nlp, without_identifiers
 
 
 @pytest.mark.parametrize(
@@ -83,3 +83,20 @@ def test_no_network_is_needed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "create_connection", refuse)
 
     assert extract_identifiers("ACC-10042").account_number == "ACC-10042"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("where are ORD-123456 and ord-654321?", "where are and ?"),
+        (
+            "Jane.Doe@Example.COM: my card, acc-10042, was charged twice",
+            ": my card, , was charged twice",
+        ),
+        ("how do I return a jacket", "how do I return a jacket"),
+        ("ORD-123456", "ORD-123456"),  # nothing else to search with
+        ("   ", "   "),
+    ],
+)
+def test_without_identifiers_cuts_every_one_as_typed(text: str, expected: str) -> None:
+    assert without_identifiers(text) == expected
