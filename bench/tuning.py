@@ -24,6 +24,7 @@ Usage:
                            [--select-on banking77_k10,clinc150_k10] [--grid full|small]
                            [--config mnrl:1:2e-05]  # skip the selection
                            [--candidates mnrl:1:2e-5,mnrl:1:2e-5:6]  # :6 = 6 layers frozen
+                           [--candidates mnrl:1:2e-5:0:3]  # 3 positive pairs per text
                            [--base-model all-mpnet-base-v2]  # tune the larger encoder
                            [--min-oos-recall 0.60]  # floor of the third threshold rule
                            [--keep var/bench/tuned]  # keep each setting's tuned index root
@@ -67,16 +68,16 @@ from knowledge.tuning import TuneConfig, TunePublishResult, tune_and_publish
 SETTINGS = ("banking77_k10", "clinc150_k10", "banking77_kall", "clinc150_kall")
 # Not run by default: CLINC150 with an out-of-scope article from oos_train (bench.levers)
 EXTRA_SETTINGS = ("clinc150_k10_oos", "clinc150_kall_oos")
-# (loss, epochs, learning rate, layers frozen)
-Spec = tuple[str, int, float, int]
+# (loss, epochs, learning rate, layers frozen, pairs per text)
+Spec = tuple[str, int, float, int, int]
 GRIDS: dict[str, tuple[Spec, ...]] = {
     "full": (
-        ("mnrl", 1, 2e-5, 0),
-        ("mnrl", 3, 2e-5, 0),
-        ("mnrl", 1, 5e-5, 0),
-        ("cosine", 1, 2e-5, 0),
+        ("mnrl", 1, 2e-5, 0, 1),
+        ("mnrl", 3, 2e-5, 0, 1),
+        ("mnrl", 1, 5e-5, 0, 1),
+        ("cosine", 1, 2e-5, 0, 1),
     ),
-    "small": (("mnrl", 1, 2e-5, 0), ("cosine", 1, 2e-5, 0)),
+    "small": (("mnrl", 1, 2e-5, 0, 1), ("cosine", 1, 2e-5, 0, 1)),
 }
 LATENCY_QUESTIONS = 300
 
@@ -91,7 +92,7 @@ def _setting(name: str) -> Setting:
 
 
 def _config(spec: Spec, max_minutes: float, seed: int) -> TuneConfig:
-    loss, epochs, rate, frozen = spec
+    loss, epochs, rate, frozen, per_text = spec
     return TuneConfig(
         loss="cosine" if loss == "cosine" else "mnrl",
         epochs=epochs,
@@ -99,18 +100,24 @@ def _config(spec: Spec, max_minutes: float, seed: int) -> TuneConfig:
         max_minutes=max_minutes,
         seed=seed,
         freeze_layers=frozen,
+        pairs_per_text=per_text,
     )
 
 
 def _parse_config(text: str) -> Spec:
-    """``LOSS:EPOCHS:LR`` or ``LOSS:EPOCHS:LR:FROZEN`` (layers frozen, default 0)."""
-    loss, epochs, rate, *frozen = text.split(":")
-    return loss, int(epochs), float(rate), int(frozen[0]) if frozen else 0
+    """``LOSS:EPOCHS:LR[:FROZEN[:PAIRS]]`` (layers frozen, default 0; pairs per text, 1)."""
+    loss, epochs, rate, *rest = text.split(":")
+    frozen = int(rest[0]) if rest else 0
+    per_text = int(rest[1]) if len(rest) > 1 else 1
+    return loss, int(epochs), float(rate), frozen, per_text
 
 
 def _key(spec: Spec) -> str:
-    loss, epochs, rate, frozen = spec
-    return f"{loss}:{epochs}:{rate:g}" + (f":{frozen}" if frozen else "")
+    loss, epochs, rate, frozen, per_text = spec
+    key = f"{loss}:{epochs}:{rate:g}"
+    if frozen or per_text != 1:
+        key += f":{frozen}"
+    return key + (f":{per_text}" if per_text != 1 else "")
 
 
 def _tuned(
@@ -219,11 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--candidates",
         default=None,
-        help="comma-separated LOSS:EPOCHS:LR[:FROZEN] to choose from on val (instead of "
-        "--grid); FROZEN: lowest layers kept fixed (kb tune --freeze-layers)",
+        help="comma-separated LOSS:EPOCHS:LR[:FROZEN[:PAIRS]] to choose from on val "
+        "(instead of --grid); FROZEN: lowest layers kept fixed (kb tune --freeze-layers); "
+        "PAIRS: positive pairs per text (kb tune --pairs-per-text)",
     )
     parser.add_argument(
-        "--config", type=_parse_config, default=None, help="LOSS:EPOCHS:LR[:FROZEN]"
+        "--config", type=_parse_config, default=None, help="LOSS:EPOCHS:LR[:FROZEN[:PAIRS]]"
     )
     parser.add_argument("--max-minutes", type=float, default=25.0)
     parser.add_argument("--seed", type=int, default=0)

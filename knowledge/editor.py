@@ -392,6 +392,14 @@ def _add_tune_parser(commands: argparse._SubParsersAction, common: argparse.Argu
         help="keep the embeddings and the lowest N transformer layers fixed: cheaper steps, "
         "so a capped tune of a large model covers more pairs (default: 0, train all)",
     )
+    tune.add_argument(
+        "--pairs-per-text",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="positive pairs drawn for each title and question (SetFit-style; more gives a "
+        "small knowledge base more to learn from per epoch; default: 1)",
+    )
     tune.add_argument("--no-head", action="store_true", help="rebuild without the head")
     tune.add_argument(
         "--start-from",
@@ -792,6 +800,7 @@ def _tune(args: argparse.Namespace, out: Console, err: Console, encoder: Encoder
         max_minutes=args.max_minutes,
         seed=args.seed,
         freeze_layers=args.freeze_layers,
+        pairs_per_text=args.pairs_per_text,
     )
     try:
         done = tune_and_publish(

@@ -131,6 +131,9 @@ class TuneConfig:
             cheaper, so a time-capped tune of a large model gets through more of the pairs.
         threads: torch threads (1: on a small shared CPU two threads were ten times
             slower per step than one, spinning against other processes).
+        pairs_per_text: Positive partners drawn for each text (distinct, as many as the
+            article has): SetFit draws several pairs per example, so a small knowledge
+            base gives more to learn from in one epoch than repeating the same pairs.
     """
 
     loss: Loss = "mnrl"
@@ -144,6 +147,7 @@ class TuneConfig:
     seed: int = 0
     freeze_layers: int = 0
     threads: int = 1
+    pairs_per_text: int = 1
 
 
 @dataclass(frozen=True)
@@ -217,19 +221,26 @@ def _article_texts(article: Article) -> list[str]:
 
 
 def training_pairs(
-    articles: Sequence[Article], *, loss: Loss = "mnrl", seed: int = 0, max_pairs: int = 20_000
+    articles: Sequence[Article],
+    *,
+    loss: Loss = "mnrl",
+    seed: int = 0,
+    max_pairs: int = 20_000,
+    per_text: int = 1,
 ) -> list[tuple[str, str, str, float]]:
     """Pairs to learn from: ``(text, other text, article id of text, label)``.
 
-    ``mnrl``: each text of an article with at least two texts is paired with another
-    text of the same article (label 1). ``cosine``: each such text also gets a negative
-    pair with a text of another article (label 0), SetFit's balanced pair generation.
+    ``mnrl``: each text of an article with at least two texts is paired with
+    ``per_text`` other texts of the same article (label 1; fewer when the article has
+    fewer). ``cosine``: each such pair also gets a negative pair with a text of another
+    article (label 0), SetFit's balanced pair generation.
 
     Args:
         articles: The knowledge base.
         loss: Which loss the pairs are for.
         seed: Seeds the choice of partners and the sample.
         max_pairs: Most pairs returned (a seeded random sample above it).
+        per_text: Distinct positive partners per text (1: one pair per text).
 
     Returns:
         The pairs, in a seeded order.
@@ -242,14 +253,16 @@ def training_pairs(
         if len(texts) < 2:
             continue
         for position, text in enumerate(texts):
-            partner = rng.choice(texts[:position] + texts[position + 1 :])
-            pairs.append((text, partner, article_id, 1.0))
-            if loss == "cosine" and len(groups) > 1:
-                while True:
-                    other_id, other = everything[rng.randrange(len(everything))]
-                    if other_id != article_id:
-                        break
-                pairs.append((text, other, article_id, 0.0))
+            others = texts[:position] + texts[position + 1 :]
+            # one partner draws what rng.choice would, so per_text=1 keeps earlier pairs
+            for partner in rng.sample(others, min(max(1, per_text), len(others))):
+                pairs.append((text, partner, article_id, 1.0))
+                if loss == "cosine" and len(groups) > 1:
+                    while True:
+                        other_id, other = everything[rng.randrange(len(everything))]
+                        if other_id != article_id:
+                            break
+                    pairs.append((text, other, article_id, 0.0))
     rng.shuffle(pairs)
     if len(pairs) > max_pairs:
         pairs = rng.sample(pairs, max_pairs)
@@ -335,7 +348,13 @@ def tune_encoder(
             "dependencies (pip install -e .)"
         ) from exc
 
-    pairs = training_pairs(articles, loss=config.loss, seed=config.seed, max_pairs=config.max_pairs)
+    pairs = training_pairs(
+        articles,
+        loss=config.loss,
+        seed=config.seed,
+        max_pairs=config.max_pairs,
+        per_text=config.pairs_per_text,
+    )
     rng = random.Random(config.seed)
     distinct = config.loss == "mnrl"
     epochs = [

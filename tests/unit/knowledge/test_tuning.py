@@ -204,6 +204,25 @@ def test_same_seed_same_pairs_and_the_cosine_loss_gets_negatives(articles_dir: P
     assert all((owner[x] == owner[y]) == (label == 1.0) for x, y, _, label in pairs)
 
 
+def test_several_pairs_per_text_draw_distinct_partners_of_the_same_article(
+    articles_dir: Path,
+) -> None:
+    articles = load_articles(articles_dir)
+    owner = {t: a.id for a in articles for t in [a.title, *a.questions]}
+    texts_of = {a.id: len({a.title, *a.questions}) for a in articles}
+    pairs = training_pairs(articles, seed=5, per_text=3)
+    assert training_pairs(articles, seed=5, per_text=1) == training_pairs(articles, seed=5)
+    partners: dict[str, list[str]] = {}
+    for text, partner, article_id, label in pairs:
+        assert label == 1.0 and owner[text] == owner[partner] == article_id and text != partner
+        partners.setdefault(text, []).append(partner)
+    for text, found in partners.items():
+        assert len(found) == len(set(found)) == min(3, texts_of[owner[text]] - 1)
+    assert len(pairs) > len(training_pairs(articles, seed=5))
+    negatives = training_pairs(articles, loss="cosine", seed=5, per_text=3)
+    assert sum(label == 0.0 for *_, label in negatives) == len(pairs)
+
+
 def test_interrupted_tune_leaves_the_live_build_and_no_encoder(
     tiny_source: Path, articles_dir: Path, tmp_path: Path
 ) -> None:
