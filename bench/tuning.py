@@ -25,6 +25,7 @@ Usage:
                            [--config mnrl:1:2e-05]  # skip the selection
                            [--candidates mnrl:1:2e-5,mnrl:1:2e-5:6]  # :6 = 6 layers frozen
                            [--candidates mnrl:1:2e-5:0:3]  # 3 positive pairs per text
+                           [--candidates mnrl:1:2e-5:0:1:topic]  # topic-aware batches
                            [--base-model all-mpnet-base-v2]  # tune the larger encoder
                            [--min-oos-recall 0.60]  # floor of the third threshold rule
                            [--keep var/bench/tuned]  # keep each setting's tuned index root
@@ -68,16 +69,16 @@ from knowledge.tuning import TuneConfig, TunePublishResult, tune_and_publish
 SETTINGS = ("banking77_k10", "clinc150_k10", "banking77_kall", "clinc150_kall")
 # Not run by default: CLINC150 with an out-of-scope article from oos_train (bench.levers)
 EXTRA_SETTINGS = ("clinc150_k10_oos", "clinc150_kall_oos")
-# (loss, epochs, learning rate, layers frozen, pairs per text)
-Spec = tuple[str, int, float, int, int]
+# (loss, epochs, learning rate, layers frozen, pairs per text, batching)
+Spec = tuple[str, int, float, int, int, str]
 GRIDS: dict[str, tuple[Spec, ...]] = {
     "full": (
-        ("mnrl", 1, 2e-5, 0, 1),
-        ("mnrl", 3, 2e-5, 0, 1),
-        ("mnrl", 1, 5e-5, 0, 1),
-        ("cosine", 1, 2e-5, 0, 1),
+        ("mnrl", 1, 2e-5, 0, 1, "random"),
+        ("mnrl", 3, 2e-5, 0, 1, "random"),
+        ("mnrl", 1, 5e-5, 0, 1, "random"),
+        ("cosine", 1, 2e-5, 0, 1, "random"),
     ),
-    "small": (("mnrl", 1, 2e-5, 0, 1), ("cosine", 1, 2e-5, 0, 1)),
+    "small": (("mnrl", 1, 2e-5, 0, 1, "random"), ("cosine", 1, 2e-5, 0, 1, "random")),
 }
 LATENCY_QUESTIONS = 300
 
@@ -92,7 +93,7 @@ def _setting(name: str) -> Setting:
 
 
 def _config(spec: Spec, max_minutes: float, seed: int) -> TuneConfig:
-    loss, epochs, rate, frozen, per_text = spec
+    loss, epochs, rate, frozen, per_text, batching = spec
     return TuneConfig(
         loss="cosine" if loss == "cosine" else "mnrl",
         epochs=epochs,
@@ -101,23 +102,28 @@ def _config(spec: Spec, max_minutes: float, seed: int) -> TuneConfig:
         seed=seed,
         freeze_layers=frozen,
         pairs_per_text=per_text,
+        batching="topic" if batching == "topic" else "random",
     )
 
 
 def _parse_config(text: str) -> Spec:
-    """``LOSS:EPOCHS:LR[:FROZEN[:PAIRS]]`` (layers frozen, default 0; pairs per text, 1)."""
+    """``LOSS:EPOCHS:LR[:FROZEN[:PAIRS[:BATCHING]]]`` (defaults 0, 1 and ``random``)."""
     loss, epochs, rate, *rest = text.split(":")
     frozen = int(rest[0]) if rest else 0
     per_text = int(rest[1]) if len(rest) > 1 else 1
-    return loss, int(epochs), float(rate), frozen, per_text
+    batching = rest[2] if len(rest) > 2 else "random"
+    if batching not in ("random", "topic"):
+        raise argparse.ArgumentTypeError(f"batching must be random or topic, not {batching!r}")
+    return loss, int(epochs), float(rate), frozen, per_text, batching
 
 
 def _key(spec: Spec) -> str:
-    loss, epochs, rate, frozen, per_text = spec
-    key = f"{loss}:{epochs}:{rate:g}"
-    if frozen or per_text != 1:
-        key += f":{frozen}"
-    return key + (f":{per_text}" if per_text != 1 else "")
+    """The spec as written, without trailing defaults (``mnrl:1:2e-05``, ``…:0:1:topic``)."""
+    loss, epochs, rate, frozen, per_text, batching = spec
+    parts, defaults = [str(frozen), str(per_text), batching], ("0", "1", "random")
+    while parts and parts[-1] == defaults[len(parts) - 1]:
+        parts.pop()
+    return ":".join([loss, str(epochs), f"{rate:g}", *parts])
 
 
 def _tuned(
@@ -226,12 +232,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--candidates",
         default=None,
-        help="comma-separated LOSS:EPOCHS:LR[:FROZEN[:PAIRS]] to choose from on val "
-        "(instead of --grid); FROZEN: lowest layers kept fixed (kb tune --freeze-layers); "
-        "PAIRS: positive pairs per text (kb tune --pairs-per-text)",
+        help="comma-separated LOSS:EPOCHS:LR[:FROZEN[:PAIRS[:BATCHING]]] to choose from on "
+        "val (instead of --grid); FROZEN: lowest layers kept fixed (kb tune --freeze-layers); "
+        "PAIRS: positive pairs per text (kb tune --pairs-per-text); BATCHING: random or "
+        "topic (kb tune --batching)",
     )
     parser.add_argument(
-        "--config", type=_parse_config, default=None, help="LOSS:EPOCHS:LR[:FROZEN[:PAIRS]]"
+        "--config",
+        type=_parse_config,
+        default=None,
+        help="LOSS:EPOCHS:LR[:FROZEN[:PAIRS[:BATCHING]]]",
     )
     parser.add_argument("--max-minutes", type=float, default=25.0)
     parser.add_argument("--seed", type=int, default=0)

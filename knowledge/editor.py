@@ -400,6 +400,13 @@ def _add_tune_parser(commands: argparse._SubParsersAction, common: argparse.Argu
         help="positive pairs drawn for each title and question (SetFit-style; more gives a "
         "small knowledge base more to learn from per epoch; default: 1)",
     )
+    tune.add_argument(
+        "--batching",
+        choices=("random", "topic"),
+        default="random",
+        help="topic: each batch is an article and its nearest articles, so the loss "
+        "contrasts the ones most easily confused (mnrl only; default: random)",
+    )
     tune.add_argument("--no-head", action="store_true", help="rebuild without the head")
     tune.add_argument(
         "--start-from",
@@ -801,6 +808,7 @@ def _tune(args: argparse.Namespace, out: Console, err: Console, encoder: Encoder
         seed=args.seed,
         freeze_layers=args.freeze_layers,
         pairs_per_text=args.pairs_per_text,
+        batching=args.batching,
     )
     try:
         done = tune_and_publish(

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import itertools
 import json
 import logging
 import math
@@ -92,6 +93,9 @@ _STALE_TEMP_SECONDS = 3600.0
 _TUNED_MARK = "+tuned-"
 _EXPORT_RESERVE_SECONDS = 60.0  # ONNX export and publishing (6 s measured with 10k texts)
 Loss = Literal["mnrl", "cosine"]
+Batching = Literal["random", "topic"]
+# Texts per article encoded for topic-aware batches (their mean is the article's centre).
+_TOPIC_TEXTS_PER_ARTICLE = 8
 StepCallback = Callable[[int, float], None]
 
 
@@ -134,6 +138,10 @@ class TuneConfig:
         pairs_per_text: Positive partners drawn for each text (distinct, as many as the
             article has): SetFit draws several pairs per example, so a small knowledge
             base gives more to learn from in one epoch than repeating the same pairs.
+        batching: ``random`` batches, or ``topic``-aware ones (``mnrl`` only): each batch
+            is an article and its nearest articles by the untuned model, so the in-batch
+            negatives are the articles most easily confused with one another (TAS-B's
+            balanced topic-aware sampling, Hofstätter et al., 2021).
     """
 
     loss: Loss = "mnrl"
@@ -148,6 +156,7 @@ class TuneConfig:
     freeze_layers: int = 0
     threads: int = 1
     pairs_per_text: int = 1
+    batching: Batching = "random"
 
 
 @dataclass(frozen=True)
@@ -206,6 +215,12 @@ class TunePublishResult:
     val_top1: float | None = None
     val_top1_before: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+_NOTHING_TO_TUNE = (
+    "nothing to tune on: articles need alternate questions (at least two articles "
+    "with a title and one question each); the live index was left unchanged"
+)
 
 
 def _article_texts(article: Article) -> list[str]:
@@ -270,11 +285,23 @@ def training_pairs(
 
 
 def _batches(
-    pairs: list[tuple[str, str, str, float]], size: int, *, distinct: bool, rng: random.Random
+    pairs: list[tuple[str, str, str, float]],
+    size: int,
+    *,
+    distinct: bool,
+    rng: random.Random,
+    neighbours: dict[str, list[str]] | None = None,
 ) -> list[list[tuple[str, str, str, float]]]:
-    """Cut shuffled pairs into batches; ``distinct``: never two pairs of one article."""
+    """Cut shuffled pairs into batches; ``distinct``: never two pairs of one article.
+
+    ``neighbours`` (article id → the other article ids, nearest first) makes topic-aware
+    batches: a random article that still has pairs, then one pair of each of its nearest
+    articles that still have some (``distinct`` is implied).
+    """
     order = list(pairs)
     rng.shuffle(order)
+    if neighbours is not None:
+        return _topic_batches(order, size, neighbours, rng)
     if not distinct:
         return [order[i : i + size] for i in range(0, len(order), size)]
     batches: list[list[tuple[str, str, str, float]]] = []
@@ -294,6 +321,73 @@ def _batches(
         batches.append(batch)
         waiting = later
     return batches
+
+
+def _topic_batches(
+    order: list[tuple[str, str, str, float]],
+    size: int,
+    neighbours: dict[str, list[str]],
+    rng: random.Random,
+) -> list[list[tuple[str, str, str, float]]]:
+    queues: dict[str, list[tuple[str, str, str, float]]] = defaultdict(list)
+    for pair in order:
+        queues[pair[2]].append(pair)
+    batches: list[list[tuple[str, str, str, float]]] = []
+    while len(queues) > 1:
+        waiting = sorted(queues)
+        seed = rng.choice(waiting)
+        near = [a for a in neighbours.get(seed, []) if a in queues]
+        members = [seed, *near[: size - 1]]
+        if len(members) < size:  # the seed's near articles are used up: fill at random
+            rest = [a for a in waiting if a not in members]
+            members += rng.sample(rest, min(len(rest), size - len(members)))
+        batch = []
+        for article_id in members:
+            batch.append(queues[article_id].pop())
+            if not queues[article_id]:
+                del queues[article_id]
+        batches.append(batch)
+    return batches
+
+
+def article_neighbours(
+    articles: Sequence[Article], encode: Callable[[list[str]], Any], *, keep: int = 128
+) -> dict[str, list[str]]:
+    """Each article's nearest other articles, nearest first, by the cosine of their centres.
+
+    Args:
+        articles: The knowledge base.
+        encode: Texts → normalised vectors (the model before tuning).
+        keep: Most neighbours kept per article (a batch needs fewer).
+
+    Returns:
+        Article id → up to ``keep`` other article ids (only articles with texts).
+    """
+    import numpy as np
+
+    groups = [(a.id, _article_texts(a)[:_TOPIC_TEXTS_PER_ARTICLE]) for a in articles]
+    groups = [(article_id, texts) for article_id, texts in groups if texts]
+    texts = [text for _, group in groups for text in group]
+    if not texts:
+        return {}
+    vectors = np.asarray(encode(texts), dtype=np.float32)
+    bounds = np.cumsum([0] + [len(group) for _, group in groups])
+    centres = np.stack([vectors[a:b].mean(axis=0) for a, b in itertools.pairwise(bounds)])
+    centres /= np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
+    ids = [article_id for article_id, _ in groups]
+    count = min(keep, len(ids) - 1)
+    result: dict[str, list[str]] = {article_id: [] for article_id in ids}
+    if count < 1:
+        return result
+    for start in range(0, len(ids), 1024):  # rows in chunks: 10,000 articles stay small
+        similarity = centres[start : start + 1024] @ centres.T
+        for offset, row in enumerate(similarity):
+            position = start + offset
+            row[position] = -np.inf
+            nearest = np.argpartition(-row, count - 1)[:count]
+            ranked = nearest[np.lexsort((nearest, -row[nearest]))]  # nearest first, then id
+            result[ids[position]] = [ids[j] for j in ranked]
+    return result
 
 
 def tune_encoder(
@@ -355,24 +449,29 @@ def tune_encoder(
         max_pairs=config.max_pairs,
         per_text=config.pairs_per_text,
     )
-    rng = random.Random(config.seed)
-    distinct = config.loss == "mnrl"
-    epochs = [
-        _batches(pairs, config.batch_size, distinct=distinct, rng=rng)
-        for _ in range(max(1, config.epochs))
-    ]
-    planned = sum(len(batches) for batches in epochs)
-    if not pairs or planned == 0:
-        raise TuningError(
-            "nothing to tune on: articles need alternate questions (at least two articles "
-            "with a title and one question each); the live index was left unchanged"
-        )
+    if not pairs:
+        raise TuningError(_NOTHING_TO_TUNE)
     torch.manual_seed(config.seed)
     torch.set_num_threads(max(1, config.threads))
     try:
         model = SentenceTransformer(str(source_dir), device="cpu")
     except Exception as exc:  # library errors vary by version; all mean "unusable"
         raise EncoderUnavailableError(f"cannot load the model from {source_dir}: {exc}") from exc
+    neighbours = None
+    if config.batching == "topic" and config.loss == "mnrl":
+        neighbours = article_neighbours(
+            articles,
+            lambda texts: model.encode(texts, batch_size=64, normalize_embeddings=True),
+        )
+    rng = random.Random(config.seed)
+    distinct = config.loss == "mnrl"
+    epochs = [
+        _batches(pairs, config.batch_size, distinct=distinct, rng=rng, neighbours=neighbours)
+        for _ in range(max(1, config.epochs))
+    ]
+    planned = sum(len(batches) for batches in epochs)
+    if planned == 0:
+        raise TuningError(_NOTHING_TO_TUNE)
     prepare = getattr(model, "preprocess", None) or model.tokenize  # renamed in 5.x
     saved_length = model.max_seq_length
     model.max_seq_length = min(int(saved_length or config.max_length), config.max_length)

@@ -26,8 +26,11 @@ from knowledge.tuning import (
     TuneConfig,
     TuneInterruptedError,
     TuningError,
+    _batches,
+    article_neighbours,
     training_pairs,
     tune_and_publish,
+    tune_encoder,
     tuned_encoder,
 )
 from tests.unit.knowledge.conftest import write_article
@@ -221,6 +224,62 @@ def test_several_pairs_per_text_draw_distinct_partners_of_the_same_article(
     assert len(pairs) > len(training_pairs(articles, seed=5))
     negatives = training_pairs(articles, loss="cosine", seed=5, per_text=3)
     assert sum(label == 0.0 for *_, label in negatives) == len(pairs)
+
+
+def _keyword_vectors(texts: list[str]) -> np.ndarray:
+    """Texts → normalised counts of a few topic words (a stand-in for a model)."""
+    words = ("return", "password", "parcel", "order", "card", "invoice")
+    rows = np.array([[t.lower().count(w) for w in words] + [0.01] for t in texts], float)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_article_neighbours_are_nearest_first_by_their_centres(articles_dir: Path) -> None:
+    articles = load_articles(articles_dir)
+
+    near = article_neighbours(articles, _keyword_vectors)
+
+    assert set(near) == set(ARTICLES)
+    assert all(sorted(others) == sorted(set(ARTICLES) - {a}) for a, others in near.items())
+    # "where is my parcel" and "vat invoice for my order" share "order"; a card does not.
+    assert near["delivery-track"][0] == "invoice-copy"
+    assert near["invoice-copy"][0] == "delivery-track"
+    assert (
+        article_neighbours(articles, _keyword_vectors, keep=2)["delivery-track"]
+        == (near["delivery-track"][:2])
+    )
+
+
+def test_topic_batches_hold_a_seed_and_its_nearest_articles_once_each(
+    articles_dir: Path,
+) -> None:
+    import random
+
+    articles = load_articles(articles_dir)
+    pairs = training_pairs(articles, seed=2, per_text=2)
+    near = article_neighbours(articles, _keyword_vectors)
+
+    batches = _batches(pairs, 3, distinct=True, rng=random.Random(0), neighbours=near)
+
+    used = [pair for batch in batches for pair in batch]
+    assert len(used) == len(set(used)) and set(used) <= set(pairs)  # each pair at most once
+    # Only the last article's pairs can be left over: alone, it has nothing to contrast.
+    assert len({pair[2] for pair in set(pairs) - set(used)}) <= 1
+    for batch in batches:
+        ids = [pair[2] for pair in batch]
+        assert len(ids) == len(set(ids)) >= 2
+    seed, *rest = [pair[2] for pair in batches[0]]
+    assert rest == near[seed][:2]  # nothing used up yet: the seed's two nearest
+
+
+def test_a_topic_batched_tune_trains_every_planned_step(
+    tiny_source: Path, articles_dir: Path, tmp_path: Path
+) -> None:
+    config = TuneConfig(epochs=2, batch_size=3, learning_rate=3e-3, seed=1, batching="topic")
+
+    result = tune_encoder(load_articles(articles_dir), tiny_source, tmp_path / "tuned", config)
+
+    assert result.steps == result.planned_steps > 0 and not result.stopped_by_budget
+    assert (tmp_path / "tuned" / "config_sentence_transformers.json").exists()
 
 
 def test_interrupted_tune_leaves_the_live_build_and_no_encoder(
