@@ -9,6 +9,10 @@ positives for one another, texts of other articles are negatives. Two losses:
 - ``cosine``: SetFit's pair generation (one positive and one negative pair per text)
   with ``CosineSimilarityLoss``.
 
+``pairs_per_text`` draws several positive partners per text (SetFit's pair iterations),
+and ``batching="topic"`` builds each ``mnrl`` batch from an article and its nearest
+articles (by the model before tuning), so the in-batch negatives are the confusable ones.
+
 Training runs on the CPU in a small loop of its own (no ``datasets``/``accelerate``),
 seeded (same articles, settings and seed: same pairs, same batches, same weights for the
 same number of steps). It is **capped**: at most ``epochs`` passes over at most
@@ -21,9 +25,8 @@ follow). See ``docs/operations.md`` ("Tuning the encoder") for measured times.
     encoders/<name>/model/          the tuned sentence-transformers model
     encoders/<name>/query-encoder/  its ONNX int8 export (knowledge.onnx_encoder)
     encoders/<name>/tune.json       how it was tuned: the base model, the settings
-                                    (loss, epochs, learning rate, layers frozen, cap,
-                                    seed) and what the tune did (pairs, steps, stopped
-                                    by the cap, losses, seconds)
+                                    (every field of TuneConfig) and what the tune did
+                                    (pairs, steps, stopped by the cap, losses, seconds)
     builds/<id>/                    the index rebuilt with the tuned model; its manifest's
                                     ``model`` is the tuned name and ``encoder_dir`` is
                                     ``encoders/<name>``; it carries the ONNX export
