@@ -160,6 +160,11 @@ class GapGroup(_Model):
     decline: GapArticle | None = None
     decline_url: str | None = None
 
+    @property
+    def declined_on_purpose(self) -> bool:
+        """Whether an out-of-scope article already declines the group (not a gap to fill)."""
+        return self.nearest is not None and self.nearest.band == "declined"
+
 
 class ContentGaps(_Model):
     """The content-gaps page's data."""

@@ -221,8 +221,14 @@ def test_a_group_declined_on_purpose_says_so(
     )
     sign_in(client, db, role="editor")
 
-    group = client.get("/editor/gaps").text.split('class="card gap-group"')[1]
+    page = client.get("/editor/gaps").text
 
+    # Listed last, folded away under its own heading: it is not a gap to fill.
+    listed, folded = page.split('id="gaps-declined"')
+    assert "Declined on purpose" not in listed
+    assert 'class="card gap-group"' in listed  # the other group stays on top
+    assert "1 group the bot declines on purpose" in " ".join(folded.split())
+    group = folded.split('class="card gap-group"')[1]
     words = " ".join(group.split())
     assert "Declined on purpose: the out-of-scope article" in words
     assert 'href="/editor/articles/not-ours/edit">Not our business</a>' in group
