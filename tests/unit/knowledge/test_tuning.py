@@ -416,6 +416,8 @@ def test_kb_tune_cli_refuses_without_questions_or_with_a_bad_val_file(
     assert "alternate questions" in capsys.readouterr().err
     assert main(["tune", *common, "--freeze-layers", "-1"]) == 2
     assert "at least 0" in capsys.readouterr().err
+    assert main(["tune", *common, "--pairs-per-text", "0"]) == 2
+    assert main(["tune", *common, "--batching", "clusters"]) == 2
     assert current_build(root) is None
 
 
@@ -435,10 +437,9 @@ def test_kb_tune_start_from_a_model_without_token_type_ids(
     assert "install it first" in capsys.readouterr().err
     assert current_build(root) is None
 
-    assert (
-        main(["tune", *common, "--start-from", "tiny-mpnet", "--epochs", "4"], defaults=defaults)
-        == 0
-    )
+    tune = ["tune", *common, "--start-from", "tiny-mpnet", "--epochs", "4"]
+    options = ["--pairs-per-text", "2", "--batching", "topic"]
+    assert main([*tune, *options], defaults=defaults) == 0
     printed = capsys.readouterr().out
     assert "Tuning from" in printed and "check the answer and suggest thresholds" in printed
     manifest = read_manifest(current_build(root))  # type: ignore[arg-type]
@@ -457,6 +458,8 @@ def test_kb_tune_start_from_a_model_without_token_type_ids(
     cosines = np.sum(onnx.encode(questions) * torch_vectors, axis=1)
     assert cosines.min() > 0.98, cosines
     assert source.is_dir()  # tuning never changes the model it starts from
+    record = json.loads((folder / TUNE_RECORD_FILE).read_text(encoding="utf-8"))
+    assert (record["config"]["pairs_per_text"], record["config"]["batching"]) == (2, "topic")
 
 
 def test_export_keeps_feed_forward_outputs_in_float32_when_int8_drifts(
