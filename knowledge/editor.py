@@ -397,15 +397,17 @@ def _add_tune_parser(commands: argparse._SubParsersAction, common: argparse.Argu
         type=positive_int,
         default=1,
         metavar="N",
-        help="positive pairs drawn for each title and question (SetFit-style; more gives a "
-        "small knowledge base more to learn from per epoch; default: 1)",
+        help="distinct positive pairs drawn for each title and question (SetFit-style; "
+        "on the public data no better than more --epochs, see docs/benchmarks.md; "
+        "default: 1)",
     )
     tune.add_argument(
         "--batching",
         choices=("random", "topic"),
         default="random",
         help="topic: each batch is an article and its nearest articles, so the loss "
-        "contrasts the ones most easily confused (mnrl only; default: random)",
+        "contrasts the ones most easily confused (mnrl only; on the public data no "
+        "better than random, see docs/benchmarks.md; default: random)",
     )
     tune.add_argument("--no-head", action="store_true", help="rebuild without the head")
     tune.add_argument(
