@@ -214,21 +214,6 @@ async def test_consumers_are_not_offered_business_only_suggestions(
     assert events[2] == SlotSet("kb_last_outcome", "suggested")
 
 
-async def test_every_identifier_is_left_out_of_the_search_and_kept_in_the_slot(
-    fake_kb: FakeKnowledgeBase, articles: dict[str, Article]
-) -> None:
-    # Rasa's entity gives the first order number; the second is only in the text.
-    fake_kb.hits = [make_hit(articles["delivery-costs"], 0.9)]
-    typed = "where are Ord-123456 and ORD-654321"
-
-    _, events = await run_answer(
-        user(typed, "ask_question", 0.97, [entity("order_number", "ORD-123456")])
-    )
-
-    assert fake_kb.calls == [("where are and", 3, "b2c")]
-    assert SlotSet("kb_last_query", typed) in events
-
-
 async def test_business_customers_search_business_articles_first(
     fake_kb: FakeKnowledgeBase, articles: dict[str, Article]
 ) -> None:
