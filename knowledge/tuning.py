@@ -139,12 +139,12 @@ class TuneConfig:
         threads: torch threads (1: on a small shared CPU two threads were ten times
             slower per step than one, spinning against other processes).
         pairs_per_text: Positive partners drawn for each text (distinct, as many as the
-            article has): SetFit draws several pairs per example, so a small knowledge
-            base gives more to learn from in one epoch than repeating the same pairs.
+            article has), as SetFit draws several pairs per example.
         batching: ``random`` batches, or ``topic``-aware ones (``mnrl`` only): each batch
             is an article and its nearest articles by the untuned model, so the in-batch
             negatives are the articles most easily confused with one another (TAS-B's
-            balanced topic-aware sampling, Hofstätter et al., 2021).
+            balanced topic-aware sampling, Hofstätter et al., 2021). The untuned model
+            first encodes up to eight texts per article, inside the time budget.
     """
 
     loss: Loss = "mnrl"
@@ -342,7 +342,8 @@ def _topic_batches(
         near = [a for a in neighbours.get(seed, []) if a in queues]
         members = [seed, *near[: size - 1]]
         if len(members) < size:  # the seed's near articles are used up: fill at random
-            rest = [a for a in waiting if a not in members]
+            taken = set(members)
+            rest = [a for a in waiting if a not in taken]
             members += rng.sample(rest, min(len(rest), size - len(members)))
         batch = []
         for article_id in members:
