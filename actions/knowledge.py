@@ -266,7 +266,7 @@ def _searched_text(query: object) -> str | None:
     """The suggestions' question as it was searched (kb_last_query keeps what was typed)."""
     if not isinstance(query, str) or not query.strip():
         return None
-    return _without_identifiers(query, Identifiers())
+    return without_identifiers(query)
 
 
 def _unknown_response(tracker: Tracker) -> str:

@@ -220,12 +220,6 @@ class TunePublishResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-_NOTHING_TO_TUNE = (
-    "nothing to tune on: articles need alternate questions (at least two articles "
-    "with a title and one question each); the live index was left unchanged"
-)
-
-
 def _article_texts(article: Article) -> list[str]:
     """The article's title and alternate questions, without repeats (case and spacing)."""
     seen: set[str] = set()
@@ -453,8 +447,13 @@ def tune_encoder(
         max_pairs=config.max_pairs,
         per_text=config.pairs_per_text,
     )
-    if not pairs:
-        raise TuningError(_NOTHING_TO_TUNE)
+    distinct = config.loss == "mnrl"
+    if not pairs or (distinct and len({pair[2] for pair in pairs}) < 2):
+        # No pairs, or in-batch negatives with one article: nothing to contrast.
+        raise TuningError(
+            "nothing to tune on: articles need alternate questions (at least two articles "
+            "with a title and one question each); the live index was left unchanged"
+        )
     torch.manual_seed(config.seed)
     torch.set_num_threads(max(1, config.threads))
     try:
@@ -468,14 +467,11 @@ def tune_encoder(
             lambda texts: model.encode(texts, batch_size=64, normalize_embeddings=True),
         )
     rng = random.Random(config.seed)
-    distinct = config.loss == "mnrl"
     epochs = [
         _batches(pairs, config.batch_size, distinct=distinct, rng=rng, neighbours=neighbours)
         for _ in range(max(1, config.epochs))
     ]
     planned = sum(len(batches) for batches in epochs)
-    if planned == 0:
-        raise TuningError(_NOTHING_TO_TUNE)
     prepare = getattr(model, "preprocess", None) or model.tokenize  # renamed in 5.x
     saved_length = model.max_seq_length
     model.max_seq_length = min(int(saved_length or config.max_length), config.max_length)

@@ -398,6 +398,19 @@ def test_freeze_layers_keeps_embeddings_and_the_lowest_layers(
     assert not (tmp_path / "no").exists()
 
 
+def test_one_article_with_questions_is_refused_before_any_model_is_loaded(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "articles"
+    write_article(folder, "asked", title="Opening hours", questions=["when are you open"])
+    write_article(folder, "only-a-title", title="Shipping costs")
+
+    # In-batch negatives need a second article: refused before the (missing) model loads.
+    with pytest.raises(TuningError, match="nothing to tune on"):
+        tune_encoder(load_articles(folder), tmp_path / "no-model", tmp_path / "out", TuneConfig())
+    assert not (tmp_path / "out").exists()
+
+
 def test_kb_tune_cli_refuses_without_questions_or_with_a_bad_val_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
