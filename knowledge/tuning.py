@@ -58,6 +58,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from knowledge.articles import Article, load_articles
 from knowledge.encoder import (
     EMBEDDING_DIMENSION,
@@ -361,8 +363,6 @@ def article_neighbours(
     Returns:
         Article id → up to ``keep`` other article ids (only articles with texts).
     """
-    import numpy as np
-
     groups = [(a.id, _article_texts(a)[:_TOPIC_TEXTS_PER_ARTICLE]) for a in articles]
     groups = [(article_id, texts) for article_id, texts in groups if texts]
     texts = [text for _, group in groups for text in group]
