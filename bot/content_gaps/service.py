@@ -88,7 +88,9 @@ logger = logging.getLogger(__name__)
 
 MAX_EXAMPLES = 5
 MAX_GROUPS = 100
-"""Most groups listed (the largest); only they are searched for a nearest article."""
+"""Most groups still to fill that are listed (the largest); groups that an out-of-scope
+article declines on purpose come along without counting, and at most twice this many
+groups are searched for a nearest article."""
 MAX_LINK_QUESTIONS = 5
 MAX_LINK_CHARS = 200
 MAX_TITLE_CHARS = 120
@@ -178,7 +180,7 @@ class ContentGaps(_Model):
     threshold: float
     grouped_by_meaning: bool  # False: the encoder was unavailable, only near-duplicates merged
     nearest_available: bool
-    groups: list[GapGroup]  # the largest MAX_GROUPS
+    groups: list[GapGroup]  # the largest MAX_GROUPS to fill, and declined ones met on the way
     groups_total: int  # before the cut
     computed_at: dt.datetime
     definition: str = GAPS_DEFINITION
@@ -286,7 +288,7 @@ def _decline_target(articles: Sequence[Article]) -> GapArticle | None:
 class Grouped(NamedTuple):
     """What :func:`group_questions` found."""
 
-    groups: list[GapGroup]  # the largest ``max_groups``
+    groups: list[GapGroup]  # the largest ``max_groups`` to fill, and declined ones met on the way
     total: int  # groups before the cut
     nearest_available: bool  # False: the index could not be searched
 
@@ -310,7 +312,10 @@ def group_questions(
         search: The live index, for the nearest article; ``None``: no nearest article.
         policy: The bot's answer thresholds.
         threshold: Mean cosine from which phrasings are one group.
-        max_groups: Most groups described (the largest); only they are searched.
+        max_groups: Most groups still to fill that are described (the largest first).
+            Groups an out-of-scope article declines are described too without counting
+            (the page folds them away), and at most ``2 * max_groups`` groups are searched,
+            so declined groups cannot push the gaps to fill off the list.
         out_of_scope: The live index's out-of-scope articles: each group gets a link
             adding its wordings to the first (questions to decline on purpose), or, when
             there are none, one starting such an article; ``None`` (not known): no link.
@@ -366,7 +371,10 @@ def group_questions(
     nearest_ok = search is not None
     decline = _decline_target(out_of_scope or ())
     groups: list[GapGroup] = []
-    for group, asked, central_text in described[: max(max_groups, 0)]:
+    to_fill = 0
+    for searched, (group, asked, central_text) in enumerate(described):
+        if to_fill >= max_groups or searched >= 2 * max_groups:
+            break
         if decline is not None:
             url = add_questions_url(decline.article_id, group.examples)
             group = group.model_copy(update={"decline": decline, "decline_url": url})
@@ -384,6 +392,7 @@ def group_questions(
                     url = add_questions_url(nearest.article_id, group.examples)
                     group = group.model_copy(update={"nearest": nearest, "add_to_article_url": url})
         groups.append(group)
+        to_fill += not group.declined_on_purpose
     return Grouped(groups, len(described), nearest_ok)
 
 
@@ -534,6 +543,7 @@ class ContentGapsService:
         policy: The bot's answer thresholds.
         limit: Most questions considered per period.
         threshold: Grouping threshold.
+        max_groups: Most groups still to fill described (see :func:`group_questions`).
         cache_seconds: How long a result is reused.
         cache_entries: Most results kept.
         clock: Monotonic seconds (tests pass a fake).
@@ -551,6 +561,7 @@ class ContentGapsService:
         policy: AnswerPolicy,
         limit: int = DEFAULT_LIMIT,
         threshold: float = GROUP_THRESHOLD,
+        max_groups: int = MAX_GROUPS,
         cache_seconds: float = CACHE_SECONDS,
         cache_entries: int = CACHE_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
@@ -562,6 +573,7 @@ class ContentGapsService:
         self.policy = policy
         self.limit = limit
         self.threshold = threshold
+        self.max_groups = max_groups
         self._cache_seconds = cache_seconds
         self._cache_entries = cache_entries
         self._clock = clock
@@ -606,6 +618,7 @@ class ContentGapsService:
                 search=_CachingSearch(self.search, self._hits) if self.search else None,
                 policy=self.policy,
                 threshold=self.threshold,
+                max_groups=self.max_groups,
                 out_of_scope=self._out_of_scope,
             )
             logger.info(

@@ -235,6 +235,46 @@ def test_a_group_declined_on_purpose_says_so(
     assert "Decline: add to" not in group  # already declined: no second button for it
 
 
+def test_declined_groups_do_not_count_towards_the_cut(
+    client: TestClient, db: Session, seeded: None, settings: Settings
+) -> None:
+    db.add(Conversation(id="c3", created_at=utcnow()))
+    db.flush()
+    db.add_all(
+        [
+            Message(conversation_id="c3", role="customer", text="How do I return an item?"),
+            Message(conversation_id="c3", role="bot", text=KB_NO_ANSWER_REPLIES[0]),
+        ]
+    )
+    db.commit()
+    returns = load_articles(Path(settings.articles_dir) / "returns")
+    listed = returns[0].model_copy(
+        update={
+            "id": "not-ours",
+            "title": "Not our business",
+            "tags": ["out-of-scope"],
+            "questions": ["can i send back something i bought in a shop"],
+        }
+    )
+    index = KnowledgeIndex.build([*returns, listed], FakeEncoder())
+    client.app.state.content_gaps = ContentGapsService(  # type: ignore[attr-defined]
+        encoder_source=lambda: ("test-build", index.encoder),
+        search=index,
+        policy=AnswerPolicy(answer_threshold=0.9, suggest_threshold=0.5, limit=3),
+        out_of_scope=lambda: index.out_of_scope_articles,
+        max_groups=1,
+    )
+    sign_in(client, db, role="editor")
+
+    page = " ".join(client.get("/editor/gaps").text.split())
+
+    # The declined group is the largest (two questions), yet one group to fill is shown.
+    assert "Showing 2 of 3 groups: the largest 1 to fill and 1 declined on purpose." in page
+    listed_part, folded = page.split('id="gaps-declined"')
+    assert listed_part.count('class="card gap-group"') == 1
+    assert folded.count('class="card gap-group"') == 1
+
+
 def test_agents_are_refused(client: TestClient, db: Session, service: ContentGapsService) -> None:
     sign_in(client, db, role="agent")
 

@@ -452,6 +452,43 @@ def test_only_the_largest_groups_are_described_and_searched(index: KnowledgeInde
     assert set(searched) == {"Can I pay with seashells?", "Is the moon shop open?"}
 
 
+def test_declined_groups_do_not_push_gaps_to_fill_off_the_list(
+    tmp_path: Path, index: KnowledgeIndex
+) -> None:
+    listed = out_of_scope_article(
+        tmp_path, "not-ours", "Not our business", "Do you sell reindeer saddles?"
+    )
+    declining = KnowledgeIndex.build([*index.articles, listed], FakeEncoder())
+    questions = [question(n, "Do you sell reindeer saddles?", minutes=n) for n in (1, 2, 3)]
+    questions += [question(n, "Shipping cost to Mars", minutes=n) for n in (4, 5)]
+    questions.append(question(9, "Is the moon shop open?", minutes=1))
+
+    groups, total, _ = group_questions(
+        questions,
+        encoder=FakeEncoder(),
+        search=declining,
+        policy=POLICY,
+        threshold=0.9,
+        max_groups=2,
+    )
+
+    assert total == 3
+    assert [(g.title, g.declined_on_purpose) for g in groups] == [
+        ("Do you sell reindeer saddles?", True),
+        ("Shipping cost to Mars", False),
+        ("Is the moon shop open?", False),
+    ]
+    few, _, _ = group_questions(
+        questions,
+        encoder=FakeEncoder(),
+        search=declining,
+        policy=POLICY,
+        threshold=0.9,
+        max_groups=1,
+    )
+    assert [g.title for g in few] == ["Do you sell reindeer saddles?", "Shipping cost to Mars"]
+
+
 def test_a_new_live_build_is_not_served_from_the_cache(session, index: KnowledgeIndex) -> None:
     from bot.conversations.models import Conversation, Message
     from bot.reports.queries import KB_NO_ANSWER_REPLIES
