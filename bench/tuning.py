@@ -8,7 +8,9 @@ loaded as the action server loads it (its own ONNX query encoder, one question p
 and every question decided by ``knowledge.answering.answer_question``.
 
 Columns: ``tuned`` (the tuned encoder, nearest neighbour: the head's weight set to 0) and
-``tuned_head`` (the tuned encoder with the shipped head, rerank mode); for CLINC150 also
+``tuned_head`` (the tuned encoder with the shipped head, rerank mode), and with ``--bm25 W``
+``tuned_head_bm25`` (the same build with BM25 scores added to the ranking at weight W,
+``knowledge.lexical``, as ``KnowledgeIndex.with_ranking`` adds them); for CLINC150 also
 answer-or-hand-off at the bot's threshold and at a threshold chosen on val, and the head's
 ``blend`` score with its threshold chosen on val.
 
@@ -29,6 +31,7 @@ Usage:
                            [--base-model all-mpnet-base-v2]  # tune the larger encoder
                            [--min-oos-recall 0.60]  # floor of the third threshold rule
                            [--keep var/bench/tuned]  # keep each setting's tuned index root
+                           [--bm25 0.1]  # also the published build with BM25 added
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ from bot.config import get_settings
 from knowledge.answering import AnswerPolicy
 from knowledge.head import DEFAULT_HEAD
 from knowledge.index import KnowledgeIndex
+from knowledge.lexical import LexicalConfig
 from knowledge.onnx_encoder import OnnxEncoder
 from knowledge.tuning import TuneConfig, TunePublishResult, tune_and_publish
 
@@ -258,8 +262,18 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="keep each setting's tuned index root (encoder and builds) under DIR/SETTING",
     )
+    parser.add_argument(
+        "--bm25",
+        type=float,
+        default=None,
+        metavar="WEIGHT",
+        help="also report the published build re-ranked with BM25 at this weight "
+        "(tuned_head_bm25; bench.levers chose 0.1 with the head on val)",
+    )
     add_base_model_argument(parser)
     args = parser.parse_args(argv)
+    if args.bm25 is not None and args.bm25 < 0:
+        parser.error("--bm25 must be 0 or more")
     base = BaseModel(args.base_model)
     names = [n for n in args.settings.split(",") if n]
     if unknown := set(names) - set(SETTINGS) - set(EXTRA_SETTINGS):
@@ -301,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
             result["val_mean_tuned_head_top1"] = {k: _r(np.mean(v)) for k, v in scores.items()}
             chosen = _parse_config(best)
         result["chosen"] = _key(chosen)
+        if args.bm25 is not None:
+            result["bm25_weight"] = args.bm25
         config = _config(chosen, args.max_minutes, args.seed)
 
         latency_index: KnowledgeIndex | None = None
@@ -311,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
             same = setup.val_articles is setup.test_articles
             entry: dict[str, object] = {**_tune_figures(tuned)}
             variants = {"tuned": _nn(index), "tuned_head": index}
+            if args.bm25 is not None:
+                bm25 = LexicalConfig(weight=args.bm25)
+                variants["tuned_head_bm25"] = index.with_ranking(lexical=bm25)
             ranked: dict[str, tuple[list[Ranked] | None, list[Ranked]]] = {}
             for label, variant in variants.items():
                 val_ranked = _rank(variant, setup.val, policy) if same else None

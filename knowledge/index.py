@@ -797,17 +797,17 @@ class KnowledgeIndex:
 
         Args:
             head: New ``weight``/``mode`` for the trained head (``None``: keep).
-            lexical: New BM25 weight (``None``: keep); the index must have been built
-                with lexical scores.
+            lexical: New BM25 weight (``None``: keep). An index built without lexical
+                scores gets them here, over the same texts a build with them would use
+                (no re-encoding: BM25 needs only the texts).
 
         Raises:
-            ValueError: If a setting is given for a part the index does not have.
+            ValueError: If head settings are given and the index has no trained head.
         """
         if head is not None and self._head is None:
             raise ValueError("this index has no classifier head")
-        if lexical is not None and self._lexical is None:
-            raise ValueError("this index has no lexical scores")
         new_head = self._head.with_config(head) if head and self._head else self._head
+        # None with lexical settings in the manifest: the constructor scores the texts.
         new_lexical = (
             self._lexical.with_config(lexical) if lexical and self._lexical else self._lexical
         )

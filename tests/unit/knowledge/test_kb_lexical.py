@@ -66,7 +66,9 @@ def test_saved_and_loaded_with_the_same_ranking(articles, encoder, tmp_path: Pat
         assert loaded.search(question, 4) == index.search(question, 4)
 
 
-def test_with_ranking_changes_the_weight_and_needs_the_part(articles, encoder) -> None:
+def test_with_ranking_changes_the_weight_and_needs_a_head_for_head_settings(
+    articles, encoder
+) -> None:
     index = KnowledgeIndex.build(articles, encoder, lexical=LexicalConfig(weight=0.0))
     plain = KnowledgeIndex.build(articles, encoder)
 
@@ -74,7 +76,20 @@ def test_with_ranking_changes_the_weight_and_needs_the_part(articles, encoder) -
 
     assert heavier.manifest.lexical == LexicalConfig(weight=5.0)
     assert heavier.search("courier delays in December", 1)[0].article_id == "delivery-track-order"
-    with pytest.raises(ValueError, match="no lexical scores"):
-        plain.with_ranking(lexical=LexicalConfig())
     with pytest.raises(ValueError, match="no classifier head"):
         plain.with_ranking(head=HeadConfig())
+
+
+def test_with_ranking_adds_lexical_scores_to_an_index_built_without(
+    articles, encoder, tmp_path: Path
+) -> None:
+    built_with = KnowledgeIndex.build(articles, encoder, lexical=LexicalConfig(weight=5.0))
+    KnowledgeIndex.build(articles, encoder).save(tmp_path / "plain")
+    plain = KnowledgeIndex.load(tmp_path / "plain", encoder)
+
+    added = plain.with_ranking(lexical=LexicalConfig(weight=5.0))
+
+    assert added.manifest.lexical == LexicalConfig(weight=5.0)
+    assert plain.manifest.lexical is None  # the loaded index itself is unchanged
+    for question in ("courier delays in December", "forgot password", "bulk chairs"):
+        assert added.search(question, 4) == built_with.search(question, 4)
