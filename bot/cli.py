@@ -22,6 +22,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -30,6 +31,9 @@ from bot.config import Settings, get_settings
 from bot.ops.commands import tail
 from bot.ops.errors import OperationError
 from bot.ops.profiles import PROFILES
+
+if TYPE_CHECKING:
+    from knowledge.editor import EditorDefaults
 
 logger = logging.getLogger(__name__)
 
@@ -143,14 +147,6 @@ def _run_editor(argv: list[str]) -> int:
     if argv[:1] and argv[0] in editor_cli.VERBS:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         return editor_cli.main(argv, settings)
-    from_folder = any(argument.startswith("--articles-dir") for argument in argv)
-    if argv[:1] == ["build"] and not from_folder and editor_cli.database_has_articles(settings):
-        console = Console()
-        console.print(
-            "The articles live in the database (edited at /editor); publishing them. "
-            "Pass --articles-dir to build from a folder instead."
-        )
-        return editor_cli.main(["publish", *(["--force"] if "--force" in argv else [])], settings)
     defaults = EditorDefaults(
         articles_dir=settings.articles_dir,
         index_dir=settings.index_dir,
@@ -159,10 +155,35 @@ def _run_editor(argv: list[str]) -> int:
         models_dir=settings.models_dir,
         models_hint="`python -m bot setup --large-encoder` installs all-mpnet-base-v2",
     )
+    from_folder = any(argument.startswith("--articles-dir") for argument in argv)
+    if argv[:1] == ["build"] and not from_folder and editor_cli.database_has_articles(settings):
+        return _publish_from_database(argv, settings, defaults)
     code = editor_main(argv, prog="python -m bot kb", defaults=defaults)
     if not argv or argv[0] in ("-h", "--help"):
         print(_DATABASE_VERBS_HELP)
     return code
+
+
+def _publish_from_database(argv: list[str], settings: Settings, defaults: EditorDefaults) -> int:
+    """``kb build`` once the database holds the articles: ``kb publish`` with its options."""
+    from bot.editor import cli as editor_cli
+    from knowledge.editor import create_argument_parser
+
+    parser = create_argument_parser(prog="python -m bot kb", defaults=defaults)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed the usage error
+        return exc.code if isinstance(exc.code, int) else 2
+    Console().print(
+        "The articles live in the database (edited at /editor); publishing them. "
+        "Pass --articles-dir to build from a folder instead."
+    )
+    forwarded = ["publish", *(["--force"] if args.force else [])]
+    if args.no_bm25:
+        forwarded.append("--no-bm25")
+    elif args.bm25 is not None:
+        forwarded += ["--bm25", str(args.bm25)]
+    return editor_cli.main(forwarded, settings)
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> int:

@@ -67,15 +67,18 @@ from knowledge.encoder import (
 from knowledge.evaluation import EvalFileError, evaluate, load_jsonl
 from knowledge.head import DEFAULT_HEAD
 from knowledge.index import KnowledgeIndexError, Manifest
+from knowledge.lexical import LexicalConfig
 from knowledge.onnx_encoder import EXPORT_DIRNAME
-from knowledge.store import load_current, publish_articles
+from knowledge.store import LIVE_SETTING, LexicalSetting, load_current, publish_articles
 
 __all__ = [
     "DEFAULT_ARTICLES_DIR",
     "DEFAULT_INDEX_DIR",
     "DEFAULT_QUERY_ENCODER_DIR",
     "EditorDefaults",
+    "add_bm25_options",
     "create_argument_parser",
+    "lexical_setting",
     "main",
 ]
 
@@ -195,6 +198,30 @@ def non_negative_int(value: str) -> int:
     return _whole_number_of_at_least(value, 0)
 
 
+def add_bm25_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--bm25 WEIGHT`` and ``--no-bm25`` (read back with :func:`lexical_setting`)."""
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--bm25",
+        type=threshold,
+        default=None,
+        metavar="WEIGHT",
+        help="also rank articles by BM25 word overlap, added at this weight (0 to 1; 0.1 "
+        "was chosen on the public data, see docs/benchmarks.md); later builds and "
+        "publishes keep it (default: as the live build)",
+    )
+    choice.add_argument("--no-bm25", action="store_true", help="stop ranking by BM25 word overlap")
+
+
+def lexical_setting(args: argparse.Namespace) -> LexicalSetting:
+    """What ``--bm25``/``--no-bm25`` ask for; neither: as the live build has it."""
+    if args.no_bm25:
+        return None
+    if args.bm25 is not None:
+        return LexicalConfig(weight=args.bm25)
+    return LIVE_SETTING
+
+
 def create_argument_parser(
     prog: str | None = None, defaults: EditorDefaults | None = None
 ) -> argparse.ArgumentParser:
@@ -255,6 +282,7 @@ def create_argument_parser(
         action="store_true",
         help="skip the classifier head (nearest-neighbour ranking only)",
     )
+    add_bm25_options(build)
     build.add_argument(
         "--query-encoder-dir",
         type=Path,
@@ -410,6 +438,7 @@ def _add_tune_parser(commands: argparse._SubParsersAction, common: argparse.Argu
         "better than random, see docs/benchmarks.md; default: random)",
     )
     tune.add_argument("--no-head", action="store_true", help="rebuild without the head")
+    add_bm25_options(tune)
     tune.add_argument(
         "--start-from",
         default=None,
@@ -588,6 +617,7 @@ def _build(args: argparse.Namespace, out: Console, err: Console, encoder: Encode
             head=None if args.no_head else DEFAULT_HEAD,
             reuse=not args.no_reuse,
             encoder_dir=encoding.encoder_dir,
+            lexical=lexical_setting(args),
         )
     except ArticleError as exc:  # an article changed between validation and build
         _print_problems(out, exc.problems)
@@ -617,6 +647,10 @@ def _print_query_encoder(out: Console, manifest: Manifest, export: Path | None) 
         out.print(
             f"Articles are ranked with a classifier head ({manifest.head.kind}, "
             f"weight {manifest.head.weight}, {manifest.head.mode})."
+        )
+    if manifest.lexical is not None:
+        out.print(
+            f"Articles are also ranked by BM25 word overlap (weight {manifest.lexical.weight})."
         )
     ref = manifest.query_encoder
     if ref is not None:
@@ -822,6 +856,7 @@ def _tune(args: argparse.Namespace, out: Console, err: Console, encoder: Encoder
             val_questions=val,
             source_dir=args.start_from,
             base_name=args.start_from.name if args.start_from else EMBEDDING_MODEL_NAME,
+            lexical=lexical_setting(args),
         )
     except TuningError as exc:
         err.print(f"[red]error:[/red] {_escape(exc.message)}")

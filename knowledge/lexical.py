@@ -8,7 +8,9 @@ divided by the best article's (0..1) and added to the ranking score:
 
 Like the classifier head in ``rerank`` mode, it only re-orders articles: a hit's score
 stays the cosine, so the answer/suggest thresholds keep their meaning. Built in memory
-when an index is created or loaded (no extra files). Measured by ``python -m bench.levers``.
+when an index is created or loaded (no extra files). A knowledge-base setting, off unless
+asked for (``kb build --bm25 0.1`` or ``kb tune --bm25 0.1``; later builds and publishes keep
+it): measured by ``python -m bench.levers`` and ``python -m bench.tuning --bm25 0.1``.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
 from knowledge.articles import Article, load_articles
 from knowledge.encoder import Encoder
@@ -42,18 +42,21 @@ from knowledge.index import (
     query_encoder_ref,
     read_manifest,
 )
+from knowledge.lexical import LexicalConfig
 from knowledge.threads import native_thread_report
 
 __all__ = [
     "BUILDS_DIR",
     "CURRENT_LINK",
     "KEEP_BUILDS",
+    "LIVE_SETTING",
     "BuildResult",
     "IndexNotBuiltError",
     "LiveKnowledgeBase",
     "build_and_publish",
     "current_build",
     "current_manifest",
+    "lexical_for_next_build",
     "list_builds",
     "load_current",
     "publish",
@@ -61,6 +64,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+LIVE_SETTING: Final = "live"
+"""A build setting that carries over from the live build (see :func:`publish_articles`)."""
+LexicalSetting = LexicalConfig | None | Literal["live"]
 
 BUILDS_DIR = "builds"
 CURRENT_LINK = "current"
@@ -244,12 +251,21 @@ class BuildResult:
         return self.build_dir.name
 
 
+def lexical_for_next_build(root: Path, setting: LexicalSetting) -> LexicalConfig | None:
+    """The BM25 setting a new build gets: ``setting``, or the live build's for ``"live"``."""
+    if setting != LIVE_SETTING:
+        return setting
+    live = current_manifest(root)
+    return live.lexical if live is not None else None
+
+
 def _is_unchanged(
     root: Path,
     articles: list[Article],
     encoder: Encoder,
     query_encoder_dir: Path | None,
     head: HeadConfig | None,
+    lexical: LexicalConfig | None,
 ) -> Manifest | None:
     manifest = current_manifest(root)
     if manifest is None:
@@ -261,6 +277,7 @@ def _is_unchanged(
         and manifest.content_hash == content_hash(articles)
         and manifest.query_encoder == query_encoder_ref(query_encoder_dir, encoder, warn=False)
         and manifest.head == expected_head
+        and manifest.lexical == lexical
         and manifest.passages
     )
     return manifest if same else None
@@ -278,6 +295,7 @@ def publish_articles(
     reuse: bool = True,
     ann: AnnConfig | None = None,
     encoder_dir: str | None = None,
+    lexical: LexicalSetting = LIVE_SETTING,
 ) -> BuildResult:
     """Load, index and publish the articles, unless the live build already has them.
 
@@ -301,6 +319,10 @@ def publish_articles(
         encoder_dir: Where ``encoder``'s model lives relative to ``root`` when it is a
             ``kb tune`` model (recorded in the manifest; see
             :mod:`knowledge.build_encoding`).
+        lexical: BM25 re-ranking (:mod:`knowledge.lexical`); ``None``: none;
+            :data:`LIVE_SETTING` (the default): as the live build has it, so a knowledge
+            base that ranks with BM25 keeps doing so; a different one than the live
+            build's means a rebuild (the vectors are reused).
 
     Returns:
         What happened.
@@ -310,12 +332,13 @@ def publish_articles(
             build stays live.
     """
     started = time.perf_counter()
+    lexical = lexical_for_next_build(root, lexical)
     previous = _load_previous(root, encoder) if reuse else None
     digests: dict[str, str] = {}
     known = previous.known_sources() if previous is not None else None
     articles = load_articles(articles_dir, known=known, digests=digests)
     if not force:
-        existing = _is_unchanged(root, articles, encoder, query_encoder_dir, head)
+        existing = _is_unchanged(root, articles, encoder, query_encoder_dir, head, lexical)
         build = current_build(root)
         if existing is not None and build is not None:
             logger.info("Knowledge articles unchanged; keeping build %s", build.name)
@@ -330,6 +353,7 @@ def publish_articles(
         ann=ann,
         source_digests=digests,
         encoder_dir=encoder_dir,
+        lexical=lexical,
     )
     build = publish(index, root)
     seconds = time.perf_counter() - started
@@ -359,6 +383,7 @@ def build_and_publish(
     head: HeadConfig | None = DEFAULT_HEAD,
     reuse: bool = True,
     ann: AnnConfig | None = None,
+    lexical: LexicalSetting = LIVE_SETTING,
 ) -> Manifest:
     """Load, index and publish the articles; see :func:`publish_articles`.
 
@@ -378,6 +403,7 @@ def build_and_publish(
         head=head,
         reuse=reuse,
         ann=ann,
+        lexical=lexical,
     ).manifest
 
 

@@ -70,6 +70,14 @@ from knowledge.encoder import (
 )
 from knowledge.head import DEFAULT_HEAD, HeadConfig
 from knowledge.index import KnowledgeIndex, Manifest, read_manifest
+from knowledge.store import (
+    LIVE_SETTING,
+    LexicalSetting,
+    current_build,
+    lexical_for_next_build,
+    list_builds,
+    publish,
+)
 
 __all__ = [
     "ENCODERS_DIR",
@@ -653,6 +661,7 @@ def tune_and_publish(
     on_step: StepCallback | None = None,
     val_questions: Sequence[tuple[str, str]] = (),
     export: Callable[..., Any] | None = None,
+    lexical: LexicalSetting = LIVE_SETTING,
 ) -> TunePublishResult:
     """Tune the encoder on the articles, rebuild the index with it and publish it.
 
@@ -670,6 +679,8 @@ def tune_and_publish(
             is reported.
         export: The ONNX export function (default:
             :func:`knowledge.onnx_encoder.export_onnx_encoder`; tests pass a tiny one).
+        lexical: BM25 re-ranking for the rebuilt index (default: as the live build has
+            it; see :func:`knowledge.store.publish_articles`).
 
     Returns:
         What was done.
@@ -680,10 +691,9 @@ def tune_and_publish(
             (:class:`TuneInterruptedError`); the live index is unchanged.
         EncoderUnavailableError: If the model cannot be loaded or exported.
     """
-    from knowledge.store import current_build, publish
-
     started = time.perf_counter()
     root = Path(root)
+    lexical = lexical_for_next_build(root, lexical)
     if isinstance(articles_dir, (str, Path)):
         articles = load_articles(Path(articles_dir))
     else:
@@ -737,6 +747,7 @@ def tune_and_publish(
         query_encoder_dir=final / QUERY_ENCODER_SUBDIR,
         head=head,
         encoder_dir=relative,
+        lexical=lexical,
     )
     if index.manifest.query_encoder is None:
         raise TuningError(
@@ -812,8 +823,6 @@ def _remove_stale_temps(encoders: Path) -> None:
 
 def _prune_encoders(root: Path) -> None:
     """Remove tuned encoders no kept build names (the live one is always kept)."""
-    from knowledge.store import list_builds
-
     used = set()
     for build in list_builds(root):
         try:

@@ -37,6 +37,8 @@ from bot.editor.errors import EditorError
 from bot.editor.models import KbArticle
 from bot.editor.publishing import PublishResult, PublishTarget, publish
 from bot.editor.service import Actor
+from knowledge.editor import add_bm25_options, lexical_setting
+from knowledge.store import LexicalSetting
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ def create_argument_parser(settings: Settings) -> argparse.ArgumentParser:
     publish_cmd.add_argument(
         "--force", action="store_true", help="rebuild even if the live build has this content"
     )
+    add_bm25_options(publish_cmd)
     history = verbs.add_parser("history", help="an article's revisions with author, time and state")
     history.add_argument("article_id", metavar="ARTICLE_ID", help="e.g. returns-start-a-return")
     history.add_argument(
@@ -160,7 +163,9 @@ def main(argv: Sequence[str], settings: Settings) -> int:
     factory = create_session_factory(engine)
     try:
         if args.verb == "publish":
-            return run_publish(factory, settings, out, force=args.force)
+            return run_publish(
+                factory, settings, out, force=args.force, lexical=lexical_setting(args)
+            )
         if args.verb == "history":
             return _history(factory, out, args.article_id, args.diff)
         if args.verb == "rollback":
@@ -196,7 +201,14 @@ def main(argv: Sequence[str], settings: Settings) -> int:
     raise AssertionError(f"unhandled verb {args.verb}")
 
 
-def run_publish(factory: object, settings: Settings, out: Console, *, force: bool = False) -> int:
+def run_publish(
+    factory: object,
+    settings: Settings,
+    out: Console,
+    *,
+    force: bool = False,
+    lexical: LexicalSetting = "live",
+) -> int:
     """Publish from the database with a progress bar; print what changed."""
     from sqlalchemy.orm import sessionmaker
 
@@ -216,6 +228,7 @@ def run_publish(factory: object, settings: Settings, out: Console, *, force: boo
         require_review=settings.kb_require_review,
         progress=True,
         force=force,
+        lexical=lexical,
     )
     state = "already live (unchanged)" if result.skipped else "is live"
     out.print(

@@ -8,9 +8,10 @@ the bot and ``kb search`` make: answer, suggest, or "I don't know".
 
 Approximation, said plainly: the draft's score is its best cosine, as the published
 index's score is (the classifier head only re-orders in ``rerank`` mode, and it is
-retrained on publish), and the draft is embedded with the ONNX query encoder rather than
-the torch model that builds the index (probe cosine above 0.99, see
-:mod:`knowledge.onnx_encoder`). The live build is loaded once per build and shared.
+retrained on publish; BM25, when the knowledge base ranks with it, only re-orders too),
+and the draft is embedded with the ONNX query encoder rather than the torch model that
+builds the index (probe cosine above 0.99, see :mod:`knowledge.onnx_encoder`). The live
+build is loaded once per build and shared.
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ from bot.editor.service import Actor, LiveEntry, live_set, pending_changes
 
 if TYPE_CHECKING:
     from knowledge.encoder import Encoder
+    from knowledge.store import LexicalSetting
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +176,7 @@ def publish(
     progress: bool = False,
     force: bool = False,
     before_build: Callable[[], None] | None = None,
+    lexical: LexicalSetting = "live",
 ) -> PublishResult:
     """Publish the knowledge base from the database (see the module docstring).
 
@@ -187,6 +189,8 @@ def publish(
         force: Rebuild even if the live build already has this content.
         before_build: Called with the lock held, before building (tests use it to
             hold the lock while a second publish tries).
+        lexical: BM25 re-ranking (``kb publish --bm25``); default: as the live build has
+            it (see :func:`knowledge.store.publish_articles`).
 
     Returns:
         What was published.
@@ -225,6 +229,7 @@ def publish(
                 force=force,
                 query_encoder_dir=encoding.query_encoder_dir,
                 encoder_dir=encoding.encoder_dir,
+                lexical=lexical,
             )
         seconds = time.perf_counter() - started
         _record_success(

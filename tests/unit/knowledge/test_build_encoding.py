@@ -11,6 +11,7 @@ from knowledge.build_encoding import encoding_for_next_build
 from knowledge.editor import main as kb_main
 from knowledge.encoder import SentenceTransformerEncoder
 from knowledge.index import read_manifest
+from knowledge.lexical import LexicalConfig
 from knowledge.store import current_build
 from knowledge.tuning import QUERY_ENCODER_SUBDIR, tune_and_publish
 from tests.helpers.fake_encoder import FakeEncoder
@@ -49,9 +50,16 @@ def test_a_build_after_kb_tune_keeps_the_tuned_encoder(
     articles = _articles(tmp_path / "articles")
     root = tmp_path / "index"
     tuned = tune_and_publish(
-        articles, root, CONFIG, source_dir=tiny_source, base_name=NAME, head=None
+        articles,
+        root,
+        CONFIG,
+        source_dir=tiny_source,
+        base_name=NAME,
+        head=None,
+        lexical=LexicalConfig(weight=0.1),
     )
     tuned_manifest = read_manifest(tuned.build_dir)
+    assert tuned_manifest.lexical == LexicalConfig(weight=0.1)
 
     encoding = encoding_for_next_build(
         root, default=FakeEncoder, default_query_encoder_dir=tmp_path / "packaged-export"
@@ -83,6 +91,7 @@ def test_a_build_after_kb_tune_keeps_the_tuned_encoder(
     assert rebuilt.model == tuned.name
     assert rebuilt.encoder_dir == tuned_manifest.encoder_dir
     assert rebuilt.query_encoder == tuned_manifest.query_encoder
+    assert rebuilt.lexical == LexicalConfig(weight=0.1)  # the BM25 setting is kept too
 
     # A tuned folder that went missing: the packaged model builds, and the log says why.
     (root / tuned_manifest.encoder_dir / QUERY_ENCODER_SUBDIR).rename(tmp_path / "moved")

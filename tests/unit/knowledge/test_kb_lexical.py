@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("bm25s")
-
 from knowledge.articles import load_articles
+from knowledge.editor import main as kb_main
 from knowledge.head import HeadConfig
 from knowledge.index import KnowledgeIndex, read_manifest
 from knowledge.lexical import LexicalConfig, LexicalScorer
+from knowledge.store import current_manifest, publish_articles
+from tests.unit.knowledge.conftest import write_article
 
 
 @pytest.fixture
@@ -93,3 +94,41 @@ def test_with_ranking_adds_lexical_scores_to_an_index_built_without(
     assert plain.manifest.lexical is None  # the loaded index itself is unchanged
     for question in ("courier delays in December", "forgot password", "bulk chairs"):
         assert added.search(question, 4) == built_with.search(question, 4)
+
+
+def test_bm25_is_a_setting_of_the_knowledge_base_that_later_publishes_keep(
+    articles_dir: Path, encoder, tmp_path: Path
+) -> None:
+    root = tmp_path / "index"
+    plain = publish_articles(articles_dir, root, encoder)
+    added = publish_articles(articles_dir, root, encoder, lexical=LexicalConfig(weight=0.1))
+    again = publish_articles(articles_dir, root, encoder)  # as the editor publishes
+    write_article(articles_dir, "gift-cards", title="Do you sell gift cards?", body="Yes.")
+    edited = publish_articles(articles_dir, root, encoder)
+    heavier = publish_articles(articles_dir, root, encoder, lexical=LexicalConfig(weight=0.3))
+    dropped = publish_articles(articles_dir, root, encoder, lexical=None)
+
+    assert plain.manifest.lexical is None
+    # Same articles, new setting: a new build (the vectors are reused, none encoded).
+    assert not added.skipped and added.encoded == 0
+    assert added.manifest.lexical == LexicalConfig(weight=0.1)
+    assert again.skipped and again.manifest.lexical == LexicalConfig(weight=0.1)
+    assert not edited.skipped and edited.manifest.lexical == LexicalConfig(weight=0.1)
+    assert heavier.manifest.lexical == LexicalConfig(weight=0.3)
+    assert not dropped.skipped and dropped.manifest.lexical is None
+
+
+def test_kb_build_takes_bm25_and_no_bm25(articles_dir: Path, encoder, tmp_path: Path) -> None:
+    root = tmp_path / "index"
+    where = ["--articles-dir", str(articles_dir), "--index-dir", str(root)]
+
+    assert kb_main(["build", *where, "--bm25", "0.1"], encoder=encoder) == 0
+    assert current_manifest(root).lexical == LexicalConfig(weight=0.1)  # type: ignore[union-attr]
+    assert kb_main(["build", *where, "--force"], encoder=encoder) == 0
+    assert current_manifest(root).lexical == LexicalConfig(weight=0.1)  # type: ignore[union-attr]
+    assert kb_main(["build", *where, "--no-bm25"], encoder=encoder) == 0
+    assert current_manifest(root).lexical is None  # type: ignore[union-attr]
+
+    for refused in (["--bm25", "2"], ["--bm25", "x"], ["--bm25", "0.1", "--no-bm25"]):
+        assert kb_main(["build", *where, *refused], encoder=encoder) == 2
+    assert current_manifest(root).lexical is None  # type: ignore[union-attr]

@@ -83,6 +83,26 @@ def test_kb_build_publishes_from_the_database_once_it_holds_articles(
     assert "returns-start-a-return" not in load_current(deployment / "kb-index", FAKE)
 
 
+def test_bm25_options_reach_the_database_publish(
+    deployment: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from knowledge.lexical import LexicalConfig
+    from knowledge.store import current_manifest
+
+    root = deployment / "kb-index"
+    assert main(["kb", "import"]) == 0
+    assert main(["kb", "build", "--bm25", "0.1"]) == 0  # forwarded to kb publish
+    assert current_manifest(root).lexical == LexicalConfig(weight=0.1)  # type: ignore[union-attr]
+    assert main(["kb", "publish", "--force"]) == 0  # kept
+    assert current_manifest(root).lexical == LexicalConfig(weight=0.1)  # type: ignore[union-attr]
+    assert main(["kb", "publish", "--no-bm25"]) == 0
+    assert current_manifest(root).lexical is None  # type: ignore[union-attr]
+    capsys.readouterr()
+    assert main(["kb", "build", "--bm25", "7"]) == 2  # refused before anything is built
+    assert "between 0 and 1" in capsys.readouterr().err
+    assert current_manifest(root).lexical is None  # type: ignore[union-attr]
+
+
 def test_help_lists_the_database_verbs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["kb", "--help"]) == 0
     out = capsys.readouterr().out
