@@ -158,6 +158,8 @@ def _run_editor(argv: list[str]) -> int:
     from_folder = any(argument.startswith("--articles-dir") for argument in argv)
     if argv[:1] == ["build"] and not from_folder and editor_cli.database_has_articles(settings):
         return _publish_from_database(argv, settings, defaults)
+    if argv[:1] == ["tune"] and not from_folder and editor_cli.database_has_articles(settings):
+        return _tune_on_database_articles(argv, settings, defaults)
     code = editor_main(argv, prog="python -m bot kb", defaults=defaults)
     if not argv or argv[0] in ("-h", "--help"):
         print(_DATABASE_VERBS_HELP)
@@ -184,6 +186,30 @@ def _publish_from_database(argv: list[str], settings: Settings, defaults: Editor
     elif args.bm25 is not None:
         forwarded += ["--bm25", str(args.bm25)]
     return editor_cli.main(forwarded, settings)
+
+
+def _tune_on_database_articles(
+    argv: list[str], settings: Settings, defaults: EditorDefaults
+) -> int:
+    """``kb tune`` once the database holds the articles: tune on the published ones.
+
+    The folder is only the seed then; tuning on it would publish a build without the
+    editors' changes.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from bot.editor import cli as editor_cli
+    from knowledge.editor import main as editor_main
+
+    with tempfile.TemporaryDirectory(prefix="kb-tune-") as folder:
+        count = editor_cli.export_live_articles(settings, Path(folder))
+        Console().print(
+            f"The articles live in the database (edited at /editor); tuning on the {count} "
+            "published ones. Pass --articles-dir to tune on a folder instead."
+        )
+        tune_argv = [*argv, "--articles-dir", folder]
+        return editor_main(tune_argv, prog="python -m bot kb", defaults=defaults)
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> int:

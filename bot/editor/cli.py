@@ -145,6 +145,16 @@ def database_has_articles(settings: Settings) -> bool:
         engine.dispose()
 
 
+def export_live_articles(settings: Settings, directory: Path) -> int:
+    """Write the published articles as Markdown into ``directory``; returns how many."""
+    engine = create_db_engine(settings.database_url)
+    try:
+        with create_session_factory(engine)() as session:
+            return len(service.export_articles(session, directory))
+    finally:
+        engine.dispose()
+
+
 def database_has_articles_in(session: Session) -> bool:
     """Whether the editor tables of an open (migrated) database hold any article."""
     return session.scalar(select(KbArticle.id).limit(1)) is not None

@@ -103,6 +103,26 @@ def test_bm25_options_reach_the_database_publish(
     assert current_manifest(root).lexical is None  # type: ignore[union-attr]
 
 
+def test_kb_tune_tunes_on_the_published_database_articles(
+    deployment: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pytest.importorskip("sentence_transformers")
+    from tests.unit.knowledge.test_tuning import _tiny_model
+
+    tiny = _tiny_model(tmp_path / "tiny")
+    assert main(["kb", "import"]) == 0
+    assert main(["kb", "publish"]) == 0
+    (deployment / "articles" / "returns-start-a-return.md").unlink()  # the seed folder drifts
+    capsys.readouterr()
+
+    assert main(["kb", "tune", "--start-from", str(tiny), "--max-minutes", "5"]) == 0
+
+    assert "tuning on the 4 published ones" in " ".join(capsys.readouterr().out.split())
+    live = load_current(deployment / "kb-index")  # the tuned build's own query encoder
+    assert live.manifest.model.startswith("source+tuned-")
+    assert "returns-start-a-return" in live
+
+
 def test_help_lists_the_database_verbs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["kb", "--help"]) == 0
     out = capsys.readouterr().out
