@@ -200,9 +200,9 @@ def test_without_an_out_of_scope_article_a_group_can_start_one(
     assert 'name="tags" value="out-of-scope"' in form.text
 
 
-def test_a_group_declined_on_purpose_says_so(
-    client: TestClient, db: Session, seeded: None, settings: Settings
-) -> None:
+def with_declining_article(client: TestClient, settings: Settings, **options: int) -> None:
+    """The content-gaps service over the test article plus an out-of-scope article that
+    declines the seeded "send back something I bought in a shop" questions."""
     returns = load_articles(Path(settings.articles_dir) / "returns")
     listed = returns[0].model_copy(
         update={
@@ -218,7 +218,14 @@ def test_a_group_declined_on_purpose_says_so(
         search=index,
         policy=AnswerPolicy(answer_threshold=0.9, suggest_threshold=0.5, limit=3),
         out_of_scope=lambda: index.out_of_scope_articles,
+        **options,
     )
+
+
+def test_a_group_declined_on_purpose_says_so(
+    client: TestClient, db: Session, seeded: None, settings: Settings
+) -> None:
+    with_declining_article(client, settings)
     sign_in(client, db, role="editor")
 
     page = client.get("/editor/gaps").text
@@ -247,23 +254,7 @@ def test_declined_groups_do_not_count_towards_the_cut(
         ]
     )
     db.commit()
-    returns = load_articles(Path(settings.articles_dir) / "returns")
-    listed = returns[0].model_copy(
-        update={
-            "id": "not-ours",
-            "title": "Not our business",
-            "tags": ["out-of-scope"],
-            "questions": ["can i send back something i bought in a shop"],
-        }
-    )
-    index = KnowledgeIndex.build([*returns, listed], FakeEncoder())
-    client.app.state.content_gaps = ContentGapsService(  # type: ignore[attr-defined]
-        encoder_source=lambda: ("test-build", index.encoder),
-        search=index,
-        policy=AnswerPolicy(answer_threshold=0.9, suggest_threshold=0.5, limit=3),
-        out_of_scope=lambda: index.out_of_scope_articles,
-        max_groups=1,
-    )
+    with_declining_article(client, settings, max_groups=1)
     sign_in(client, db, role="editor")
 
     page = " ".join(client.get("/editor/gaps").text.split())
