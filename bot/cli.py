@@ -176,11 +176,27 @@ def _publish_from_database(argv: list[str], settings: Settings, defaults: Editor
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse printed the usage error
         return exc.code if isinstance(exc.code, int) else 2
+    folder_only = [
+        option
+        for option, given in (
+            ("--no-reuse", args.no_reuse),
+            ("--query-encoder-dir", args.query_encoder_dir is not None),
+        )
+        if given
+    ]
+    if folder_only:
+        Console(stderr=True).print(
+            f"[red]✗[/] {' and '.join(folder_only)} only apply to a folder build "
+            "(--articles-dir DIR); the database's articles are published with the "
+            "deployment's query encoder, reusing the live build's vectors."
+        )
+        return 2
     Console().print(
         "The articles live in the database (edited at /editor); publishing them. "
         "Pass --articles-dir to build from a folder instead."
     )
-    forwarded = ["publish", *(["--force"] if args.force else [])]
+    flags = {"--force": args.force, "--no-head": args.no_head, "--base-model": args.base_model}
+    forwarded = ["publish", *(flag for flag, given in flags.items() if given)]
     if args.no_bm25:
         forwarded.append("--no-bm25")
     elif args.bm25 is not None:

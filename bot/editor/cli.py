@@ -71,6 +71,14 @@ def create_argument_parser(settings: Settings) -> argparse.ArgumentParser:
         "--force", action="store_true", help="rebuild even if the live build has this content"
     )
     add_bm25_options(publish_cmd)
+    publish_cmd.add_argument(
+        "--no-head", action="store_true", help="skip the classifier head (nearest neighbour only)"
+    )
+    publish_cmd.add_argument(
+        "--base-model",
+        action="store_true",
+        help="build with the packaged model even if the live build was tuned (kb tune)",
+    )
     history = verbs.add_parser("history", help="an article's revisions with author, time and state")
     history.add_argument("article_id", metavar="ARTICLE_ID", help="e.g. returns-start-a-return")
     history.add_argument(
@@ -174,7 +182,13 @@ def main(argv: Sequence[str], settings: Settings) -> int:
     try:
         if args.verb == "publish":
             return run_publish(
-                factory, settings, out, force=args.force, lexical=lexical_setting(args)
+                factory,
+                settings,
+                out,
+                force=args.force,
+                lexical=lexical_setting(args),
+                head=not args.no_head,
+                use_tuned=not args.base_model,
             )
         if args.verb == "history":
             return _history(factory, out, args.article_id, args.diff)
@@ -218,6 +232,8 @@ def run_publish(
     *,
     force: bool = False,
     lexical: LexicalSetting = "live",
+    head: bool = True,
+    use_tuned: bool = True,
 ) -> int:
     """Publish from the database with a progress bar; print what changed."""
     from sqlalchemy.orm import sessionmaker
@@ -239,6 +255,8 @@ def run_publish(
         progress=True,
         force=force,
         lexical=lexical,
+        head=head,
+        use_tuned=use_tuned,
     )
     state = "already live (unchanged)" if result.skipped else "is live"
     out.print(

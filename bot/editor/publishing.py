@@ -177,6 +177,8 @@ def publish(
     force: bool = False,
     before_build: Callable[[], None] | None = None,
     lexical: LexicalSetting = "live",
+    head: bool = True,
+    use_tuned: bool = True,
 ) -> PublishResult:
     """Publish the knowledge base from the database (see the module docstring).
 
@@ -191,6 +193,9 @@ def publish(
             hold the lock while a second publish tries).
         lexical: BM25 re-ranking (``kb publish --bm25``); default: as the live build has
             it (see :func:`knowledge.store.publish_articles`).
+        head: Train the classifier head (``kb publish --no-head``: nearest neighbour only).
+        use_tuned: Encode with the live build's tuned model if it has one (``kb publish
+            --base-model``: back to the packaged model).
 
     Returns:
         What was published.
@@ -201,6 +206,7 @@ def publish(
     """
     from knowledge.articles import ArticleError
     from knowledge.build_encoding import encoding_for_next_build
+    from knowledge.head import DEFAULT_HEAD
     from knowledge.store import publish_articles
 
     started = time.perf_counter()
@@ -218,6 +224,7 @@ def publish(
             target.index_dir,
             default=target.encoder,
             default_query_encoder_dir=target.query_encoder_dir,
+            use_tuned=use_tuned,
         )
         with tempfile.TemporaryDirectory(prefix="kb-publish-") as folder:
             write_articles(entries, Path(folder))
@@ -230,6 +237,7 @@ def publish(
                 query_encoder_dir=encoding.query_encoder_dir,
                 encoder_dir=encoding.encoder_dir,
                 lexical=lexical,
+                head=DEFAULT_HEAD if head else None,
             )
         seconds = time.perf_counter() - started
         _record_success(

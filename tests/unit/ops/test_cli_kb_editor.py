@@ -83,7 +83,7 @@ def test_kb_build_publishes_from_the_database_once_it_holds_articles(
     assert "returns-start-a-return" not in load_current(deployment / "kb-index", FAKE)
 
 
-def test_bm25_options_reach_the_database_publish(
+def test_build_options_reach_the_database_publish(
     deployment: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from knowledge.lexical import LexicalConfig
@@ -101,6 +101,11 @@ def test_bm25_options_reach_the_database_publish(
     assert main(["kb", "build", "--bm25", "7"]) == 2  # refused before anything is built
     assert "between 0 and 1" in capsys.readouterr().err
     assert current_manifest(root).lexical is None  # type: ignore[union-attr]
+    assert current_manifest(root).head is not None  # type: ignore[union-attr]
+    assert main(["kb", "build", "--no-head"]) == 0  # forwarded too
+    assert current_manifest(root).head is None  # type: ignore[union-attr]
+    assert main(["kb", "build", "--no-reuse"]) == 2  # a folder build's option: refused
+    assert "only apply to a folder build" in " ".join(capsys.readouterr().err.split())
 
 
 def test_kb_tune_tunes_on_the_published_database_articles(
@@ -121,6 +126,10 @@ def test_kb_tune_tunes_on_the_published_database_articles(
     live = load_current(deployment / "kb-index")  # the tuned build's own query encoder
     assert live.manifest.model.startswith("source+tuned-")
     assert "returns-start-a-return" in live
+
+    # Back to the packaged model, from the database too (kb build forwards --base-model).
+    assert main(["kb", "build", "--base-model"]) == 0
+    assert load_current(deployment / "kb-index", FAKE).manifest.model == FAKE.name
 
 
 def test_help_lists_the_database_verbs(capsys: pytest.CaptureFixture[str]) -> None:
