@@ -59,9 +59,11 @@ class LexicalScorer:
         self._bm25s: Any = bm25s
         self.config = config
         self._count = len(documents)
-        self._retriever = bm25s.BM25()
         tokens = bm25s.tokenize(list(documents), stopwords="en", show_progress=False)
-        self._retriever.index(tokens, show_progress=False)
+        # Nothing but stop words (or no articles): no BM25 index, every score 0.
+        self._retriever: Any = bm25s.BM25() if tokens.vocab else None
+        if self._retriever is not None:
+            self._retriever.index(tokens, show_progress=False)
 
     def with_config(self, config: LexicalConfig) -> LexicalScorer:
         """Return the same index blended with another weight."""
@@ -75,7 +77,7 @@ class LexicalScorer:
         tokens = self._bm25s.tokenize(
             [query], stopwords="en", show_progress=False, return_ids=False
         )[0]
-        if not tokens:
+        if not tokens or self._retriever is None:
             return np.zeros(self._count, dtype=np.float32)
         raw = np.asarray(self._retriever.get_scores(tokens), dtype=np.float32)
         best = float(raw.max()) if raw.size else 0.0

@@ -30,6 +30,13 @@ def test_scores_are_normalised_per_query() -> None:
     assert not scorer.scores("the and of").any()  # stop words only
 
 
+@pytest.mark.parametrize("documents", [["the and", "of"], ["a b c", ""], []])
+def test_documents_without_words_score_zero(documents: list[str]) -> None:
+    scorer = LexicalScorer(documents, LexicalConfig())
+
+    assert scorer.scores("the office chairs").tolist() == [0.0] * len(documents)
+
+
 def test_weight_zero_ranks_like_plain_search(articles, encoder) -> None:
     plain = KnowledgeIndex.build(articles, encoder)
     lexical = KnowledgeIndex.build(articles, encoder, lexical=LexicalConfig(weight=0.0))
