@@ -66,7 +66,7 @@ from knowledge.encoder import (
 )
 from knowledge.evaluation import EvalFileError, evaluate, load_jsonl
 from knowledge.head import DEFAULT_HEAD
-from knowledge.index import KnowledgeIndexError, Manifest
+from knowledge.index import KnowledgeIndexError, Manifest, read_manifest
 from knowledge.lexical import LexicalConfig
 from knowledge.onnx_encoder import EXPORT_DIRNAME
 from knowledge.store import LIVE_SETTING, LexicalSetting, load_current, publish_articles
@@ -871,6 +871,7 @@ def _tune(args: argparse.Namespace, out: Console, err: Console, encoder: Encoder
     )
     out.print(f"Encoder: {_escape(done.name)} in {_escape(_display(done.encoder_dir))}")
     out.print(f"Build {done.build_dir.name} is now live.")
+    _print_query_encoder(out, read_manifest(done.build_dir), None)
     if args.start_from is not None:
         out.print(
             "[yellow]![/yellow] Its scores are on another scale than the packaged model's: "

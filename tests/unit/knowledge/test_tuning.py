@@ -451,12 +451,14 @@ def test_kb_tune_start_from_a_model_without_token_type_ids(
     assert current_build(root) is None
 
     tune = ["tune", *common, "--start-from", "tiny-mpnet", "--epochs", "4"]
-    options = ["--pairs-per-text", "2", "--batching", "topic"]
+    options = ["--pairs-per-text", "2", "--batching", "topic", "--bm25", "0.2"]
     assert main([*tune, *options], defaults=defaults) == 0
-    printed = capsys.readouterr().out
+    printed = " ".join(capsys.readouterr().out.split())
     assert "Tuning from" in printed and "check the answer and suggest thresholds" in printed
+    assert "also ranked by BM25 word overlap (weight 0.2)" in printed
     manifest = read_manifest(current_build(root))  # type: ignore[arg-type]
     assert manifest.model.startswith("tiny-mpnet+tuned-")
+    assert manifest.lexical is not None and manifest.lexical.weight == 0.2
     assert manifest.encoder_dir is not None
     folder = root / manifest.encoder_dir
     live = KnowledgeIndex.load(current_build(root))  # type: ignore[arg-type]
