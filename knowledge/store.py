@@ -52,6 +52,7 @@ __all__ = [
     "LIVE_SETTING",
     "BuildResult",
     "IndexNotBuiltError",
+    "LexicalSetting",
     "LiveKnowledgeBase",
     "build_and_publish",
     "current_build",
