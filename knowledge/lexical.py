@@ -15,6 +15,7 @@ it): measured by ``python -m bench.levers`` and ``python -m bench.tuning --bm25 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -56,6 +57,9 @@ class LexicalScorer:
             import bm25s
         except ImportError as exc:
             raise ImportError(_HINT) from exc
+        # bm25s sets its logger to DEBUG when imported, which prints its debug lines in
+        # the CLI and the action server's log; the application's level decides instead.
+        logging.getLogger("bm25s").setLevel(logging.NOTSET)
         self._bm25s: Any = bm25s
         self.config = config
         self._count = len(documents)

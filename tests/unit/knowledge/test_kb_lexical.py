@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,23 @@ def test_documents_without_words_score_zero(documents: list[str]) -> None:
     scorer = LexicalScorer(documents, LexicalConfig())
 
     assert scorer.scores("the office chairs").tolist() == [0.0] * len(documents)
+
+
+def test_bm25s_debug_lines_follow_the_application_level() -> None:
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    try:
+        LexicalScorer(["office chairs in bulk", "reset a password"], LexicalConfig())
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+    assert [r.getMessage() for r in seen if r.name.startswith("bm25s")] == []
 
 
 def test_weight_zero_ranks_like_plain_search(articles, encoder) -> None:
