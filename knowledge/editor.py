@@ -77,6 +77,7 @@ __all__ = [
     "DEFAULT_QUERY_ENCODER_DIR",
     "EditorDefaults",
     "add_bm25_options",
+    "add_ranking_options",
     "create_argument_parser",
     "lexical_setting",
     "main",
@@ -213,6 +214,25 @@ def add_bm25_options(parser: argparse.ArgumentParser) -> None:
     choice.add_argument("--no-bm25", action="store_true", help="stop ranking by BM25 word overlap")
 
 
+def add_ranking_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options a build from articles takes (``kb build``, the database's ``kb publish``).
+
+    ``--base-model``, ``--no-head``, ``--bm25 WEIGHT`` and ``--no-bm25``.
+    """
+    parser.add_argument(
+        "--base-model",
+        action="store_true",
+        help="build with the packaged model even if the live build was tuned (kb tune); "
+        "by default a tuned knowledge base stays tuned",
+    )
+    parser.add_argument(
+        "--no-head",
+        action="store_true",
+        help="skip the classifier head (nearest-neighbour ranking only)",
+    )
+    add_bm25_options(parser)
+
+
 def lexical_setting(args: argparse.Namespace) -> LexicalSetting:
     """What ``--bm25``/``--no-bm25`` ask for; neither: as the live build has it."""
     if args.no_bm25:
@@ -271,18 +291,7 @@ def create_argument_parser(
         action="store_true",
         help="encode every text again instead of reusing the live build's vectors",
     )
-    build.add_argument(
-        "--base-model",
-        action="store_true",
-        help="build with the packaged model even if the live build was tuned (kb tune); "
-        "by default a tuned knowledge base stays tuned",
-    )
-    build.add_argument(
-        "--no-head",
-        action="store_true",
-        help="skip the classifier head (nearest-neighbour ranking only)",
-    )
-    add_bm25_options(build)
+    add_ranking_options(build)
     build.add_argument(
         "--query-encoder-dir",
         type=Path,

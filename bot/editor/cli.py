@@ -37,7 +37,7 @@ from bot.editor.errors import EditorError
 from bot.editor.models import KbArticle
 from bot.editor.publishing import PublishResult, PublishTarget, publish
 from bot.editor.service import Actor
-from knowledge.editor import add_bm25_options, lexical_setting
+from knowledge.editor import add_ranking_options, lexical_setting
 from knowledge.store import LexicalSetting
 
 logger = logging.getLogger(__name__)
@@ -70,15 +70,7 @@ def create_argument_parser(settings: Settings) -> argparse.ArgumentParser:
     publish_cmd.add_argument(
         "--force", action="store_true", help="rebuild even if the live build has this content"
     )
-    add_bm25_options(publish_cmd)
-    publish_cmd.add_argument(
-        "--no-head", action="store_true", help="skip the classifier head (nearest neighbour only)"
-    )
-    publish_cmd.add_argument(
-        "--base-model",
-        action="store_true",
-        help="build with the packaged model even if the live build was tuned (kb tune)",
-    )
+    add_ranking_options(publish_cmd)
     history = verbs.add_parser("history", help="an article's revisions with author, time and state")
     history.add_argument("article_id", metavar="ARTICLE_ID", help="e.g. returns-start-a-return")
     history.add_argument(
