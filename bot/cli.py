@@ -20,7 +20,9 @@ import argparse
 import logging
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -212,9 +214,6 @@ def _tune_on_database_articles(
     The folder is only the seed then; tuning on it would publish a build without the
     editors' changes.
     """
-    import tempfile
-    from pathlib import Path
-
     from bot.editor import cli as editor_cli
     from knowledge.editor import main as editor_main
 
