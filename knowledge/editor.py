@@ -639,7 +639,7 @@ def _build(args: argparse.Namespace, out: Console, err: Console, encoder: Encode
             f"({manifest.article_count} articles, {manifest.vector_count} vectors); "
             "nothing to do. Use --force to rebuild."
         )
-        _print_query_encoder(out, manifest, encoding.query_encoder_dir)
+        _print_ranking_and_encoder(out, manifest, encoding.query_encoder_dir)
         return EXIT_OK
     out.print(
         f"[green]✓ Built {manifest.article_count} articles, {manifest.vector_count} vectors[/green]"
@@ -647,11 +647,11 @@ def _build(args: argparse.Namespace, out: Console, err: Console, encoder: Encode
         f" as build {result.build_id} in {result.seconds:.1f}s; it is now live."
     )
     out.print(f"Index: {_escape(_display(result.build_dir))}")
-    _print_query_encoder(out, manifest, encoding.query_encoder_dir)
+    _print_ranking_and_encoder(out, manifest, encoding.query_encoder_dir)
     return EXIT_OK
 
 
-def _print_query_encoder(out: Console, manifest: Manifest, export: Path | None) -> None:
+def _print_ranking_and_encoder(out: Console, manifest: Manifest, export: Path | None) -> None:
     if manifest.head is not None:
         out.print(
             f"Articles are ranked with a classifier head ({manifest.head.kind}, "
@@ -880,7 +880,7 @@ def _tune(args: argparse.Namespace, out: Console, err: Console, encoder: Encoder
     )
     out.print(f"Encoder: {_escape(done.name)} in {_escape(_display(done.encoder_dir))}")
     out.print(f"Build {done.build_dir.name} is now live.")
-    _print_query_encoder(out, read_manifest(done.build_dir), None)
+    _print_ranking_and_encoder(out, read_manifest(done.build_dir), None)
     if args.start_from is not None:
         out.print(
             "[yellow]![/yellow] Its scores are on another scale than the packaged model's: "
