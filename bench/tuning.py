@@ -64,6 +64,7 @@ from bench.levers import (
 from bench.retrieval import Ranked, top_k_accuracy
 from bot.config import get_settings
 from knowledge.answering import AnswerPolicy
+from knowledge.editor import threshold
 from knowledge.head import DEFAULT_HEAD
 from knowledge.index import KnowledgeIndex
 from knowledge.lexical import LexicalConfig
@@ -264,16 +265,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--bm25",
-        type=float,
+        type=threshold,
         default=None,
         metavar="WEIGHT",
-        help="also report the published build re-ranked with BM25 at this weight "
-        "(tuned_head_bm25; bench.levers chose 0.1 with the head on val)",
+        help="also report the published build re-ranked with BM25 at this weight, 0 to 1 "
+        "as kb build --bm25 takes it (tuned_head_bm25; bench.levers chose 0.1 with the "
+        "head on val)",
     )
     add_base_model_argument(parser)
     args = parser.parse_args(argv)
-    if args.bm25 is not None and args.bm25 < 0:
-        parser.error("--bm25 must be 0 or more")
     base = BaseModel(args.base_model)
     names = [n for n in args.settings.split(",") if n]
     if unknown := set(names) - set(SETTINGS) - set(EXTRA_SETTINGS):
