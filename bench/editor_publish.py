@@ -12,8 +12,12 @@ imported as set-up does, through the code the Publish button runs
 * ``first_publish_s``: the first publish (every text encoded, the head trained);
 * ``one_article_publish_s``: p50 / max over ``--rounds`` publishes that each change one
   article's first paragraph (only its changed texts re-encoded);
-* ``stages_s``: where one such publish spends its time (lock and set, the library's build
-  and swap, recording), from the library's own log timings where it has them.
+* ``preview_p50_s`` / ``preview_max_s``: the edit form's preview of one changed draft
+  over five test questions (:func:`bot.editor.preview.preview_answers`, with the live
+  build's ONNX query encoder as the bot service uses it): the draft ranked as publishing it
+  would rank it, the classifier head trained again;
+* ``preview_same_draft_p50_s``: the preview again with other test questions and the same
+  draft (the ranked draft is kept).
 
 Ends with one JSON line of figures.
 """
@@ -28,6 +32,8 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db.session import create_db_engine, create_session_factory, upgrade_database
 from bot.editor import service
@@ -72,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             result = publish(factory, target, actor=actor, require_review=False)
             rounds.append(result.seconds)
+        previews, repeats = _time_previews(factory, target.index_dir, args.rounds)
         engine.dispose()
     figures = {
         "benchmark": "editor_publish",
@@ -81,10 +88,47 @@ def main(argv: list[str] | None = None) -> int:
         "one_article_publish_p50_s": round(statistics.median(rounds), 2),
         "one_article_publish_max_s": round(max(rounds), 2),
         "rounds": [round(value, 2) for value in rounds],
+        "preview_p50_s": round(statistics.median(previews), 3),
+        "preview_max_s": round(max(previews), 3),
+        "preview_same_draft_p50_s": round(statistics.median(repeats), 3),
+        "previews": [round(value, 3) for value in previews],
         "load_average": [round(value, 2) for value in os.getloadavg()],
     }
     print(json.dumps(figures))
     return 0
+
+
+PREVIEW_QUESTIONS = [
+    "do you ship to iceland",
+    "how long does international delivery take",
+    "customs fees on my parcel",
+    "where is my order",
+    "can i return a sofa",
+]
+
+
+def _time_previews(
+    factory: sessionmaker[Session], index_dir: Path, rounds: int
+) -> tuple[list[float], list[float]]:
+    """Preview ``rounds`` changed drafts, each twice; return both sets of seconds."""
+    from bot.editor.preview import PreviewIndex, preview_answers
+    from knowledge.answering import AnswerPolicy
+
+    preview = PreviewIndex(index_dir)
+    policy = AnswerPolicy()
+    with factory() as session:
+        content = dict(service.latest_revision(session, "delivery-international").content)
+    firsts, repeats = [], []
+    for number in range(rounds):
+        content["body"] = f"Preview {number}: we now also ship to Greenland. " + content["body"]
+        draft = service.validate_content(content)
+        started = time.perf_counter()
+        preview_answers(preview, draft, PREVIEW_QUESTIONS, policy=policy)
+        firsts.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        preview_answers(preview, draft, PREVIEW_QUESTIONS[::-1], policy=policy)
+        repeats.append(time.perf_counter() - started)
+    return firsts, repeats
 
 
 if __name__ == "__main__":

@@ -668,6 +668,7 @@ class KnowledgeIndex:
         previous: KnowledgeIndex | None = None,
         ann: AnnConfig | None = None,
         source_digests: Mapping[str, str] | None = None,
+        reuse_any_encoder: bool = False,
     ) -> KnowledgeIndex:
         """Encode articles and build an index.
 
@@ -693,6 +694,9 @@ class KnowledgeIndex:
             ann: Which faiss index to build (``None``: :data:`DEFAULT_ANN`).
             source_digests: Each article's source digest (from ``load_articles``), saved
                 so that the next publish need not parse unchanged files again.
+            reuse_any_encoder: Reuse ``previous``'s vectors even though ``encoder`` did
+                not make them (:meth:`with_article`: the build model's ONNX query encoder
+                stands in for it; such an index is for searching, not for saving).
 
         Returns:
             The index, not yet saved.
@@ -710,7 +714,10 @@ class KnowledgeIndex:
             ordered, max_chars, passages=passages, previous=previous, digests=source_digests
         )
         texts = [source.text for source in sources]
-        old_vectors, rows = _reuse_vectors(texts, previous, identity)
+        reused_identity = (
+            previous.manifest.encoder_identity if reuse_any_encoder and previous else identity
+        )
+        old_vectors, rows = _reuse_vectors(texts, previous, reused_identity or identity)
         missing = [number for number, row in enumerate(rows) if row < 0]
         vectors = np.zeros((len(texts), encoder.dimension), dtype=np.float32)
         if old_vectors is not None:
@@ -826,6 +833,43 @@ class KnowledgeIndex:
             head=new_head,
             lexical=new_lexical,
             source_digests=self._source_digests,
+        )
+
+    def with_article(self, article: Article, encoder: Encoder | None = None) -> KnowledgeIndex:
+        """This index as publishing it with ``article`` added or replaced would rank.
+
+        For the editor's preview: the draft is searched exactly as the bot will search it
+        once published. The other articles keep their vectors, and so do the draft's
+        texts this build already holds; the rest are encoded with ``encoder``. The head,
+        if this build has one, is trained again with the same settings (a publish trains
+        it again too, and in ``rerank`` mode it decides the order), and BM25, if this build
+        ranks with it, scores the draft's texts. Searched exactly (flat); kept in memory.
+
+        Args:
+            article: The draft.
+            encoder: Encodes the draft's new texts (``None``: this index's query encoder,
+                the build model's ONNX export: probe cosine above 0.99 to the torch model
+                that a publish encodes with).
+
+        Returns:
+            A new index; this one is unchanged. Not for saving: some of its vectors come
+            from another encoder than the one its manifest names.
+        """
+        articles = [*(kept for kept in self._articles.values() if kept.id != article.id), article]
+        digests = {key: value for key, value in self._source_digests.items() if key != article.id}
+        manifest = self._manifest
+        return KnowledgeIndex.build(
+            articles,
+            encoder or self._encoder,
+            max_chars=manifest.max_chars,
+            head=manifest.head,
+            lexical=manifest.lexical,
+            passages=manifest.passages,
+            encoder_dir=manifest.encoder_dir,
+            previous=self,
+            ann=AnnConfig(kind="flat"),
+            source_digests=digests,
+            reuse_any_encoder=True,
         )
 
     def with_head_config(self, config: HeadConfig) -> KnowledgeIndex:

@@ -1,109 +1,56 @@
 """How the bot would answer test questions with a draft in place, before publishing.
 
-:class:`DraftSearch` is searchable like the live index: the live build's hits without
-the article being edited, plus the draft scored by the build's own query encoder over
-the draft's title, alternate questions and body passages (the texts an index embeds for
-an article). :func:`knowledge.answering.answer_question` then makes the same decision
-the bot and ``kb search`` make: answer, suggest, or "I don't know".
+:func:`draft_index` is the live build as publishing the draft would make it
+(:meth:`knowledge.index.KnowledgeIndex.with_article`): the other articles' vectors kept,
+the draft's texts encoded, the classifier head trained again and BM25 re-scored when the
+build ranks with them. :func:`knowledge.answering.answer_question` then makes the same
+decision the bot and ``kb search`` make: answer, suggest, or "I don't know".
 
-Approximation, said plainly: the draft's score is its best cosine, as the published
-index's score is (the classifier head only re-orders in ``rerank`` mode, and it is
-retrained on publish; BM25, when the knowledge base ranks with it, only re-orders too),
-and the draft is embedded with the ONNX query encoder rather than the torch model that
-builds the index (probe cosine above 0.99, see :mod:`knowledge.onnx_encoder`). The live
-build is loaded once per build and shared.
+One approximation, said plainly: the draft's new texts are embedded with the build's ONNX
+int8 query encoder rather than the torch model a publish encodes with (probe cosine above
+0.99, see :mod:`knowledge.onnx_encoder`). The live build is loaded once per build and
+shared; a draft is ranked once per content (the head trained again: ``preview_s`` of
+``python -m bench.editor_publish``) and kept while only the test questions change.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from knowledge.articles import Article
 
 if TYPE_CHECKING:
     from knowledge.answering import Answer, AnswerPolicy
     from knowledge.encoder import Encoder
-    from knowledge.index import Hit, KnowledgeIndex
+    from knowledge.index import KnowledgeIndex
 
 logger = logging.getLogger(__name__)
 
 MAX_TEST_QUESTIONS = 10
 MAX_TEST_QUESTION_CHARS = 300
+# Draft indexes kept per process: each holds a copy of the live build's vectors.
+KEPT_DRAFT_INDEXES = 2
 
 
-def draft_texts(article: Article) -> list[str]:
-    """The texts an index embeds for an article: title, questions, body passages."""
-    from knowledge.chunking import chunk_article
+def draft_index(live: KnowledgeIndex | None, encoder: Encoder, draft: Article) -> KnowledgeIndex:
+    """The index the bot would search once ``draft`` is published.
 
-    seen: set[str] = set()
-    texts = []
-    for text in [article.title, *article.questions, *chunk_article(article)]:
-        key = " ".join(text.lower().split())
-        if key and key not in seen:
-            seen.add(key)
-            texts.append(text)
-    return texts
+    Args:
+        live: The live build (``None``: nothing published yet, so the draft alone).
+        encoder: Encodes the draft's texts the live build does not already hold.
+        draft: The validated draft, new or replacing the article with its id.
+    """
+    from knowledge.index import AnnConfig, KnowledgeIndex
 
-
-def _normalised(vectors: Any) -> np.ndarray:
-    array = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(array, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return array / norms
-
-
-class DraftSearch:
-    """The live index with one article replaced (or added) by a draft."""
-
-    def __init__(self, index: KnowledgeIndex | None, encoder: Encoder, draft: Article) -> None:
-        self._index = index
-        self._encoder = encoder
-        self._draft = draft
-        self._texts = draft_texts(draft)
-        self._vectors = _normalised(encoder.encode(self._texts))
-
-    def search(self, query: str, limit: int = 3, *, audience: str | None = None) -> list[Hit]:
-        """Search the live index and the draft together, best score first.
-
-        Out-of-scope articles (the draft among them) decline as in
-        :meth:`KnowledgeIndex.search`: the ranking is merged first, then the rule applied.
-        """
-        from knowledge.index import Hit, answerable_hits
-
-        if not query.strip() or limit < 1:
-            return []
-        live = []
-        if self._index is not None:
-            wanted = limit + 1 + len(self._index.out_of_scope_articles)
-            live = [
-                hit
-                for hit in self._index.search(query, wanted, audience=audience, raw=True)
-                if hit.article_id != self._draft.id
-            ]
-        if audience and self._draft.audience not in (audience, "all"):
-            return answerable_hits(live, limit)
-        query_vector = _normalised(self._encoder.encode([query.strip()]))[0]
-        scores = self._vectors @ query_vector
-        best = int(np.argmax(scores))
-        draft_hit = Hit(
-            article_id=self._draft.id,
-            title=self._draft.title,
-            score=float(min(1.0, max(-1.0, scores[best]))),
-            summary=self._draft.summary,
-            audience=self._draft.audience,
-            matched_text=self._texts[best],
-            out_of_scope=self._draft.out_of_scope,
-        )
-        position = next(
-            (number for number, hit in enumerate(live) if hit.score < draft_hit.score), len(live)
-        )
-        return answerable_hits([*live[:position], draft_hit, *live[position:]], limit)
+    if live is None:
+        return KnowledgeIndex.build([draft], encoder, ann=AnnConfig(kind="flat"))
+    return live.with_article(draft, encoder)
 
 
 @dataclass(frozen=True)
@@ -133,6 +80,7 @@ class PreviewIndex:
         self._lock = threading.Lock()
         self._build: Path | None = None
         self._index: KnowledgeIndex | None = None
+        self._drafts: OrderedDict[tuple[Path | None, str], KnowledgeIndex] = OrderedDict()
 
     def current(self) -> KnowledgeIndex | None:
         """The live build, or ``None`` when nothing is published yet."""
@@ -156,6 +104,42 @@ class PreviewIndex:
             return self._encoder
         index = self.current()
         return None if index is None else index.encoder
+
+    def with_draft(self, draft: Article) -> KnowledgeIndex:
+        """The live build with ``draft`` in place (:func:`draft_index`), kept for re-use.
+
+        The last :data:`KEPT_DRAFT_INDEXES` are kept by build and draft content, so a
+        preview that only changes the test questions trains nothing again.
+
+        Raises:
+            knowledge.index.KnowledgeIndexError: The live build can't be loaded.
+            knowledge.encoder.EncoderUnavailableError: No query encoder.
+        """
+        live = self.current()
+        encoder = self.query_encoder()
+        if encoder is None:
+            from knowledge.encoder import default_encoder
+
+            encoder = default_encoder()
+        key = (self._build if live is not None else None, draft.model_dump_json())
+        with self._lock:
+            kept = self._drafts.get(key)
+            if kept is not None:
+                self._drafts.move_to_end(key)
+                return kept
+        started = time.perf_counter()
+        index = draft_index(live, encoder, draft)
+        logger.info(
+            "editor preview ranked draft %s with build %s in %.2fs",
+            draft.id,
+            key[0].name if key[0] else "(none)",
+            time.perf_counter() - started,
+        )
+        with self._lock:
+            self._drafts[key] = index
+            while len(self._drafts) > KEPT_DRAFT_INDEXES:
+                self._drafts.popitem(last=False)
+        return index
 
 
 def preview_answers(
@@ -184,18 +168,13 @@ def preview_answers(
     """
     from knowledge.answering import answer_question
 
-    encoder = preview.query_encoder()
-    index = preview.current()
-    if encoder is None:
-        from knowledge.encoder import default_encoder
-
-        encoder = default_encoder()
-    source = DraftSearch(index, encoder, draft)
+    texts = [" ".join(question.split())[:MAX_TEST_QUESTION_CHARS] for question in questions]
+    texts = [text for text in texts[:MAX_TEST_QUESTIONS] if text]
+    if not texts:
+        return []
+    source = preview.with_draft(draft)
     results = []
-    for question in questions[:MAX_TEST_QUESTIONS]:
-        text = " ".join(question.split())[:MAX_TEST_QUESTION_CHARS]
-        if not text:
-            continue
+    for text in texts:
         answer: Answer = answer_question(source, text, segment=segment, policy=policy)
         top = answer.article
         results.append(

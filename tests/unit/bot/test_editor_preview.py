@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.editor.preview import DraftSearch, PreviewIndex, draft_texts, preview_answers
-from knowledge.answering import AnswerPolicy
+from bot.editor.preview import PreviewIndex, draft_index, preview_answers
+from knowledge.answering import AnswerPolicy, answer_question
 from knowledge.articles import OUT_OF_SCOPE_TAG, Article
+from knowledge.head import DEFAULT_HEAD
 from knowledge.index import KnowledgeIndex
 from knowledge.store import publish
 from tests.helpers.fake_encoder import FakeEncoder
@@ -22,13 +23,14 @@ def make(
     audience: str = "all",
     body: str = "An answer.",
     tags: tuple[str, ...] = (),
+    questions: tuple[str, ...] = (),
 ) -> Article:
     return Article(
         id=article_id,
         title=title,
         audience=audience,  # type: ignore[arg-type]
         tags=list(tags),
-        questions=[],
+        questions=list(questions),
         language="en",
         updated="2026-11-24",  # type: ignore[arg-type]
         owner="team",
@@ -45,7 +47,7 @@ LIVE = [
 def test_draft_replaces_its_live_version_and_ranks_with_the_live_hits() -> None:
     index = KnowledgeIndex.build(LIVE, ENCODER)
     edited = make("returns-label", "Gift receipt for a present", body="Ask for a gift receipt.")
-    search = DraftSearch(index, ENCODER, edited)
+    search = draft_index(index, ENCODER, edited)
     hits = search.search("gift receipt for a present", 3)
     assert hits[0].article_id == "returns-label" and hits[0].title == edited.title
     assert [hit.article_id for hit in hits].count("returns-label") == 1  # old text gone
@@ -57,7 +59,7 @@ def test_draft_replaces_its_live_version_and_ranks_with_the_live_hits() -> None:
 def test_audience_rules_apply_to_the_draft() -> None:
     index = KnowledgeIndex.build(LIVE, ENCODER)
     business = make("business-invoices", "Net 30 invoices for companies", audience="b2b")
-    search = DraftSearch(index, ENCODER, business)
+    search = draft_index(index, ENCODER, business)
     assert all(
         hit.article_id != business.id for hit in search.search("net 30 invoices", 3, audience="b2c")
     )
@@ -67,7 +69,7 @@ def test_audience_rules_apply_to_the_draft() -> None:
 def test_an_out_of_scope_draft_declines_what_it_ranks_first_for() -> None:
     index = KnowledgeIndex.build(LIVE, ENCODER)
     declines = make("not-ours", "Weather forecast and football scores", tags=(OUT_OF_SCOPE_TAG,))
-    search = DraftSearch(index, ENCODER, declines)
+    search = draft_index(index, ENCODER, declines)
 
     assert search.search("weather forecast for football", 3) == []
     tracking = search.search("parcel tracking number", 3)
@@ -76,7 +78,7 @@ def test_an_out_of_scope_draft_declines_what_it_ranks_first_for() -> None:
 
 def test_a_live_out_of_scope_article_still_declines_around_a_draft() -> None:
     live = [*LIVE, make("not-ours", "Weather forecast and football scores", tags=("out-of-scope",))]
-    search = DraftSearch(KnowledgeIndex.build(live, ENCODER), ENCODER, make("gifts", "Gift wrap"))
+    search = draft_index(KnowledgeIndex.build(live, ENCODER), ENCODER, make("gifts", "Gift wrap"))
 
     assert search.search("weather forecast for football", 3) == []
     assert search.search("gift wrap", 3)[0].article_id == "gifts"
@@ -93,7 +95,6 @@ def test_preview_answers_through_the_bots_decision(tmp_path: Path) -> None:
     assert len(answers) == 2  # blank questions are skipped
     assert answers[0].band == "answer" and answers[0].is_draft
     assert answers[1].article_id == "returns-label" and not answers[1].is_draft
-    assert draft_texts(draft)[0] == draft.title
 
 
 def test_preview_without_a_live_index_scores_the_draft_alone(tmp_path: Path) -> None:
@@ -102,3 +103,89 @@ def test_preview_without_a_live_index_scores_the_draft_alone(tmp_path: Path) -> 
         PreviewIndex(tmp_path, ENCODER), draft, ["gift wrap my order"], policy=POLICY
     )
     assert answers[0].is_draft
+
+
+def test_preview_without_questions_builds_nothing(tmp_path: Path) -> None:
+    encoder = FakeEncoder()
+    publish(KnowledgeIndex.build(LIVE, ENCODER), tmp_path)
+    encoder.calls.clear()
+
+    answers = preview_answers(
+        PreviewIndex(tmp_path, encoder), make("x", "X"), [" ", ""], policy=POLICY
+    )
+
+    assert answers == [] and encoder.calls == []
+
+
+SHOP = [
+    make(
+        "orders-track",
+        "Where is my parcel",
+        questions=("tracking number for my order", "has my package shipped", "when will it arrive"),
+    ),
+    make(
+        "returns-label",
+        "How do I print a return label",
+        questions=("send an item back", "return postage label", "printer for returns"),
+    ),
+    make(
+        "refunds",
+        "When will I get my refund",
+        questions=("money back for a return", "refund has not arrived", "refund to my card"),
+    ),
+    make(
+        "exchange",
+        "Exchange an item for another size",
+        questions=("swap for a bigger size", "wrong size exchange", "exchange my order"),
+    ),
+]
+GIFT_WRAP = make(
+    "gifts-wrap", "Can you gift wrap my order", questions=("wrap a present", "gift message")
+)
+QUESTIONS = [
+    "return my order",
+    "my parcel refund",
+    "card for the present",
+    "order arrive",
+    "gift for my order",
+    "send back the wrong size",
+]
+
+
+def test_preview_answers_as_the_published_build_with_its_head_will(tmp_path: Path) -> None:
+    publish(KnowledgeIndex.build(SHOP, ENCODER, head=DEFAULT_HEAD), tmp_path)
+    published = KnowledgeIndex.build([*SHOP, GIFT_WRAP], ENCODER, head=DEFAULT_HEAD)
+    by_cosine = KnowledgeIndex.build([*SHOP, GIFT_WRAP], ENCODER, head=None)
+
+    previewed = preview_answers(
+        PreviewIndex(tmp_path, ENCODER), GIFT_WRAP, QUESTIONS, policy=POLICY
+    )
+
+    expected = [answer_question(published, question, policy=POLICY) for question in QUESTIONS]
+    assert [(p.band, p.article_id, p.suggestions) for p in previewed] == [
+        (
+            answer.band,
+            answer.article.article_id if answer.article else None,
+            [(hit.article_id, hit.title) for hit in answer.suggestions],
+        )
+        for answer in expected
+    ]
+    # The head re-orders some of these questions: a cosine-only preview would differ.
+    assert any(
+        published.search(question, 1) != by_cosine.search(question, 1) for question in QUESTIONS
+    )
+
+
+def test_a_draft_is_ranked_once_while_only_the_test_questions_change(tmp_path: Path) -> None:
+    encoder = FakeEncoder()
+    publish(KnowledgeIndex.build(SHOP, ENCODER, head=DEFAULT_HEAD), tmp_path)
+    preview = PreviewIndex(tmp_path, encoder)
+
+    preview_answers(preview, GIFT_WRAP, ["gift for my order"], policy=POLICY)
+    encoded = sum(len(batch) for batch in encoder.calls)
+    preview_answers(preview, GIFT_WRAP, ["card for the present"], policy=POLICY)
+    assert sum(len(batch) for batch in encoder.calls) == encoded + 1  # the question only
+
+    changed = GIFT_WRAP.model_copy(update={"title": "Gift wrapping and gift messages"})
+    answers = preview_answers(preview, changed, ["gift wrapping"], policy=POLICY)
+    assert changed.title in encoder.calls[-2] and answers[0].title == changed.title

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from knowledge.articles import load_articles
+from knowledge.head import DEFAULT_HEAD
 from knowledge.index import KnowledgeIndex, encoder_identity
+from knowledge.lexical import LexicalConfig
 from knowledge.store import current_build, publish, publish_articles
 from tests.helpers.fake_encoder import FakeEncoder
 
@@ -205,3 +207,22 @@ def test_a_changed_file_with_a_known_name_is_parsed_again(articles_dir, root, ma
 
     article = load_current_index(root).article("account-reset-password")
     assert article is not None and article.body == "A new answer about resetting."
+
+
+def test_with_article_encodes_only_the_drafts_new_texts_with_another_encoder(articles_dir):
+    articles = load_articles(articles_dir)
+    live = KnowledgeIndex.build(
+        articles, FakeEncoder(), head=DEFAULT_HEAD, lexical=LexicalConfig(weight=0.1)
+    )
+    before = live.sources
+    edited = articles[0].model_copy(update={"questions": [*articles[0].questions, "Gift wrap?"]})
+    other = FakeEncoder(name="stand-in-query-encoder")  # another identity: reuse anyway
+
+    draft = live.with_article(edited, other)
+
+    assert encoded_texts(other) == ["Gift wrap?"]
+    assert draft.manifest.head == DEFAULT_HEAD and draft.head is not None
+    assert draft.manifest.lexical == live.manifest.lexical
+    assert draft.manifest.index_type == "flat"
+    assert draft.search("gift wrap", 1)[0].article_id == edited.id
+    assert live.sources == before and "Gift wrap?" not in [s.text for s in live.sources]
