@@ -17,6 +17,8 @@ Measured, through the same code the bot and ``kb build`` use (``knowledge.*``):
 * search latency through the bot's decision (``answer_question``: ONNX int8 query
   encoding, faiss, ranking, audience rules) with one native thread, p50/p95 over queries
   from the data sets' test splits (latency only: no accuracy is read from them);
+* with ``--bm25 WEIGHT``, the same searches with BM25 added to the same build, and the
+  time to set up its BM25 index (what loading a ``kb build --bm25`` build adds);
 * resident memory (VmRSS from /proc) of a fresh process holding the live index and having
   answered one question, beside the same process holding the demo KB;
 * the build's size on disk;
@@ -29,6 +31,7 @@ Measured, through the same code the bot and ``kb build`` use (``knowledge.*``):
 Usage:
     python -m bench.scale                      # 10,000 articles, crossover up to 100k
     python -m bench.scale --articles 2000 --sizes 1000,5000 --queries 100
+    python -m bench.scale --bm25 0.1 --skip-demo --sizes 10000   # + searches with BM25
 """
 
 from __future__ import annotations
@@ -76,6 +79,14 @@ def create_argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--queries", type=int, default=DEFAULT_QUERIES)
     parser.add_argument("--skip-demo", action="store_true", help="skip the demo KB publish")
     parser.add_argument("--keep", type=Path, default=None, help="keep the work folder here")
+    parser.add_argument(
+        "--bm25",
+        type=float,
+        default=None,
+        metavar="WEIGHT",
+        help="also time searches with BM25 added at this weight (kb build --bm25), on the "
+        "same build: the BM25 index's set-up and search p50/p95 as ``search_bm25``",
+    )
     return parser
 
 
@@ -263,6 +274,23 @@ def _search_latency(live: Any, queries: list[str]) -> dict[str, Any]:
     }
 
 
+def _bm25_search_latency(live: Any, queries: list[str], weight: float) -> dict[str, Any]:
+    """Search latency of the live build ranked with BM25 too, and the BM25 index's set-up.
+
+    ``with_ranking`` scores the build's texts as loading a build made with ``--bm25`` does,
+    so ``index_s`` is what an action server adds to each load. Without a head (above
+    ``HeadConfig.max_articles``) the ranking then scores every vector with numpy rather
+    than asking faiss, and that is part of the figure.
+    """
+    from knowledge.lexical import LexicalConfig
+
+    config = LexicalConfig(weight=weight)
+    started = time.perf_counter()
+    ranked = live._current().with_ranking(lexical=config)
+    index_s = time.perf_counter() - started
+    return {"weight": weight, "index_s": round(index_s, 2), **_search_latency(ranked, queries)}
+
+
 _RSS_PROBE = """
 import json, sys
 from pathlib import Path
@@ -403,6 +431,9 @@ def main(argv: list[str] | None = None) -> int:
         queries = [tests[int(i)] for i in picks]
         result["search"] = _search_latency(live, queries)
         logger.info("search %s", result["search"])
+        if args.bm25 is not None:
+            result["search_bm25"] = _bm25_search_latency(live, queries, args.bm25)
+            logger.info("search with BM25 %s", result["search_bm25"])
         result["one_article_publish"] = _one_article_publish(
             articles_dir, root, encoder, export, live
         )
