@@ -197,7 +197,12 @@ def _publish_from_database(argv: list[str], settings: Settings, defaults: Editor
         "The articles live in the database (edited at /editor); publishing them. "
         "Pass --articles-dir to build from a folder instead."
     )
-    flags = {"--force": args.force, "--no-head": args.no_head, "--base-model": args.base_model}
+    flags = {
+        "--force": args.force,
+        "--no-head": args.no_head,
+        "--head": args.head,
+        "--base-model": args.base_model,
+    }
     forwarded = ["publish", *(flag for flag, given in flags.items() if given)]
     if args.no_bm25:
         forwarded.append("--no-bm25")

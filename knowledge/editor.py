@@ -69,7 +69,13 @@ from knowledge.head import DEFAULT_HEAD
 from knowledge.index import KnowledgeIndexError, Manifest, read_manifest
 from knowledge.lexical import LexicalConfig
 from knowledge.onnx_encoder import EXPORT_DIRNAME
-from knowledge.store import LIVE_SETTING, LexicalSetting, load_current, publish_articles
+from knowledge.store import (
+    LIVE_SETTING,
+    HeadSetting,
+    LexicalSetting,
+    load_current,
+    publish_articles,
+)
 
 __all__ = [
     "DEFAULT_ARTICLES_DIR",
@@ -214,10 +220,35 @@ def add_bm25_options(parser: argparse.ArgumentParser) -> None:
     choice.add_argument("--no-bm25", action="store_true", help="stop ranking by BM25 word overlap")
 
 
+def add_head_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--head`` and ``--no-head`` (kept by later builds, as ``--bm25`` is)."""
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--no-head",
+        action="store_true",
+        help="build without the classifier head (nearest-neighbour ranking only); later "
+        "builds and publishes keep it that way until --head",
+    )
+    choice.add_argument(
+        "--head",
+        action="store_true",
+        help="train the classifier head again after --no-head (default: as the live build)",
+    )
+
+
+def head_setting(args: argparse.Namespace) -> HeadSetting:
+    """What ``--head``/``--no-head`` ask for; neither: as the live build has it."""
+    if args.no_head:
+        return None
+    if args.head:
+        return DEFAULT_HEAD
+    return LIVE_SETTING
+
+
 def add_ranking_options(parser: argparse.ArgumentParser) -> None:
     """Add the options a build from articles takes (``kb build``, the database's ``kb publish``).
 
-    ``--base-model``, ``--no-head``, ``--bm25 WEIGHT`` and ``--no-bm25``.
+    ``--base-model``, ``--head``/``--no-head`` and ``--bm25 WEIGHT``/``--no-bm25``.
     """
     parser.add_argument(
         "--base-model",
@@ -225,11 +256,7 @@ def add_ranking_options(parser: argparse.ArgumentParser) -> None:
         help="build with the packaged model even if the live build was tuned (kb tune); "
         "by default a tuned knowledge base stays tuned",
     )
-    parser.add_argument(
-        "--no-head",
-        action="store_true",
-        help="skip the classifier head (nearest-neighbour ranking only)",
-    )
+    add_head_options(parser)
     add_bm25_options(parser)
 
 
@@ -446,7 +473,7 @@ def _add_tune_parser(commands: argparse._SubParsersAction, common: argparse.Argu
         "contrasts the ones most easily confused (mnrl only; on the public data no "
         "better than random, see docs/benchmarks.md; default: random)",
     )
-    tune.add_argument("--no-head", action="store_true", help="rebuild without the head")
+    add_head_options(tune)
     add_bm25_options(tune)
     tune.add_argument(
         "--start-from",
@@ -623,7 +650,7 @@ def _build(args: argparse.Namespace, out: Console, err: Console, encoder: Encode
             progress=out.is_terminal,
             force=args.force,
             query_encoder_dir=encoding.query_encoder_dir,
-            head=None if args.no_head else DEFAULT_HEAD,
+            head=head_setting(args),
             reuse=not args.no_reuse,
             encoder_dir=encoding.encoder_dir,
             lexical=lexical_setting(args),
@@ -860,7 +887,7 @@ def _tune(args: argparse.Namespace, out: Console, err: Console, encoder: Encoder
             args.articles_dir,
             args.index_dir,
             config,
-            head=None if args.no_head else DEFAULT_HEAD,
+            head=head_setting(args),
             progress=out.is_terminal,
             val_questions=val,
             source_dir=args.start_from,

@@ -51,12 +51,14 @@ __all__ = [
     "KEEP_BUILDS",
     "LIVE_SETTING",
     "BuildResult",
+    "HeadSetting",
     "IndexNotBuiltError",
     "LexicalSetting",
     "LiveKnowledgeBase",
     "build_and_publish",
     "current_build",
     "current_manifest",
+    "head_for_next_build",
     "lexical_for_next_build",
     "list_builds",
     "load_current",
@@ -69,6 +71,7 @@ logger = logging.getLogger(__name__)
 LIVE_SETTING: Final = "live"
 """A build setting that carries over from the live build (see :func:`publish_articles`)."""
 LexicalSetting = LexicalConfig | None | Literal["live"]
+HeadSetting = HeadConfig | None | Literal["live"]
 
 BUILDS_DIR = "builds"
 CURRENT_LINK = "current"
@@ -252,6 +255,24 @@ class BuildResult:
         return self.build_dir.name
 
 
+def head_for_next_build(root: Path, setting: HeadSetting) -> HeadConfig | None:
+    """The classifier head a new build gets: ``setting``, or the live build's for ``"live"``.
+
+    A live build without a head keeps none only if it could have had one (between 2 and
+    ``DEFAULT_HEAD.max_articles`` articles: it was built with ``--no-head``). A knowledge
+    base too small or too large for a head, or not built yet, gets
+    :data:`~knowledge.head.DEFAULT_HEAD`, which trains once the article count allows.
+    """
+    if setting != LIVE_SETTING:
+        return setting
+    live = current_manifest(root)
+    if live is None:
+        return DEFAULT_HEAD
+    if live.head is not None or not DEFAULT_HEAD.applies_to(live.article_count):
+        return live.head or DEFAULT_HEAD
+    return None
+
+
 def lexical_for_next_build(root: Path, setting: LexicalSetting) -> LexicalConfig | None:
     """The BM25 setting a new build gets: ``setting``, or the live build's for ``"live"``."""
     if setting != LIVE_SETTING:
@@ -292,7 +313,7 @@ def publish_articles(
     progress: bool = False,
     force: bool = False,
     query_encoder_dir: Path | None = None,
-    head: HeadConfig | None = DEFAULT_HEAD,
+    head: HeadSetting = LIVE_SETTING,
     reuse: bool = True,
     ann: AnnConfig | None = None,
     encoder_dir: str | None = None,
@@ -313,8 +334,10 @@ def publish_articles(
         query_encoder_dir: The ONNX query encoder exported from ``encoder``'s model
             (see :meth:`KnowledgeIndex.build`); a different one than the live build's
             means a rebuild.
-        head: The classifier head to train (:data:`knowledge.head.DEFAULT_HEAD` unless
-            ``None``); a different one than the live build's means a rebuild.
+        head: The classifier head to train; ``None``: none; :data:`LIVE_SETTING` (the
+            default): as the live build has it (see :func:`head_for_next_build`), so a
+            knowledge base built with ``--no-head`` stays without; a different one than
+            the live build's means a rebuild.
         reuse: Reuse the live build's vectors (``False``: encode everything again).
         ann: Which faiss index to build (``None``: :data:`knowledge.index.DEFAULT_ANN`).
         encoder_dir: Where ``encoder``'s model lives relative to ``root`` when it is a
@@ -334,6 +357,7 @@ def publish_articles(
     """
     started = time.perf_counter()
     lexical = lexical_for_next_build(root, lexical)
+    head = head_for_next_build(root, head)
     previous = _load_previous(root, encoder) if reuse else None
     digests: dict[str, str] = {}
     known = previous.known_sources() if previous is not None else None
@@ -381,7 +405,7 @@ def build_and_publish(
     progress: bool = False,
     force: bool = False,
     query_encoder_dir: Path | None = None,
-    head: HeadConfig | None = DEFAULT_HEAD,
+    head: HeadSetting = LIVE_SETTING,
     reuse: bool = True,
     ann: AnnConfig | None = None,
     lexical: LexicalSetting = LIVE_SETTING,

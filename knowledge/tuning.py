@@ -68,12 +68,13 @@ from knowledge.encoder import (
     SentenceTransformerEncoder,
     packaged_model_path,
 )
-from knowledge.head import DEFAULT_HEAD, HeadConfig
 from knowledge.index import KnowledgeIndex, Manifest, read_manifest
 from knowledge.store import (
     LIVE_SETTING,
+    HeadSetting,
     LexicalSetting,
     current_build,
+    head_for_next_build,
     lexical_for_next_build,
     list_builds,
     publish,
@@ -656,7 +657,7 @@ def tune_and_publish(
     *,
     source_dir: Path | None = None,
     base_name: str = EMBEDDING_MODEL_NAME,
-    head: HeadConfig | None = DEFAULT_HEAD,
+    head: HeadSetting = LIVE_SETTING,
     progress: bool = False,
     on_step: StepCallback | None = None,
     val_questions: Sequence[tuple[str, str]] = (),
@@ -672,7 +673,8 @@ def tune_and_publish(
         source_dir: The model to start from (default: the packaged all-MiniLM-L6-v2;
             tuning always starts from it, not from an earlier tune, so tunes do not drift).
         base_name: The source model's name.
-        head: The classifier head for the rebuilt index (as ``kb build``).
+        head: The classifier head for the rebuilt index (as ``kb build``; default: as
+            the live build has it, see :func:`knowledge.store.head_for_next_build`).
         progress: Show progress bars.
         on_step: Called after every training step (see :func:`tune_encoder`).
         val_questions: ``(question, expected article id)`` pairs; top-1 before and after
@@ -694,6 +696,7 @@ def tune_and_publish(
     started = time.perf_counter()
     root = Path(root)
     lexical = lexical_for_next_build(root, lexical)
+    head = head_for_next_build(root, head)
     if isinstance(articles_dir, (str, Path)):
         articles = load_articles(Path(articles_dir))
     else:

@@ -37,8 +37,8 @@ from bot.editor.errors import EditorError
 from bot.editor.models import KbArticle
 from bot.editor.publishing import PublishResult, PublishTarget, publish
 from bot.editor.service import Actor
-from knowledge.editor import add_ranking_options, lexical_setting
-from knowledge.store import LexicalSetting
+from knowledge.editor import add_ranking_options, head_setting, lexical_setting
+from knowledge.store import HeadSetting, LexicalSetting
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def main(argv: Sequence[str], settings: Settings) -> int:
                 out,
                 force=args.force,
                 lexical=lexical_setting(args),
-                head=not args.no_head,
+                head=head_setting(args),
                 use_tuned=not args.base_model,
             )
         if args.verb == "history":
@@ -224,7 +224,7 @@ def run_publish(
     *,
     force: bool = False,
     lexical: LexicalSetting = "live",
-    head: bool = True,
+    head: HeadSetting = "live",
     use_tuned: bool = True,
 ) -> int:
     """Publish from the database with a progress bar; print what changed."""

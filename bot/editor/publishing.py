@@ -50,7 +50,7 @@ from bot.editor.service import Actor, LiveEntry, live_set, pending_changes
 
 if TYPE_CHECKING:
     from knowledge.encoder import Encoder
-    from knowledge.store import LexicalSetting
+    from knowledge.store import HeadSetting, LexicalSetting
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def publish(
     force: bool = False,
     before_build: Callable[[], None] | None = None,
     lexical: LexicalSetting = "live",
-    head: bool = True,
+    head: HeadSetting = "live",
     use_tuned: bool = True,
 ) -> PublishResult:
     """Publish the knowledge base from the database (see the module docstring).
@@ -193,7 +193,10 @@ def publish(
             hold the lock while a second publish tries).
         lexical: BM25 re-ranking (``kb publish --bm25``); default: as the live build has
             it (see :func:`knowledge.store.publish_articles`).
-        head: Train the classifier head (``kb publish --no-head``: nearest neighbour only).
+        head: The classifier head (``kb publish --no-head``: none; ``--head``:
+            :data:`knowledge.head.DEFAULT_HEAD`); default: as the live build has it (see
+            :func:`knowledge.store.head_for_next_build`), so an editor's publish keeps an
+            operator's ``--no-head``.
         use_tuned: Encode with the live build's tuned model if it has one (``kb publish
             --base-model``: back to the packaged model).
 
@@ -206,7 +209,6 @@ def publish(
     """
     from knowledge.articles import ArticleError
     from knowledge.build_encoding import encoding_for_next_build
-    from knowledge.head import DEFAULT_HEAD
     from knowledge.store import publish_articles
 
     started = time.perf_counter()
@@ -237,7 +239,7 @@ def publish(
                 query_encoder_dir=encoding.query_encoder_dir,
                 encoder_dir=encoding.encoder_dir,
                 lexical=lexical,
-                head=DEFAULT_HEAD if head else None,
+                head=head,
             )
         seconds = time.perf_counter() - started
         _record_success(

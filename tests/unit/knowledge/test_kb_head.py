@@ -122,3 +122,42 @@ def test_published_builds_get_the_default_head_and_rebuild_when_it_changes(
     assert same.skipped
     assert not other.skipped and other.manifest.head == HeadConfig(weight=0.2)
     assert not none.skipped and none.manifest.head is None
+
+
+def test_the_head_setting_is_kept_by_later_publishes_until_changed(
+    articles_dir: Path, encoder, tmp_path: Path
+) -> None:
+    from knowledge.head import DEFAULT_HEAD
+    from knowledge.store import publish_articles
+
+    root = tmp_path / "index"
+    none = publish_articles(articles_dir, root, encoder, head=None)  # kb build --no-head
+    again = publish_articles(articles_dir, root, encoder, force=True)  # as the editor publishes
+    back = publish_articles(articles_dir, root, encoder, head=DEFAULT_HEAD)  # kb build --head
+    weighted = publish_articles(articles_dir, root, encoder, head=HeadConfig(weight=0.2))
+    kept = publish_articles(articles_dir, root, encoder, force=True)
+
+    assert none.manifest.head is None
+    assert not again.skipped and again.manifest.head is None
+    assert not back.skipped and back.manifest.head == DEFAULT_HEAD
+    assert (back.build_dir / HEAD_FILE).is_file()
+    assert kept.manifest.head == weighted.manifest.head == HeadConfig(weight=0.2)
+
+
+def test_a_knowledge_base_too_small_for_a_head_gets_one_once_it_grows(
+    articles_dir: Path, encoder, tmp_path: Path
+) -> None:
+    from knowledge.head import DEFAULT_HEAD
+    from knowledge.store import head_for_next_build, publish_articles
+
+    root = tmp_path / "index"
+    assert head_for_next_build(root, "live") == DEFAULT_HEAD  # nothing published yet
+    single = tmp_path / "single"
+    single.mkdir()
+    first = sorted(articles_dir.glob("*.md"))[0]
+    (single / first.name).write_bytes(first.read_bytes())
+    alone = publish_articles(single, root, encoder)
+    grown = publish_articles(articles_dir, root, encoder)
+
+    assert alone.manifest.head is None  # one article: no head to train
+    assert grown.manifest.head == DEFAULT_HEAD

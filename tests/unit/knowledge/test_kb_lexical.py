@@ -9,7 +9,7 @@ import pytest
 
 from knowledge.articles import load_articles
 from knowledge.editor import main as kb_main
-from knowledge.head import HeadConfig
+from knowledge.head import DEFAULT_HEAD, HeadConfig
 from knowledge.index import KnowledgeIndex, read_manifest
 from knowledge.lexical import LexicalConfig, LexicalScorer
 from knowledge.store import current_manifest, publish_articles
@@ -157,3 +157,16 @@ def test_kb_build_takes_bm25_and_no_bm25(articles_dir: Path, encoder, tmp_path: 
     for refused in (["--bm25", "2"], ["--bm25", "x"], ["--bm25", "0.1", "--no-bm25"]):
         assert kb_main(["build", *where, *refused], encoder=encoder) == 2
     assert current_manifest(root).lexical is None  # type: ignore[union-attr]
+
+
+def test_kb_build_takes_head_and_no_head(articles_dir: Path, encoder, tmp_path: Path) -> None:
+    root = tmp_path / "index"
+    where = ["--articles-dir", str(articles_dir), "--index-dir", str(root)]
+
+    assert kb_main(["build", *where, "--no-head"], encoder=encoder) == 0
+    assert current_manifest(root).head is None  # type: ignore[union-attr]
+    assert kb_main(["build", *where, "--force"], encoder=encoder) == 0
+    assert current_manifest(root).head is None  # type: ignore[union-attr]
+    assert kb_main(["build", *where, "--head", "--no-head"], encoder=encoder) == 2
+    assert kb_main(["build", *where, "--head"], encoder=encoder) == 0
+    assert current_manifest(root).head == DEFAULT_HEAD  # type: ignore[union-attr]

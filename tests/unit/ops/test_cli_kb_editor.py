@@ -104,6 +104,10 @@ def test_build_options_reach_the_database_publish(
     assert current_manifest(root).head is not None  # type: ignore[union-attr]
     assert main(["kb", "build", "--no-head"]) == 0  # forwarded too
     assert current_manifest(root).head is None  # type: ignore[union-attr]
+    assert main(["kb", "publish", "--force"]) == 0  # kept, as by the editor's Publish
+    assert current_manifest(root).head is None  # type: ignore[union-attr]
+    assert main(["kb", "build", "--head"]) == 0
+    assert current_manifest(root).head is not None  # type: ignore[union-attr]
     assert main(["kb", "build", "--no-reuse"]) == 2  # a folder build's option: refused
     assert "only apply to a folder build" in " ".join(capsys.readouterr().err.split())
 
