@@ -1,7 +1,7 @@
 """Publishing from the knowledge editor: how long from "Publish" to a live build.
 
 Usage:
-    .venv/bin/python -m bench.editor_publish [--rounds 5]
+    .venv/bin/python -m bench.editor_publish [--rounds 5] [--large 2000]
 
 On a private SQLite database and index root (a temporary folder), with the demo articles
 imported as set-up does, through the code the Publish button runs
@@ -17,7 +17,12 @@ imported as set-up does, through the code the Publish button runs
   build's ONNX query encoder as the bot service uses it): the draft ranked as publishing it
   would rank it, the classifier head trained again;
 * ``preview_same_draft_p50_s``: the preview again with other test questions and the same
-  draft (the ranked draft is kept).
+  draft (the ranked draft is kept);
+* with ``--large N``, ``large_preview``: a new article previewed in N generated articles
+  with every head row trained again and with only the draft's row fitted (the preview's
+  way above ``knowledge.index.PREVIEW_RETRAIN_MAX_COST``): both times, how often the two
+  rank the same article first over 300 of the data sets' test questions, and how many of
+  the draft's own title and questions each ranks it first for.
 
 Ends with one JSON line of figures.
 """
@@ -32,6 +37,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,6 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print one JSON line."""
     parser = argparse.ArgumentParser(prog="python -m bench.editor_publish")
     parser.add_argument("--rounds", type=int, default=5, help="one-article publishes to time")
+    parser.add_argument(
+        "--large",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also preview a new article in a knowledge base of N generated articles (as "
+        "bench.scale makes them) both ways: every head row trained again, and only the "
+        "draft's row fitted (what the preview does above PREVIEW_RETRAIN_MAX_COST)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     from knowledge.encoder import default_encoder
@@ -92,8 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         "preview_max_s": round(max(previews), 3),
         "preview_same_draft_p50_s": round(statistics.median(repeats), 3),
         "previews": [round(value, 3) for value in previews],
-        "load_average": [round(value, 2) for value in os.getloadavg()],
     }
+    if args.large:
+        figures["large_preview"] = _large_preview(args.large, encoder)
+    figures["load_average"] = [round(value, 2) for value in os.getloadavg()]
     print(json.dumps(figures))
     return 0
 
@@ -129,6 +146,56 @@ def _time_previews(
         preview_answers(preview, draft, PREVIEW_QUESTIONS[::-1], policy=policy)
         repeats.append(time.perf_counter() - started)
     return firsts, repeats
+
+
+def _large_preview(count: int, encoder: Any) -> dict[str, Any]:
+    """Preview one new article in ``count`` generated ones, retrained in full and row-only.
+
+    The live build is the generated articles but one (with the shipped head); the draft is
+    that one. Both previews are compared on the data sets' test questions the scale
+    benchmark times searches with, and on the draft's own title and questions.
+    """
+    import numpy as np
+
+    from bench.scale import _pools, generate_articles
+    from knowledge.articles import load_articles
+    from knowledge.head import DEFAULT_HEAD
+    from knowledge.index import KnowledgeIndex
+
+    with tempfile.TemporaryDirectory(prefix="bench-preview-") as folder:
+        generate_articles(count, Path(folder))
+        articles = load_articles(Path(folder))
+    draft = articles[len(articles) // 2]
+    others = [article for article in articles if article.id != draft.id]
+    started = time.perf_counter()
+    live = KnowledgeIndex.build(others, encoder, head=DEFAULT_HEAD)
+    build_s = time.perf_counter() - started
+    timings, indexes = {}, {}
+    for name, budget in (("full_retrain", 1 << 62), ("row_refit", 0)):
+        started = time.perf_counter()
+        indexes[name] = live.with_article(draft, encoder, max_retrain_cost=budget)
+        timings[name] = time.perf_counter() - started
+    _, tests = _pools()
+    picks = np.random.default_rng(1).choice(len(tests), size=300, replace=False)
+    questions = [tests[int(pick)] for pick in picks]
+    own = [draft.title, *draft.questions]
+
+    def first(name: str, question: str) -> str | None:
+        hits = indexes[name].search(question, 1)
+        return hits[0].article_id if hits else None
+
+    agree = [first("full_retrain", q) == first("row_refit", q) for q in questions]
+    return {
+        "articles": count,
+        "build_with_head_s": round(build_s, 1),
+        "full_retrain_preview_s": round(timings["full_retrain"], 2),
+        "row_refit_preview_s": round(timings["row_refit"], 2),
+        "top1_agreement_test_questions": round(sum(agree) / len(agree), 3),
+        "draft_first_for_own_texts": {
+            name: sum(first(name, text) == draft.id for text in own) for name in indexes
+        },
+        "own_texts": len(own),
+    }
 
 
 if __name__ == "__main__":

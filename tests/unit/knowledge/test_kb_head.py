@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from knowledge.articles import load_articles
-from knowledge.head import HEAD_FILE, HeadConfig
+from knowledge.head import HEAD_FILE, ArticleHead, HeadConfig
 from knowledge.index import IndexCorruptError, KnowledgeIndex, read_manifest
 
 
@@ -161,3 +161,28 @@ def test_a_knowledge_base_too_small_for_a_head_gets_one_once_it_grows(
 
     assert alone.manifest.head is None  # one article: no head to train
     assert grown.manifest.head == DEFAULT_HEAD
+
+
+def test_refitting_one_row_comes_close_to_training_every_row() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(12, 16))
+    labels = np.repeat(np.arange(12), 6)
+    vectors = centres[labels] + 0.8 * rng.normal(size=(len(labels), 16))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    config = HeadConfig()
+    without_new = labels != 7  # article 7 is new: the live head never saw it
+    live = ArticleHead.train(vectors[without_new], labels[without_new], 12, config)
+    full = ArticleHead.train(vectors, labels, 12, config)
+    assert live is not None and full is not None
+    assert live.bias[7] < -1e3  # untrained row
+
+    refitted = live.with_row_refitted(vectors, labels, 7)
+
+    queries = vectors + 0.2 * rng.normal(size=vectors.shape)
+    new = np.array([refitted.probabilities(query) for query in queries])
+    retrained = np.array([full.probabilities(query) for query in queries])
+    # Twelve articles: the full retrain moves the other rows a little too.
+    assert np.abs(new[:, 7] - retrained[:, 7]).max() < 0.1
+    assert np.mean(new.argmax(axis=1) == retrained.argmax(axis=1)) >= 0.95
+    assert new[labels == 7, 7].mean() > 0.5  # it learnt the new article
+    assert np.array_equal(refitted.weights[:7], live.weights[:7])  # the others are kept
