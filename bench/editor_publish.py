@@ -19,10 +19,10 @@ imported as set-up does, through the code the Publish button runs
 * ``preview_same_draft_p50_s``: the preview again with other test questions and the same
   draft (the ranked draft is kept);
 * with ``--large N``, ``large_preview``: a new article previewed in N generated articles
-  with every head row trained again and with only the draft's row fitted (the preview's
-  way above ``knowledge.index.PREVIEW_RETRAIN_MAX_COST``): both times, how often the two
-  rank the same article first over 300 of the data sets' test questions, and how many of
-  the draft's own title and questions each ranks it first for.
+  with every head row trained again and with only the draft's row fitted (the way of the
+  preview and of a publish above ``knowledge.index.HEAD_RETRAIN_MAX_COST``): both times,
+  how often the two rank the same article first over 300 of the data sets' test
+  questions, and how many of the draft's own title and questions each ranks it first for.
 
 Ends with one JSON line of figures.
 """
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="also preview a new article in a knowledge base of N generated articles (as "
         "bench.scale makes them) both ways: every head row trained again, and only the "
-        "draft's row fitted (what the preview does above PREVIEW_RETRAIN_MAX_COST)",
+        "draft's row fitted (what the preview and a publish do above HEAD_RETRAIN_MAX_COST)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -173,7 +173,7 @@ def _large_preview(count: int, encoder: Any) -> dict[str, Any]:
     timings, indexes = {}, {}
     for name, budget in (("full_retrain", 1 << 62), ("row_refit", 0)):
         started = time.perf_counter()
-        indexes[name] = live.with_article(draft, encoder, max_retrain_cost=budget)
+        indexes[name] = live.with_article(draft, encoder, head_retrain_max_cost=budget)
         timings[name] = time.perf_counter() - started
     _, tests = _pools()
     picks = np.random.default_rng(1).choice(len(tests), size=300, replace=False)

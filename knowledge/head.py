@@ -27,11 +27,12 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["DEFAULT_HEAD", "HEAD_FILE", "ArticleHead", "HeadConfig", "HeadMode"]
+__all__ = ["DEFAULT_HEAD", "HEAD_FILE", "UNTRAINED_BIAS", "ArticleHead", "HeadConfig", "HeadMode"]
 
 logger = logging.getLogger(__name__)
 
 HEAD_FILE = "head.npz"
+UNTRAINED_BIAS = -1e4  # an article's row with nothing to learn from: never chosen
 HeadMode = Literal["rerank", "blend"]
 
 
@@ -108,7 +109,7 @@ class ArticleHead:
         model = LogisticRegression(C=config.c, max_iter=2000)
         model.fit(vectors, labels)
         weights = np.zeros((articles, vectors.shape[1]), dtype=np.float32)
-        bias = np.full(articles, -1e4, dtype=np.float32)  # an article with no vector: never
+        bias = np.full(articles, UNTRAINED_BIAS, dtype=np.float32)  # articles with no vector
         classes = model.classes_.astype(int)
         weights[classes] = model.coef_
         bias[classes] = model.intercept_
@@ -161,7 +162,7 @@ class ArticleHead:
                 among them.
             labels: The article position of each vector.
             row: The article position to fit (its current weights start the search; an
-                untrained row, bias at -1e4, starts from zero).
+                untrained row, bias at :data:`UNTRAINED_BIAS`, starts from zero).
         """
         from scipy.optimize import minimize
         from scipy.special import expit, logsumexp
@@ -181,7 +182,7 @@ class ArticleHead:
             gradient = np.append(c * (features.T @ residual) + params[:-1], c * residual.sum())
             return value, gradient
 
-        trained = self.bias[row] > -1e3
+        trained = self.bias[row] > UNTRAINED_BIAS / 10
         start = np.append(
             self.weights[row] if trained else np.zeros(self.weights.shape[1]),
             self.bias[row] if trained else 0.0,

@@ -53,7 +53,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from knowledge.articles import Article
 from knowledge.chunking import DEFAULT_MAX_CHARS, chunk_article_passages
 from knowledge.encoder import Encoder, normalize_rows
-from knowledge.head import HEAD_FILE, ArticleHead, HeadConfig
+from knowledge.head import HEAD_FILE, UNTRAINED_BIAS, ArticleHead, HeadConfig
 from knowledge.lexical import LexicalConfig, LexicalScorer
 from knowledge.threads import apply_in_this_thread, blas_threads
 from knowledge.timing import timed
@@ -245,11 +245,15 @@ class AnnConfig(BaseModel):
 # flat, and builds in seconds where HNSW takes 14 s at 50,000 (every publish rebuilds it).
 DEFAULT_ANN = AnnConfig()
 
-# Above this many (training vector, article) pairs, the editor's preview fits only the
-# draft's row of the classifier head (KnowledgeIndex.with_article): training every row
-# costs about 1.7 µs a pair on one thread here (0.08 s for the demo's 47 articles, 27 s
-# for 2,000 articles of 4 texts each), so the bound keeps a full retrain under a second.
-PREVIEW_RETRAIN_MAX_COST = 500_000
+# Training every row of the classifier head costs about 1.7 µs per (training vector,
+# article) pair on one thread here: 0.08 s for the demo's 47 articles, 27 s for 2,000
+# articles of 4 texts each. Above HEAD_RETRAIN_MAX_COST pairs, a build that changes at
+# most HEAD_REFIT_MAX_ROWS articles of the previous build fits only their rows against the
+# others (ArticleHead.with_row_refitted, about 0.5 s a row at 2,000 articles), until the
+# rows refitted since the last full training reach HEAD_REFIT_MAX_SHARE of the articles.
+HEAD_RETRAIN_MAX_COST = 500_000
+HEAD_REFIT_MAX_ROWS = 10
+HEAD_REFIT_MAX_SHARE = 0.1
 
 
 class Manifest(BaseModel):
@@ -267,6 +271,8 @@ class Manifest(BaseModel):
         query_encoder: The query encoder the build carries (``None``: queries are
             encoded with the model itself, through torch).
         head: The classifier head's settings (``None``: nearest-neighbour only).
+        head_refits: Head rows fitted alone (:data:`HEAD_RETRAIN_MAX_COST`) since the
+            head was last trained in full; ``0``: trained in full by this build.
         lexical: BM25 re-ranking settings (``None``: none).
         passages: Whether body passages got vectors (titles and questions always do).
         encoder_dir: The folder of the model that built the index, relative to the index
@@ -293,6 +299,7 @@ class Manifest(BaseModel):
     article_ids: list[str]
     query_encoder: QueryEncoderRef | None = None
     head: HeadConfig | None = None
+    head_refits: int = 0
     lexical: LexicalConfig | None = None
     passages: bool = True
     encoder_dir: str | None = None
@@ -521,6 +528,79 @@ def _reuse_vectors(
     return previous._all_vectors(), found
 
 
+def _head_for_build(
+    vectors: np.ndarray,
+    sources: Sequence[VectorSource],
+    ids: Sequence[str],
+    config: HeadConfig,
+    previous: KnowledgeIndex | None,
+    *,
+    refit_share: float,
+    retrain_max_cost: int,
+) -> tuple[ArticleHead | None, int]:
+    """Train the head in full, or fit only the changed articles' rows of the previous one.
+
+    Training every row grows with vectors x articles (27 s at 2,000 articles), so a
+    publish that changes a few articles of a large knowledge base keeps the previous
+    head's other rows and fits each changed article's row against them
+    (:meth:`ArticleHead.with_row_refitted`; removed articles' rows are dropped). That
+    needs the previous build's vectors (``previous``, same encoder) and head settings,
+    more than ``retrain_max_cost`` pairs, at most :data:`HEAD_REFIT_MAX_ROWS` changed
+    articles, and the rows fitted alone since the last full training (the manifest's
+    ``head_refits``) within ``refit_share`` of the articles; else every row is trained.
+
+    Returns:
+        The head (``None`` when too few or too many articles for one) and the manifest's
+        ``head_refits``.
+    """
+    position = {article_id: number for number, article_id in enumerate(ids)}
+    rows = _head_rows(sources)
+    labels = np.array([position[sources[row].article_id] for row in rows])
+    changed, removed = _changed_articles(sources, previous)
+    refits = len(changed) + len(removed) + (previous.manifest.head_refits if previous else 0)
+    if (
+        previous is None
+        or previous.head is None
+        or previous.manifest.head != config
+        or not config.applies_to(len(ids))
+        or len(rows) * len(ids) <= retrain_max_cost
+        or len(changed) > HEAD_REFIT_MAX_ROWS
+        or refits > refit_share * len(ids)
+    ):
+        with blas_threads(1):  # many small products: one thread is far faster
+            return ArticleHead.train(vectors[rows], labels, len(ids), config), 0
+    started = time.perf_counter()
+    head = previous.head_for(ids)
+    for article_id in changed:
+        head = head.with_row_refitted(vectors[rows], labels, position[article_id])
+    logger.info(
+        "Fitted the classifier head's rows of %d changed article(s) alone (%d removed, "
+        "%d articles, %d refits since the last full training) in %.1fs",
+        len(changed),
+        len(removed),
+        len(ids),
+        refits,
+        time.perf_counter() - started,
+    )
+    return head, refits
+
+
+def _changed_articles(
+    sources: Sequence[VectorSource], previous: KnowledgeIndex | None
+) -> tuple[list[str], list[str]]:
+    """Articles whose texts differ from the previous build's (or are new), and removed ones."""
+    if previous is None:
+        return [], []
+    now: dict[str, list[str]] = {}
+    for source in sources:
+        now.setdefault(source.article_id, []).append(source.text)
+    before: dict[str, list[str]] = {}
+    for source in previous.sources:
+        before.setdefault(source.article_id, []).append(source.text)
+    changed = [article_id for article_id, texts in now.items() if before.get(article_id) != texts]
+    return changed, [article_id for article_id in before if article_id not in now]
+
+
 def make_faiss_index(
     vectors: np.ndarray, dimension: int, kind: IndexType, ann: AnnConfig
 ) -> tuple[Any, dict[str, int]]:
@@ -675,6 +755,8 @@ class KnowledgeIndex:
         ann: AnnConfig | None = None,
         source_digests: Mapping[str, str] | None = None,
         reuse_any_encoder: bool = False,
+        head_refit_share: float = HEAD_REFIT_MAX_SHARE,
+        head_retrain_max_cost: int = HEAD_RETRAIN_MAX_COST,
     ) -> KnowledgeIndex:
         """Encode articles and build an index.
 
@@ -703,6 +785,11 @@ class KnowledgeIndex:
             reuse_any_encoder: Reuse ``previous``'s vectors even though ``encoder`` did
                 not make them (:meth:`with_article`: the build model's ONNX query encoder
                 stands in for it; such an index is for searching, not for saving).
+
+            head_refit_share: Share of the articles whose head rows may be fitted alone
+                (see :func:`_head_for_build`) before the head is trained in full again.
+            head_retrain_max_cost: Most (training vector, article) pairs the head is
+                always trained in full on.
 
         Returns:
             The index, not yet saved.
@@ -737,13 +824,17 @@ class KnowledgeIndex:
         index_type = ann.choose(len(sources))
         index, index_params = make_faiss_index(vectors, encoder.dimension, index_type, ann)
         query_encoder = query_encoder_ref(query_encoder_dir, encoder)
-        trained = None
+        trained, refits = None, 0
         if head is not None:
-            position = {article_id: number for number, article_id in enumerate(ids)}
-            head_rows = _head_rows(sources)
-            labels = np.array([position[sources[row].article_id] for row in head_rows])
-            with blas_threads(1):  # many small products: one thread is far faster
-                trained = ArticleHead.train(vectors[head_rows], labels, len(ids), head)
+            trained, refits = _head_for_build(
+                vectors,
+                sources,
+                ids,
+                head,
+                previous if old_vectors is not None else None,
+                refit_share=head_refit_share,
+                retrain_max_cost=head_retrain_max_cost,
+            )
         manifest = Manifest(
             model=encoder.name,
             dimension=encoder.dimension,
@@ -754,6 +845,7 @@ class KnowledgeIndex:
             article_ids=ids,
             query_encoder=query_encoder,
             head=None if trained is None else head,
+            head_refits=refits,
             lexical=lexical,
             passages=passages,
             encoder_dir=encoder_dir,
@@ -803,6 +895,23 @@ class KnowledgeIndex:
         """The classifier head, if the index has one."""
         return self._head
 
+    def head_for(self, article_ids: Sequence[str]) -> ArticleHead:
+        """This index's head laid out for other articles: rows kept by id, new ones untrained.
+
+        Raises:
+            ValueError: If the index has no head.
+        """
+        if self._head is None:
+            raise ValueError("this index has no classifier head")
+        rows = {article_id: number for number, article_id in enumerate(self._order)}
+        weights = np.zeros((len(article_ids), self._head.weights.shape[1]), dtype=np.float32)
+        bias = np.full(len(article_ids), UNTRAINED_BIAS, dtype=np.float32)
+        for number, article_id in enumerate(article_ids):
+            if article_id in rows:
+                weights[number] = self._head.weights[rows[article_id]]
+                bias[number] = self._head.bias[rows[article_id]]
+        return ArticleHead(weights, bias, self._head.config)
+
     def with_ranking(
         self, *, head: HeadConfig | None = None, lexical: LexicalConfig | None = None
     ) -> KnowledgeIndex:
@@ -829,12 +938,6 @@ class KnowledgeIndex:
             update["head"] = head
         if lexical is not None:
             update["lexical"] = lexical
-        return self._ranked_by(new_head, new_lexical, update)
-
-    def _ranked_by(
-        self, head: ArticleHead | None, lexical: LexicalScorer | None, update: dict[str, Any]
-    ) -> KnowledgeIndex:
-        """The same articles and vectors with another head or BM25 scorer."""
         return KnowledgeIndex(
             articles=list(self._articles.values()),
             sources=self._sources,
@@ -842,8 +945,8 @@ class KnowledgeIndex:
             manifest=self._manifest.model_copy(update=update),
             encoder=self._encoder,
             query_encoder_source=self._query_encoder_source,
-            head=head,
-            lexical=lexical,
+            head=new_head,
+            lexical=new_lexical,
             source_digests=self._source_digests,
         )
 
@@ -852,7 +955,7 @@ class KnowledgeIndex:
         article: Article,
         encoder: Encoder | None = None,
         *,
-        max_retrain_cost: int = PREVIEW_RETRAIN_MAX_COST,
+        head_retrain_max_cost: int = HEAD_RETRAIN_MAX_COST,
     ) -> KnowledgeIndex:
         """This index as publishing it with ``article`` added or replaced would rank.
 
@@ -860,19 +963,17 @@ class KnowledgeIndex:
         published. The other articles keep their vectors, and so do the draft's texts
         this build already holds; the rest are encoded with ``encoder``. BM25, if this
         build ranks with it, scores the draft's texts. The head, if this build has one,
-        is trained again with the same settings, as a publish trains it (in ``rerank``
-        mode it decides the order); where that would take long (more than
-        ``max_retrain_cost`` vector-article pairs) only the draft's row is fitted and the
-        others are kept (:meth:`ArticleHead.with_row_refitted`). Searched exactly (flat);
-        kept in memory.
+        is trained again as a publish trains it (in ``rerank`` mode it decides the
+        order): in full up to ``head_retrain_max_cost`` (vector, article) pairs, above
+        that only the draft's row (see :func:`_head_for_build`). Searched exactly
+        (flat); kept in memory.
 
         Args:
             article: The draft.
             encoder: Encodes the draft's new texts (``None``: this index's query encoder,
                 the build model's ONNX export: probe cosine above 0.99 to the torch model
                 that a publish encodes with).
-            max_retrain_cost: Most (training vector, article) pairs to train the whole
-                head on (default :data:`PREVIEW_RETRAIN_MAX_COST`).
+            head_retrain_max_cost: See :meth:`build`.
 
         Returns:
             A new index; this one is unchanged. Not for saving: some of its vectors come
@@ -881,14 +982,11 @@ class KnowledgeIndex:
         articles = [*(kept for kept in self._articles.values() if kept.id != article.id), article]
         digests = {key: value for key, value in self._source_digests.items() if key != article.id}
         manifest = self._manifest
-        live_head = self._head
-        cost = len(_head_rows(self._sources)) * len(self._articles)
-        refit_row_only = live_head is not None and cost > max_retrain_cost
-        built = KnowledgeIndex.build(
+        return KnowledgeIndex.build(
             articles,
             encoder or self._encoder,
             max_chars=manifest.max_chars,
-            head=None if refit_row_only else manifest.head,
+            head=manifest.head,
             lexical=manifest.lexical,
             passages=manifest.passages,
             encoder_dir=manifest.encoder_dir,
@@ -896,28 +994,9 @@ class KnowledgeIndex:
             ann=AnnConfig(kind="flat"),
             source_digests=digests,
             reuse_any_encoder=True,
+            head_refit_share=1.0,  # a preview never waits for a full retrain
+            head_retrain_max_cost=head_retrain_max_cost,
         )
-        if not refit_row_only or live_head is None:
-            return built
-        head = built._head_row_refitted(live_head, self._order, article.id)
-        return built._ranked_by(head, built._lexical, {"head": head.config})
-
-    def _head_row_refitted(
-        self, live_head: ArticleHead, live_order: Sequence[str], article_id: str
-    ) -> ArticleHead:
-        """The live head laid out for this index's articles, ``article_id``'s row fitted."""
-        live_rows = {kept: number for number, kept in enumerate(live_order)}
-        weights = np.zeros((len(self._order), live_head.weights.shape[1]), dtype=np.float32)
-        bias = np.full(len(self._order), -1e4, dtype=np.float32)
-        for number, kept in enumerate(self._order):
-            if kept in live_rows:
-                weights[number] = live_head.weights[live_rows[kept]]
-                bias[number] = live_head.bias[live_rows[kept]]
-        position = {kept: number for number, kept in enumerate(self._order)}
-        rows = _head_rows(self._sources)
-        labels = np.array([position[self._sources[row].article_id] for row in rows])
-        laid_out = ArticleHead(weights, bias, live_head.config)
-        return laid_out.with_row_refitted(self._all_vectors()[rows], labels, position[article_id])
 
     def with_head_config(self, config: HeadConfig) -> KnowledgeIndex:
         """Return this index with its head blended differently (see :meth:`with_ranking`)."""

@@ -205,7 +205,7 @@ def test_a_large_knowledge_bases_preview_fits_only_the_drafts_head_row(
         classmethod(lambda cls, *a, **k: trained.append(1) or original_train(*a, **k)),
     )
 
-    draft = live.with_article(GIFT_WRAP, ENCODER, max_retrain_cost=0)
+    draft = live.with_article(GIFT_WRAP, ENCODER, head_retrain_max_cost=0)
 
     assert trained == []  # no full retrain
     assert draft.head is not None and draft.manifest.head == DEFAULT_HEAD

@@ -186,3 +186,37 @@ def test_refitting_one_row_comes_close_to_training_every_row() -> None:
     assert np.mean(new.argmax(axis=1) == retrained.argmax(axis=1)) >= 0.95
     assert new[labels == 7, 7].mean() > 0.5  # it learnt the new article
     assert np.array_equal(refitted.weights[:7], live.weights[:7])  # the others are kept
+
+
+def test_a_large_knowledge_bases_build_fits_only_the_changed_articles_rows(
+    articles, encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = HeadConfig()
+    first = KnowledgeIndex.build(articles, encoder, head=config)
+    edited = articles[1].model_copy(update={"questions": ["Can I pay with a gift card?"]})
+    trainings: list[int] = []
+    train = ArticleHead.train.__func__
+    monkeypatch.setattr(
+        ArticleHead, "train", classmethod(lambda cls, *a: trainings.append(1) or train(cls, *a))
+    )
+    changed = [articles[0], edited, *articles[2:]]
+
+    # head_retrain_max_cost=0: as if every row took long to train (2,000 articles);
+    # head_refit_share=0.3: one row of these four may be refitted alone.
+    large = {"head_retrain_max_cost": 0, "head_refit_share": 0.3}
+    second = KnowledgeIndex.build(changed, encoder, head=config, previous=first, **large)
+
+    assert trainings == [] and second.manifest.head_refits == 1
+    assert second.head is not None and first.head is not None
+    kept = [number for number, article in enumerate(articles) if article.id != edited.id]
+    assert np.array_equal(second.head.weights[kept], first.head.weights[kept])
+    assert second.search("pay with a gift card", 1)[0].article_id == edited.id
+    second.save(tmp_path / "build")
+    assert read_manifest(tmp_path / "build").head_refits == 1
+
+    # A second refit would pass the share: trained in full again.
+    third = KnowledgeIndex.build(articles, encoder, head=config, previous=second, **large)
+    assert trainings == [1] and third.manifest.head_refits == 0
+    # Small knowledge bases are always trained in full.
+    KnowledgeIndex.build(changed, encoder, head=config, previous=third)
+    assert trainings == [1, 1]
