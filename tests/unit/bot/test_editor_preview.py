@@ -120,26 +120,29 @@ def test_preview_without_questions_builds_nothing(tmp_path: Path) -> None:
 
 
 SHOP = [
-    make(
-        "orders-track",
-        "Where is my parcel",
-        questions=("tracking number for my order", "has my package shipped", "when will it arrive"),
-    ),
-    make(
-        "returns-label",
-        "How do I print a return label",
-        questions=("send an item back", "return postage label", "printer for returns"),
-    ),
-    make(
-        "refunds",
-        "When will I get my refund",
-        questions=("money back for a return", "refund has not arrived", "refund to my card"),
-    ),
-    make(
-        "exchange",
-        "Exchange an item for another size",
-        questions=("swap for a bigger size", "wrong size exchange", "exchange my order"),
-    ),
+    make(article_id, title, questions=questions)
+    for article_id, title, questions in [
+        (
+            "orders-track",
+            "Where is my parcel",
+            ("tracking number for my order", "has my package shipped", "when will it arrive"),
+        ),
+        (
+            "returns-label",
+            "How do I print a return label",
+            ("send an item back", "return postage label", "printer for returns"),
+        ),
+        (
+            "refunds",
+            "When will I get my refund",
+            ("money back for a return", "refund has not arrived", "refund to my card"),
+        ),
+        (
+            "exchange",
+            "Exchange an item for another size",
+            ("swap for a bigger size", "wrong size exchange", "exchange my order"),
+        ),
+    ]
 ]
 GIFT_WRAP = make(
     "gifts-wrap", "Can you gift wrap my order", questions=("wrap a present", "gift message")
