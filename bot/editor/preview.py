@@ -2,15 +2,18 @@
 
 :func:`draft_index` is the live build as publishing the draft would make it
 (:meth:`knowledge.index.KnowledgeIndex.with_article`): the other articles' vectors kept,
-the draft's texts encoded, the classifier head trained again and BM25 re-scored when the
-build ranks with them. :func:`knowledge.answering.answer_question` then makes the same
+the draft's texts encoded, the classifier head trained again (in a large knowledge base
+only the draft's row, as a publish of one article does) and BM25 re-scored when the build
+ranks with them. :func:`knowledge.answering.answer_question` then makes the same
 decision the bot and ``kb search`` make: answer, suggest, or "I don't know".
 
 One approximation, said plainly: the draft's new texts are embedded with the build's ONNX
 int8 query encoder rather than the torch model a publish encodes with (probe cosine above
-0.99, see :mod:`knowledge.onnx_encoder`). The live build is loaded once per build and
-shared; a draft is ranked once per content (the head trained again: ``preview_s`` of
-``python -m bench.editor_publish``) and kept while only the test questions change.
+0.99, see :mod:`knowledge.onnx_encoder`); and a preview always fits only the draft's
+head row in a large knowledge base, where a publish trains every row once a tenth of the
+articles were fitted alone. The live build is loaded once per build and shared; a draft is
+ranked once per content (``preview_*_s`` of ``python -m bench.editor_publish``) and kept
+while only the test questions change.
 """
 
 from __future__ import annotations
