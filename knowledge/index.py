@@ -785,7 +785,6 @@ class KnowledgeIndex:
             reuse_any_encoder: Reuse ``previous``'s vectors even though ``encoder`` did
                 not make them (:meth:`with_article`: the build model's ONNX query encoder
                 stands in for it; such an index is for searching, not for saving).
-
             head_refit_share: Share of the articles whose head rows may be fitted alone
                 (see :func:`_head_for_build`) before the head is trained in full again.
             head_retrain_max_cost: Most (training vector, article) pairs the head is
