@@ -139,6 +139,8 @@ def generate_articles(count: int, folder: Path) -> dict[str, Any]:
     written = 0
     for source, intent in keys:
         share = shares[(source, intent)]
+        if share == 0:  # fewer articles than intents: the largest give theirs up
+            continue
         texts = pools[(source, intent)][: share * MAX_QUERIES_PER_ARTICLE]
         groups = np.array_split(np.arange(len(texts)), share)
         for number, group in enumerate(groups, start=1):
