@@ -311,7 +311,10 @@ def create_argument_parser(
         "build", parents=[common], help="validate, encode and publish a new live index"
     )
     build.add_argument(
-        "--force", action="store_true", help="rebuild even if the articles have not changed"
+        "--force",
+        action="store_true",
+        help="rebuild even if the articles have not changed, training every row of the "
+        "classifier head again",
     )
     build.add_argument(
         "--no-reuse",

@@ -31,6 +31,7 @@ from knowledge.articles import Article, load_articles
 from knowledge.encoder import Encoder
 from knowledge.head import DEFAULT_HEAD, HeadConfig
 from knowledge.index import (
+    HEAD_REFIT_MAX_SHARE,
     AnnConfig,
     Hit,
     IndexCorruptError,
@@ -330,7 +331,8 @@ def publish_articles(
         root: The index root.
         encoder: Embeds the articles.
         progress: Show a progress bar while encoding.
-        force: Rebuild even if the content, model and query encoder are unchanged.
+        force: Rebuild even if the content, model and query encoder are unchanged, and
+            train every row of the classifier head again.
         query_encoder_dir: The ONNX query encoder exported from ``encoder``'s model
             (see :meth:`KnowledgeIndex.build`); a different one than the live build's
             means a rebuild.
@@ -379,6 +381,9 @@ def publish_articles(
         source_digests=digests,
         encoder_dir=encoder_dir,
         lexical=lexical,
+        # --force: every head row trained again (a large knowledge base's publishes
+        # otherwise fit only the changed articles' rows, see KnowledgeIndex.build).
+        head_refit_share=0.0 if force else HEAD_REFIT_MAX_SHARE,
     )
     build = publish(index, root)
     seconds = time.perf_counter() - started

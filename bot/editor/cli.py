@@ -68,7 +68,10 @@ def create_argument_parser(settings: Settings) -> argparse.ArgumentParser:
         ),
     )
     publish_cmd.add_argument(
-        "--force", action="store_true", help="rebuild even if the live build has this content"
+        "--force",
+        action="store_true",
+        help="rebuild even if the live build has this content, training every row of the "
+        "classifier head again",
     )
     add_ranking_options(publish_cmd)
     history = verbs.add_parser("history", help="an article's revisions with author, time and state")

@@ -220,3 +220,24 @@ def test_a_large_knowledge_bases_build_fits_only_the_changed_articles_rows(
     # Small knowledge bases are always trained in full.
     KnowledgeIndex.build(changed, encoder, head=config, previous=third)
     assert trainings == [1, 1]
+
+
+def test_a_forced_publish_trains_every_head_row(
+    articles_dir: Path, encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from knowledge.index import HEAD_REFIT_MAX_SHARE
+    from knowledge.store import publish_articles
+
+    shares: list[float] = []
+    build = KnowledgeIndex.build.__func__
+
+    def recording(cls, *args, **kwargs):
+        shares.append(kwargs["head_refit_share"])
+        return build(cls, *args, **kwargs)
+
+    monkeypatch.setattr(KnowledgeIndex, "build", classmethod(recording))
+    root = tmp_path / "index"
+    publish_articles(articles_dir, root, encoder)
+    publish_articles(articles_dir, root, encoder, force=True)
+
+    assert shares == [HEAD_REFIT_MAX_SHARE, 0.0]
