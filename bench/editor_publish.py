@@ -174,7 +174,7 @@ def _large_preview(count: int, encoder: Any, edits: int) -> dict[str, Any]:
     """
     import numpy as np
 
-    from bench.scale import _pools, generate_articles
+    from bench.scale import _pools_and_labelled_tests, generate_articles
     from knowledge.articles import load_articles
     from knowledge.head import DEFAULT_HEAD
     from knowledge.index import KnowledgeIndex
@@ -192,9 +192,10 @@ def _large_preview(count: int, encoder: Any, edits: int) -> dict[str, Any]:
         started = time.perf_counter()
         indexes[name] = live.with_article(draft, encoder, head_retrain_max_cost=budget)
         timings[name] = time.perf_counter() - started
-    _, tests = _pools()
+    _, tests = _pools_and_labelled_tests()
     picks = np.random.default_rng(1).choice(len(tests), size=300, replace=False)
-    questions = [tests[int(pick)] for pick in picks]
+    labelled = [tests[int(pick)] for pick in picks]
+    questions = [text for text, _ in labelled]
     own = [draft.title, *draft.questions]
 
     def first(name: str, question: str) -> str | None:
@@ -202,7 +203,7 @@ def _large_preview(count: int, encoder: Any, edits: int) -> dict[str, Any]:
         return hits[0].article_id if hits else None
 
     agree = [first("full_retrain", q) == first("row_refit", q) for q in questions]
-    drift = _head_drift(live, others, encoder, edits, questions) if edits else None
+    drift = _head_drift(live, others, encoder, edits, labelled) if edits else None
     return {
         "articles": count,
         "build_with_head_s": round(build_s, 1),
@@ -223,15 +224,21 @@ def _first(index: Any, question: str) -> str | None:
 
 
 def _head_drift(
-    live: Any, articles: list[Any], encoder: Any, edits: int, questions: list[str]
+    live: Any,
+    articles: list[Any],
+    encoder: Any,
+    edits: int,
+    labelled: list[tuple[str, tuple[str, str]]],
 ) -> dict[str, Any]:
     """Publish ``edits`` one-article edits in a row, each fitting only the edited row.
 
     Each edit adds, as an alternate question, the title of another article of the same
     intent (a phrasing an editor would add). At K/8, K/2 and K edits the head is also
     trained in full on the same articles and vectors, and the two builds' first articles
-    are compared over ``questions``. The 10 % bound (HEAD_REFIT_MAX_SHARE) is lifted here so
-    the drift can be seen past it.
+    are compared over the ``labelled`` test questions: with each other, and with the
+    question's intent (an article of the right intent first: the generated articles carry
+    their source and intent as tags). The 10 % bound (HEAD_REFIT_MAX_SHARE) is lifted here
+    so the drift can be seen past it.
     """
     from knowledge.head import DEFAULT_HEAD
     from knowledge.index import KnowledgeIndex
@@ -267,12 +274,18 @@ def _head_drift(
                 previous=current,
                 head_retrain_max_cost=1 << 62,
             )
-            agree = [_first(current, q) == _first(full, q) for q in questions]
+            firsts = [(_first(current, q), _first(full, q), intent) for q, intent in labelled]
+            intents = {article_id: tuple(a.tags) for article_id, a in current_articles.items()}
+            refitted_right = [a is not None and intents[a] == i for a, _, i in firsts]
+            full_right = [b is not None and intents[b] == i for _, b, i in firsts]
+            agreeing = [a == b for a, b, _ in firsts]
             checkpoints.append(
                 {
                     "edits": number,
                     "head_refits": current.manifest.head_refits,
-                    "top1_agreement": round(sum(agree) / len(agree), 3),
+                    "top1_agreement": round(float(statistics.mean(agreeing)), 3),
+                    "intent_top1_refitted": round(float(statistics.mean(refitted_right)), 3),
+                    "intent_top1_full": round(float(statistics.mean(full_right)), 3),
                 }
             )
             print(f"head drift {checkpoints[-1]}", file=sys.stderr, flush=True)

@@ -96,6 +96,17 @@ def _slug(text: str) -> str:
 
 def _pools() -> tuple[dict[tuple[str, str], list[str]], list[str]]:
     """Training queries by (source, intent), and test queries for latency."""
+    pools, tests = _pools_and_labelled_tests()
+    return pools, [text for text, _ in tests]
+
+
+def _pools_and_labelled_tests() -> tuple[
+    dict[tuple[str, str], list[str]], list[tuple[str, tuple[str, str]]]
+]:
+    """Training queries by (source, intent), and test queries with their (source, intent).
+
+    The intent is slugged as in the generated articles' second tag.
+    """
     root = datasets_dir()
     pools: dict[tuple[str, str], list[str]] = defaultdict(list)
     with (root / "banking77" / "train.csv").open(encoding="utf-8") as handle:
@@ -104,9 +115,12 @@ def _pools() -> tuple[dict[tuple[str, str], list[str]], list[str]]:
     clinc = json.loads((root / "clinc150" / "data_full.json").read_text(encoding="utf-8"))
     for text, intent in clinc["train"] + clinc["val"]:
         pools[("clinc150", intent)].append(text.strip())
-    tests = [text for text, _ in clinc["test"]]
+    tests = [(text, ("clinc150", _slug(intent))) for text, intent in clinc["test"]]
     with (root / "banking77" / "test.csv").open(encoding="utf-8") as handle:
-        tests += [row["text"].strip() for row in csv.DictReader(handle)]
+        tests += [
+            (row["text"].strip(), ("banking77", _slug(row["category"])))
+            for row in csv.DictReader(handle)
+        ]
     return pools, tests
 
 
