@@ -198,11 +198,8 @@ def _large_preview(count: int, encoder: Any, edits: int) -> dict[str, Any]:
     questions = [text for text, _ in labelled]
     own = [draft.title, *draft.questions]
 
-    def first(name: str, question: str) -> str | None:
-        hits = indexes[name].search(question, 1)
-        return hits[0].article_id if hits else None
-
-    agree = [first("full_retrain", q) == first("row_refit", q) for q in questions]
+    full, refitted = indexes["full_retrain"], indexes["row_refit"]
+    agree = [_first(full, q) == _first(refitted, q) for q in questions]
     drift = _head_drift(live, others, encoder, edits, labelled) if edits else None
     return {
         "articles": count,
@@ -211,7 +208,8 @@ def _large_preview(count: int, encoder: Any, edits: int) -> dict[str, Any]:
         "row_refit_preview_s": round(timings["row_refit"], 2),
         "top1_agreement_test_questions": round(sum(agree) / len(agree), 3),
         "draft_first_for_own_texts": {
-            name: sum(first(name, text) == draft.id for text in own) for name in indexes
+            name: sum(_first(index, text) == draft.id for text in own)
+            for name, index in indexes.items()
         },
         "own_texts": len(own),
         "head_drift": drift,

@@ -83,8 +83,10 @@ __all__ = [
     "DEFAULT_QUERY_ENCODER_DIR",
     "EditorDefaults",
     "add_bm25_options",
+    "add_head_options",
     "add_ranking_options",
     "create_argument_parser",
+    "head_setting",
     "lexical_setting",
     "main",
 ]

@@ -153,7 +153,8 @@ class ArticleHead:
         The same regularised multinomial likelihood as :meth:`train`, maximised over that
         row's weights and bias only (the other articles' logits are held fixed): a
         logistic regression in one row, 0.5 s where training every row takes 27 s (2,000
-        articles of 4 texts). For the editor's preview of a large knowledge base: there
+        articles of 4 texts). For a publish that changes a few articles of a large
+        knowledge base, and for its preview (``knowledge.index._head_for_build``): there
         it ranked the same article first as a full retrain for 300 of 300 test questions
         (``python -m bench.editor_publish --large 2000``).
 

@@ -556,23 +556,24 @@ def _head_for_build(
     position = {article_id: number for number, article_id in enumerate(ids)}
     rows = _head_rows(sources)
     labels = np.array([position[sources[row].article_id] for row in rows])
-    changed, removed = _changed_articles(sources, previous)
+    training = vectors[rows]
+    refit = (
+        previous is not None
+        and previous.head is not None
+        and previous.manifest.head == config
+        and config.applies_to(len(ids))
+        and len(rows) * len(ids) > retrain_max_cost
+    )
+    changed, removed = _changed_articles(sources, previous) if refit else ([], [])
     refits = len(changed) + len(removed) + (previous.manifest.head_refits if previous else 0)
-    if (
-        previous is None
-        or previous.head is None
-        or previous.manifest.head != config
-        or not config.applies_to(len(ids))
-        or len(rows) * len(ids) <= retrain_max_cost
-        or len(changed) > HEAD_REFIT_MAX_ROWS
-        or refits > refit_share * len(ids)
-    ):
+    if not refit or len(changed) > HEAD_REFIT_MAX_ROWS or refits > refit_share * len(ids):
         with blas_threads(1):  # many small products: one thread is far faster
-            return ArticleHead.train(vectors[rows], labels, len(ids), config), 0
+            return ArticleHead.train(training, labels, len(ids), config), 0
+    assert previous is not None
     started = time.perf_counter()
     head = previous.head_for(ids)
     for article_id in changed:
-        head = head.with_row_refitted(vectors[rows], labels, position[article_id])
+        head = head.with_row_refitted(training, labels, position[article_id])
     logger.info(
         "Fitted the classifier head's rows of %d changed article(s) alone (%d removed, "
         "%d articles, %d refits since the last full training) in %.1fs",

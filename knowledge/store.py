@@ -256,17 +256,20 @@ class BuildResult:
         return self.build_dir.name
 
 
-def head_for_next_build(root: Path, setting: HeadSetting) -> HeadConfig | None:
+def head_for_next_build(live: Manifest | None, setting: HeadSetting) -> HeadConfig | None:
     """The classifier head a new build gets: ``setting``, or the live build's for ``"live"``.
 
     A live build without a head keeps none only if it could have had one (between 2 and
     ``DEFAULT_HEAD.max_articles`` articles: it was built with ``--no-head``). A knowledge
     base too small or too large for a head, or not built yet, gets
     :data:`~knowledge.head.DEFAULT_HEAD`, which trains once the article count allows.
+
+    Args:
+        live: The live build's manifest (:func:`current_manifest`), ``None`` if none.
+        setting: What was asked for.
     """
     if setting != LIVE_SETTING:
         return setting
-    live = current_manifest(root)
     if live is None:
         return DEFAULT_HEAD
     if live.head is not None or not DEFAULT_HEAD.applies_to(live.article_count):
@@ -274,11 +277,10 @@ def head_for_next_build(root: Path, setting: HeadSetting) -> HeadConfig | None:
     return None
 
 
-def lexical_for_next_build(root: Path, setting: LexicalSetting) -> LexicalConfig | None:
-    """The BM25 setting a new build gets: ``setting``, or the live build's for ``"live"``."""
+def lexical_for_next_build(live: Manifest | None, setting: LexicalSetting) -> LexicalConfig | None:
+    """The BM25 setting a new build gets: ``setting``, or ``live``'s for ``"live"``."""
     if setting != LIVE_SETTING:
         return setting
-    live = current_manifest(root)
     return live.lexical if live is not None else None
 
 
@@ -358,8 +360,9 @@ def publish_articles(
             build stays live.
     """
     started = time.perf_counter()
-    lexical = lexical_for_next_build(root, lexical)
-    head = head_for_next_build(root, head)
+    live = current_manifest(root)
+    lexical = lexical_for_next_build(live, lexical)
+    head = head_for_next_build(live, head)
     previous = _load_previous(root, encoder) if reuse else None
     digests: dict[str, str] = {}
     known = previous.known_sources() if previous is not None else None

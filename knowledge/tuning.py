@@ -74,6 +74,7 @@ from knowledge.store import (
     HeadSetting,
     LexicalSetting,
     current_build,
+    current_manifest,
     head_for_next_build,
     lexical_for_next_build,
     list_builds,
@@ -695,8 +696,9 @@ def tune_and_publish(
     """
     started = time.perf_counter()
     root = Path(root)
-    lexical = lexical_for_next_build(root, lexical)
-    head = head_for_next_build(root, head)
+    live = current_manifest(root)
+    lexical = lexical_for_next_build(live, lexical)
+    head = head_for_next_build(live, head)
     if isinstance(articles_dir, (str, Path)):
         articles = load_articles(Path(articles_dir))
     else:

@@ -148,10 +148,11 @@ def test_a_knowledge_base_too_small_for_a_head_gets_one_once_it_grows(
     articles_dir: Path, encoder, tmp_path: Path
 ) -> None:
     from knowledge.head import DEFAULT_HEAD
-    from knowledge.store import head_for_next_build, publish_articles
+    from knowledge.store import current_manifest, head_for_next_build, publish_articles
 
     root = tmp_path / "index"
-    assert head_for_next_build(root, "live") == DEFAULT_HEAD  # nothing published yet
+    assert current_manifest(root) is None
+    assert head_for_next_build(None, "live") == DEFAULT_HEAD  # nothing published yet
     single = tmp_path / "single"
     single.mkdir()
     first = sorted(articles_dir.glob("*.md"))[0]
