@@ -217,19 +217,32 @@ def _tune_on_database_articles(
     """``kb tune`` once the database holds the articles: tune on the published ones.
 
     The folder is only the seed then; tuning on it would publish a build without the
-    editors' changes.
+    editors' changes. The tuned model is published through the database
+    (:func:`bot.editor.cli.tuned_publisher`), so editors' publishes during the tune are
+    kept.
     """
+    from bot.db.session import create_db_engine, create_session_factory
     from bot.editor import cli as editor_cli
     from knowledge.editor import main as editor_main
 
-    with tempfile.TemporaryDirectory(prefix="kb-tune-") as folder:
-        count = editor_cli.export_live_articles(settings, Path(folder))
-        Console().print(
-            f"The articles live in the database (edited at /editor); tuning on the {count} "
-            "published ones. Pass --articles-dir to tune on a folder instead."
-        )
-        tune_argv = [*argv, "--articles-dir", folder]
-        return editor_main(tune_argv, prog="python -m bot kb", defaults=defaults)
+    engine = create_db_engine(settings.database_url)
+    try:
+        with tempfile.TemporaryDirectory(prefix="kb-tune-") as folder:
+            count = editor_cli.export_live_articles(settings, Path(folder))
+            Console().print(
+                f"The articles live in the database (edited at /editor); tuning on the {count} "
+                "published ones. Pass --articles-dir to tune on a folder instead."
+            )
+            return editor_main(
+                [*argv, "--articles-dir", folder],
+                prog="python -m bot kb",
+                defaults=defaults,
+                tuned_publisher=editor_cli.tuned_publisher(
+                    settings, create_session_factory(engine)
+                ),
+            )
+    finally:
+        engine.dispose()
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> int:

@@ -76,6 +76,7 @@ from knowledge.store import (
     load_current,
     publish_articles,
 )
+from knowledge.tuning import TunedPublisher
 
 __all__ = [
     "DEFAULT_ARTICLES_DIR",
@@ -496,6 +497,7 @@ def main(
     prog: str | None = None,
     encoder: Encoder | None = None,
     defaults: EditorDefaults | None = None,
+    tuned_publisher: TunedPublisher | None = None,
 ) -> int:
     """Run the editor CLI.
 
@@ -504,6 +506,9 @@ def main(
         prog: Program name for usage messages.
         encoder: Encoder for ``build`` and ``search`` (default: the real model).
         defaults: Folders and answer bands when the arguments do not give them.
+        tuned_publisher: How ``tune`` publishes with the tuned model (see
+            :func:`knowledge.tuning.tune_and_publish`; default: build the articles
+            folder and swap it in).
 
     Returns:
         0 on success, 1 on problems or failures, 2 on usage errors.
@@ -535,6 +540,7 @@ def main(
         "eval": _eval,
         "tune": _tune,
     }
+    args.tuned_publisher = tuned_publisher
     try:
         return handlers[args.command](args, out, err, encoder)
     except (KnowledgeIndexError, EncoderUnavailableError) as exc:
@@ -898,6 +904,7 @@ def _tune(args: argparse.Namespace, out: Console, err: Console, encoder: Encoder
             source_dir=args.start_from,
             base_name=args.start_from.name if args.start_from else EMBEDDING_MODEL_NAME,
             lexical=lexical_setting(args),
+            publisher=args.tuned_publisher,
         )
     except TuningError as exc:
         err.print(f"[red]error:[/red] {_escape(exc.message)}")

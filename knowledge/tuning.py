@@ -68,7 +68,9 @@ from knowledge.encoder import (
     SentenceTransformerEncoder,
     packaged_model_path,
 )
+from knowledge.head import HeadConfig
 from knowledge.index import KnowledgeIndex, Manifest, read_manifest
+from knowledge.lexical import LexicalConfig
 from knowledge.store import (
     LIVE_SETTING,
     HeadSetting,
@@ -90,6 +92,8 @@ __all__ = [
     "TuneInterruptedError",
     "TunePublishResult",
     "TuneResult",
+    "TunedEncoder",
+    "TunedPublisher",
     "TuningError",
     "training_pairs",
     "tune_and_publish",
@@ -230,6 +234,41 @@ class TunePublishResult:
     val_top1: float | None = None
     val_top1_before: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TunedEncoder:
+    """A tuned model saved under the index root, ready for a build to encode with.
+
+    Attributes:
+        name: The tuned encoder's name (``<base>+tuned-<12 hex>``).
+        folder: ``encoders/<name>`` under the index root.
+        encoder_dir: The same, relative to the index root (what a manifest records).
+        dimension: Its vector length.
+        threads: torch threads for encoding.
+    """
+
+    name: str
+    folder: Path
+    encoder_dir: str
+    dimension: int
+    threads: int = 1
+
+    @property
+    def query_encoder_dir(self) -> Path:
+        """Its ONNX int8 query encoder (the build carries a copy)."""
+        return self.folder / QUERY_ENCODER_SUBDIR
+
+    def encoder(self) -> SentenceTransformerEncoder:
+        """The torch document encoder (loads the model on first use)."""
+        return tuned_encoder(
+            self.folder / MODEL_SUBDIR, self.name, dimension=self.dimension, threads=self.threads
+        )
+
+
+# Publishes the knowledge base's live articles encoded with a freshly tuned model and
+# returns the build folder put live; called with the head and BM25 settings to build with.
+TunedPublisher = Callable[[TunedEncoder, HeadConfig | None, LexicalConfig | None], Path]
 
 
 def _article_texts(article: Article) -> list[str]:
@@ -664,6 +703,7 @@ def tune_and_publish(
     val_questions: Sequence[tuple[str, str]] = (),
     export: Callable[..., Any] | None = None,
     lexical: LexicalSetting = LIVE_SETTING,
+    publisher: TunedPublisher | None = None,
 ) -> TunePublishResult:
     """Tune the encoder on the articles, rebuild the index with it and publish it.
 
@@ -684,6 +724,11 @@ def tune_and_publish(
             :func:`knowledge.onnx_encoder.export_onnx_encoder`; tests pass a tiny one).
         lexical: BM25 re-ranking for the rebuilt index (default: as the live build has
             it; see :func:`knowledge.store.publish_articles`).
+        publisher: Builds and publishes with the tuned model instead of this function
+            (default: build from ``articles_dir`` and swap it in). A deployment whose
+            articles are edited while the tune runs passes one that publishes the
+            articles live *then*, under its own publish lock, so that a tune of minutes
+            never puts back an older text or a retired article.
 
     Returns:
         What was done.
@@ -740,25 +785,10 @@ def tune_and_publish(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    relative = f"{ENCODERS_DIR}/{final.name}"
+    tuned = TunedEncoder(
+        name, final, f"{ENCODERS_DIR}/{final.name}", tune.dimension, config.threads
+    )
     build_started = time.perf_counter()
-    encoder = tuned_encoder(
-        final / MODEL_SUBDIR, name, dimension=tune.dimension, threads=config.threads
-    )
-    index = KnowledgeIndex.build(
-        articles,
-        encoder,
-        progress=progress,
-        query_encoder_dir=final / QUERY_ENCODER_SUBDIR,
-        head=head,
-        encoder_dir=relative,
-        lexical=lexical,
-    )
-    if index.manifest.query_encoder is None:
-        raise TuningError(
-            f"the ONNX export in {final / QUERY_ENCODER_SUBDIR} does not match the tuned "
-            "model; nothing was published"
-        )
     before = None
     previous = current_build(root)
     if val_questions and previous is not None:
@@ -766,7 +796,10 @@ def tune_and_publish(
             before = _top1(KnowledgeIndex.load(previous), val_questions)
         except Exception:  # an old or broken build only loses the comparison
             logger.warning("Could not load the previous build %s for comparison", previous)
-    build = publish(index, root)
+    if publisher is not None:
+        build = publisher(tuned, head, lexical)
+    else:
+        build = publish(_tuned_build(tuned, articles, head, lexical, progress=progress), root)
     build_seconds = time.perf_counter() - build_started
     after = _top1(KnowledgeIndex.load(build), val_questions) if val_questions else None
     _prune_encoders(root)
@@ -774,7 +807,7 @@ def tune_and_publish(
         name=name,
         encoder_dir=final,
         build_dir=build,
-        manifest=index.manifest,
+        manifest=read_manifest(build),
         tune=tune,
         seconds=time.perf_counter() - started,
         export_seconds=export_seconds,
@@ -782,6 +815,32 @@ def tune_and_publish(
         val_top1=after,
         val_top1_before=before,
     )
+
+
+def _tuned_build(
+    tuned: TunedEncoder,
+    articles: Sequence[Article],
+    head: HeadConfig | None,
+    lexical: LexicalConfig | None,
+    *,
+    progress: bool,
+) -> KnowledgeIndex:
+    """The index of ``articles`` encoded with the tuned model, carrying its query encoder."""
+    index = KnowledgeIndex.build(
+        articles,
+        tuned.encoder(),
+        progress=progress,
+        query_encoder_dir=tuned.query_encoder_dir,
+        head=head,
+        encoder_dir=tuned.encoder_dir,
+        lexical=lexical,
+    )
+    if index.manifest.query_encoder is None:
+        raise TuningError(
+            f"the ONNX export in {tuned.query_encoder_dir} does not match the tuned "
+            "model; nothing was published"
+        )
+    return index
 
 
 def _write_tune_record(

@@ -46,9 +46,10 @@ from bot.editor.models import (
     PublicationStatus,
     RevisionState,
 )
-from bot.editor.service import Actor, LiveEntry, live_set, pending_changes
+from bot.editor.service import Actor, LiveEntry, live_set, pending_changes, published_set
 
 if TYPE_CHECKING:
+    from knowledge.build_encoding import BuildEncoding
     from knowledge.encoder import Encoder
     from knowledge.store import HeadSetting, LexicalSetting
 
@@ -179,6 +180,9 @@ def publish(
     lexical: LexicalSetting = "live",
     head: HeadSetting = "live",
     use_tuned: bool = True,
+    encoding: BuildEncoding | None = None,
+    live_only: bool = False,
+    note: str | None = None,
 ) -> PublishResult:
     """Publish the knowledge base from the database (see the module docstring).
 
@@ -199,6 +203,11 @@ def publish(
             operator's ``--no-head``.
         use_tuned: Encode with the live build's tuned model if it has one (``kb publish
             --base-model``: back to the packaged model).
+        encoding: Encode with this instead (a freshly tuned model; ``use_tuned`` is
+            then ignored).
+        live_only: Rebuild the articles that are live now, each at its published
+            revision; saved changes wait for an editor's publish (``kb tune``).
+        note: Recorded with the publication's audit event (e.g. the tuned encoder).
 
     Returns:
         What was published.
@@ -215,14 +224,17 @@ def publish(
     publication_id = acquire_lock(factory, actor=actor)
     try:
         with factory() as session:
-            entries = live_set(session, require_review=require_review)
-            changes = pending_changes(session, require_review=require_review)
+            if live_only:
+                entries, changes = published_set(session), []
+            else:
+                entries = live_set(session, require_review=require_review)
+                changes = pending_changes(session, require_review=require_review)
         if not entries:
             raise PublishFailedError("Nothing would be live: publish at least one article first.")
         if before_build is not None:
             before_build()
         # A tuned knowledge base (kb tune) stays tuned: the live build's model encodes.
-        encoding = encoding_for_next_build(
+        encoding = encoding or encoding_for_next_build(
             target.index_dir,
             default=target.encoder,
             default_query_encoder_dir=target.query_encoder_dir,
@@ -250,6 +262,7 @@ def publish(
             actor=actor,
             changes=changes,
             seconds=seconds,
+            note=note,
         )
     except ArticleError as exc:
         problems = "; ".join(str(problem).split(": ", 1)[-1] for problem in exc.problems[:5])
@@ -297,6 +310,7 @@ def _record_success(
     actor: Actor,
     changes: list[tuple[str, str]],
     seconds: float,
+    note: str | None = None,
 ) -> None:
     now = utcnow()
     live = {entry.article.id: entry for entry in entries}
@@ -335,6 +349,7 @@ def _record_success(
                 "publication": publication_id,
                 "build": build_id,
                 "changes": [f"{kind}:{article_id}" for article_id, kind in changes][:200],
+                **({"note": note} if note else {}),
             },
         )
         session.commit()

@@ -480,6 +480,25 @@ def live_set(session: Session, *, require_review: bool) -> list[LiveEntry]:
     return entries
 
 
+def published_set(session: Session) -> list[LiveEntry]:
+    """The articles of the live build, each from the revision it was published from.
+
+    Unlike :func:`live_set`, saved but unpublished revisions are left out: this is what
+    the bot answers with now.
+    """
+    entries = []
+    rows = session.scalars(
+        select(KbArticle).where(KbArticle.in_live_build.is_(True)).order_by(KbArticle.id)
+    )
+    for row in rows:
+        if row.published_revision_id is None:
+            continue
+        revision = session.get(KbRevision, row.published_revision_id)
+        if revision is not None:
+            entries.append(LiveEntry(revision_article(revision), revision.id, revision.number))
+    return entries
+
+
 def published_article(session: Session, article_id: str) -> Article | None:
     """The live text of an article (what the bot answers with), or ``None``.
 
@@ -913,16 +932,8 @@ def export_articles(session: Session, directory: Path) -> list[Path]:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    rows = session.scalars(
-        select(KbArticle).where(KbArticle.in_live_build.is_(True)).order_by(KbArticle.id)
-    )
-    for row in rows:
-        if row.published_revision_id is None:
-            continue
-        revision = session.get(KbRevision, row.published_revision_id)
-        if revision is None:
-            continue
-        path = directory / f"{row.id}.md"
-        path.write_text(article_markdown(revision_article(revision)), encoding="utf-8")
+    for entry in published_set(session):
+        path = directory / f"{entry.article.id}.md"
+        path.write_text(article_markdown(entry.article), encoding="utf-8")
         written.append(path)
     return written

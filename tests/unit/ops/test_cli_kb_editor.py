@@ -17,7 +17,7 @@ from bot.editor.service import Actor
 from knowledge import editor
 from knowledge import encoder as encoder_module
 from knowledge.articles import load_articles
-from knowledge.store import load_current
+from knowledge.store import current_build, load_current
 from tests.helpers.fake_encoder import FakeEncoder
 from tests.unit.knowledge.conftest import write_samples
 
@@ -134,6 +134,112 @@ def test_kb_tune_tunes_on_the_published_database_articles(
     # Back to the packaged model, from the database too (kb build forwards --base-model).
     assert main(["kb", "build", "--base-model"]) == 0
     assert load_current(deployment / "kb-index", FAKE).manifest.model == FAKE.name
+
+
+def test_kb_tune_keeps_what_editors_publish_while_it_runs(
+    deployment: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A tune takes minutes: its build must not put back what editors changed meanwhile."""
+    pytest.importorskip("sentence_transformers")
+    from sqlalchemy import select
+
+    from bot.audit.models import AuditEvent
+    from bot.editor.cli import publish_target
+    from bot.editor.models import KbPublication
+    from bot.editor.publishing import publish
+    from knowledge import tuning
+    from tests.unit.knowledge.test_tuning import _tiny_model
+
+    tiny = _tiny_model(tmp_path / "tiny")
+    assert main(["kb", "import"]) == 0
+    assert main(["kb", "publish"]) == 0
+    settings = get_settings()
+    factory = create_session_factory(create_db_engine(settings.database_url))
+    editor_actor = Actor.command_line("an editor")
+    real_tune = tuning.tune_encoder
+
+    def tune_while_an_editor_works(*args: object, **kwargs: object) -> object:
+        result = real_tune(*args, **kwargs)  # type: ignore[arg-type]
+        with factory() as session:  # an editor retires one article and publishes it
+            service.set_retired(
+                session, article_id="delivery-track-order", actor=editor_actor, retired=True
+            )
+        publish(factory, publish_target(settings), actor=editor_actor, require_review=False)
+        with factory() as session:  # and saves a draft of another without publishing it
+            content = dict(service.latest_revision(session, "account-reset-password").content)
+            service.save_revision(
+                session,
+                article_id="account-reset-password",
+                content={**content, "title": "Draft title not yet published"},
+                actor=editor_actor,
+            )
+        return result
+
+    monkeypatch.setattr(tuning, "tune_encoder", tune_while_an_editor_works)
+    capsys.readouterr()
+
+    assert main(["kb", "tune", "--start-from", str(tiny), "--max-minutes", "5"]) == 0
+
+    live = load_current(deployment / "kb-index")
+    assert live.manifest.model.startswith("source+tuned-")
+    assert "delivery-track-order" not in live  # the editor's retirement stays
+    assert "returns-start-a-return" in live
+    reset = live.article("account-reset-password")
+    assert reset is not None and reset.title == "How do I reset my password?"  # not the draft
+    with factory() as session:
+        last = session.scalars(select(KbPublication).order_by(KbPublication.id.desc())).first()
+        build = current_build(deployment / "kb-index")
+        assert last is not None and last.status == "succeeded"
+        assert build is not None and last.build_id == build.name
+        event = session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action == "kb.published")
+            .order_by(AuditEvent.id.desc())
+        ).first()
+        assert event is not None and event.details["note"] == f"kb tune: {live.manifest.model}"
+        assert event.details["changes"] == []
+        assert service.pending_changes(session, require_review=False) == [
+            ("account-reset-password", "update")
+        ]
+
+
+def test_a_tuned_model_waits_for_an_editors_publish_then_gives_up_clearly(
+    deployment: Path,
+) -> None:
+    from types import SimpleNamespace
+
+    from bot.editor import cli as editor_cli
+    from bot.editor.publishing import acquire_lock, release_lock
+    from knowledge.tuning import TuningError
+
+    assert main(["kb", "import"]) == 0
+    assert main(["kb", "publish"]) == 0
+    before = current_build(deployment / "kb-index")
+    factory = create_session_factory(create_db_engine(get_settings().database_url))
+    tuned = SimpleNamespace(
+        name="fake+tuned-0123", encoder=lambda: FAKE, query_encoder_dir=None, encoder_dir=None
+    )
+    holder = acquire_lock(factory, actor=Actor.command_line("an editor"))
+    waits: list[float] = []
+
+    def editor_finishes(seconds: float) -> None:
+        waits.append(seconds)
+        release_lock(factory, holder)
+
+    publish_tuned = editor_cli.tuned_publisher(get_settings(), factory, sleep=editor_finishes)
+    build = publish_tuned(tuned, None, None)  # type: ignore[arg-type]
+    assert waits == [editor_cli.TUNE_PUBLISH_WAIT_SECONDS]
+    assert build == current_build(deployment / "kb-index") != before  # rebuilt, put live
+
+    acquire_lock(factory, actor=Actor.command_line("an editor"))  # never released
+    waits.clear()
+    stuck = editor_cli.tuned_publisher(get_settings(), factory, sleep=waits.append)
+    with pytest.raises(TuningError, match=r"tuned .* but nothing was published"):
+        stuck(tuned, None, None)  # type: ignore[arg-type]
+    assert len(waits) == editor_cli.TUNE_PUBLISH_ATTEMPTS - 1
 
 
 def test_help_lists_the_database_verbs(capsys: pytest.CaptureFixture[str]) -> None:
