@@ -779,6 +779,7 @@ def tune_and_publish(
             shutil.rmtree(work)
         else:
             os.rename(work, final)
+        os.utime(final)  # made now: another tune's clean-up leaves it alone (_prune_encoders)
     except KeyboardInterrupt as exc:
         shutil.rmtree(work, ignore_errors=True)
         raise TuneInterruptedError("the tune was interrupted; the live index is unchanged") from exc
@@ -886,7 +887,11 @@ def _remove_stale_temps(encoders: Path) -> None:
 
 
 def _prune_encoders(root: Path) -> None:
-    """Remove tuned encoders no kept build names (the live one is always kept)."""
+    """Remove tuned encoders no kept build names (the live one is always kept).
+
+    An encoder made within the last hour is kept too: another tune may have just made it
+    and still be building or publishing with it.
+    """
     used = set()
     for build in list_builds(root):
         try:
@@ -895,8 +900,15 @@ def _prune_encoders(root: Path) -> None:
             continue
         if manifest.encoder_dir:
             used.add(Path(manifest.encoder_dir).name)
+    now = time.time()
     for folder in (Path(root) / ENCODERS_DIR).iterdir():
-        if folder.is_dir() and not folder.name.startswith(".") and folder.name not in used:
+        if not folder.is_dir() or folder.name.startswith(".") or folder.name in used:
+            continue
+        try:
+            recent = now - folder.stat().st_mtime < _STALE_TEMP_SECONDS
+        except OSError:  # removed meanwhile
+            continue
+        if not recent:
             logger.info("Removing tuned encoder %s (no kept build uses it)", folder.name)
             shutil.rmtree(folder, ignore_errors=True)
 

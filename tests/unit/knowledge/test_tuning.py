@@ -8,6 +8,7 @@ with the library's own export, and published into a temporary index root.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -280,6 +281,21 @@ def test_a_topic_batched_tune_trains_every_planned_step(
 
     assert result.steps == result.planned_steps > 0 and not result.stopped_by_budget
     assert (tmp_path / "tuned" / "config_sentence_transformers.json").exists()
+
+
+def test_clean_up_keeps_an_encoder_another_tune_just_made(tmp_path: Path) -> None:
+    """Two tunes at once: the first to finish must not delete the other's new encoder."""
+    from knowledge.tuning import _STALE_TEMP_SECONDS, _prune_encoders
+
+    encoders = tmp_path / "index" / "encoders"
+    for name in ("old+tuned-1", "fresh+tuned-2", ".tmp-running"):
+        (encoders / name / MODEL_SUBDIR).mkdir(parents=True)
+    long_ago = time.time() - _STALE_TEMP_SECONDS - 60
+    os.utime(encoders / "old+tuned-1", (long_ago, long_ago))
+
+    _prune_encoders(tmp_path / "index")  # no build uses any of them
+
+    assert sorted(p.name for p in encoders.iterdir()) == [".tmp-running", "fresh+tuned-2"]
 
 
 def test_interrupted_tune_leaves_the_live_build_and_no_encoder(
