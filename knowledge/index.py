@@ -81,6 +81,7 @@ __all__ = [
     "make_faiss_index",
     "query_encoder_for",
     "query_encoder_ref",
+    "read_build_articles",
     "read_manifest",
 ]
 
@@ -351,6 +352,15 @@ def content_hash(articles: Sequence[Article], *, max_chars: int = DEFAULT_MAX_CH
     }
     data = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+def read_build_articles(directory: Path) -> list[Article]:
+    """The articles of a saved index folder, without loading its vectors.
+
+    Raises:
+        KnowledgeIndexError: If the folder's articles cannot be read.
+    """
+    return _read_articles(Path(directory) / ARTICLES_FILE)[0]
 
 
 def read_manifest(directory: Path) -> Manifest:

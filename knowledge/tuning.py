@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
+import hashlib
 import itertools
 import json
 import logging
@@ -69,7 +71,13 @@ from knowledge.encoder import (
     packaged_model_path,
 )
 from knowledge.head import HeadConfig
-from knowledge.index import KnowledgeIndex, Manifest, read_manifest
+from knowledge.index import (
+    KnowledgeIndex,
+    KnowledgeIndexError,
+    Manifest,
+    read_build_articles,
+    read_manifest,
+)
 from knowledge.lexical import LexicalConfig
 from knowledge.store import (
     LIVE_SETTING,
@@ -89,6 +97,7 @@ __all__ = [
     "QUERY_ENCODER_SUBDIR",
     "TUNE_RECORD_FILE",
     "TuneConfig",
+    "TuneDrift",
     "TuneInterruptedError",
     "TunePublishResult",
     "TuneResult",
@@ -97,6 +106,7 @@ __all__ = [
     "TuningError",
     "training_pairs",
     "tune_and_publish",
+    "tune_drift",
     "tune_encoder",
     "tuned_encoder",
 ]
@@ -269,6 +279,70 @@ class TunedEncoder:
 # Publishes the knowledge base's live articles encoded with a freshly tuned model and
 # returns the build folder put live; called with the head and BM25 settings to build with.
 TunedPublisher = Callable[[TunedEncoder, HeadConfig | None, LexicalConfig | None], Path]
+
+
+@dataclass(frozen=True)
+class TuneDrift:
+    """How far the knowledge base has moved from what its live encoder was tuned on.
+
+    Attributes:
+        name: The tuned encoder's name.
+        tuned_at: When it was tuned (ISO 8601, UTC).
+        tuned_articles: Articles it learned from.
+        new_or_changed: Ids of live articles it never saw, or whose title or alternate
+            questions changed since (their body does not count: the tune learns from
+            titles and questions only).
+    """
+
+    name: str
+    tuned_at: str
+    tuned_articles: int
+    new_or_changed: tuple[str, ...]
+
+
+def tune_drift(root: Path) -> TuneDrift | None:
+    """Compare the live articles with what the live build's tuned encoder learned from.
+
+    Builds and encoder folders never change once written, so the answer is cached per
+    build (an editor's page asks on every view).
+
+    Args:
+        root: The index root.
+
+    Returns:
+        The drift, or ``None`` when the live build is not tuned or its ``tune.json``
+        predates the record of articles (or cannot be read).
+    """
+    build = current_build(root)
+    if build is None:
+        return None
+    try:  # a failure is not cached: the next view tries again
+        return _build_drift(str(Path(root).resolve()), str(build.resolve()))
+    except (OSError, ValueError, KeyError, TypeError, KnowledgeIndexError):
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def _build_drift(root: str, build: str) -> TuneDrift | None:
+    manifest = read_manifest(Path(build))
+    if not manifest.encoder_dir:
+        return None
+    record_path = Path(root) / manifest.encoder_dir / TUNE_RECORD_FILE
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    if "articles" not in record:  # tuned before the record of articles
+        return None
+    tuned = dict(record["articles"])
+    fresh = _article_fingerprints(read_build_articles(Path(build)))
+    changed = tuple(sorted(a for a, mark in fresh.items() if tuned.get(a) != mark))
+    return TuneDrift(str(record["name"]), str(record["created_at"]), len(tuned), changed)
+
+
+def _article_fingerprints(articles: Sequence[Article]) -> dict[str, str]:
+    """Per article, a short hash of the texts a tune learns from (title and questions)."""
+    return {
+        a.id: hashlib.sha256("\n".join(_article_texts(a)).encode("utf-8")).hexdigest()[:16]
+        for a in articles
+    }
 
 
 def _article_texts(article: Article) -> list[str]:
@@ -768,7 +842,7 @@ def tune_and_publish(
         from knowledge.onnx_encoder import export_onnx_encoder, source_fingerprint
 
         name = _tuned_name(base_name, source_fingerprint(work / MODEL_SUBDIR))
-        _write_tune_record(work / TUNE_RECORD_FILE, name, base_name, config, tune)
+        _write_tune_record(work / TUNE_RECORD_FILE, name, base_name, config, tune, articles)
         export_started = time.perf_counter()
         (export or export_onnx_encoder)(
             work / MODEL_SUBDIR, work / QUERY_ENCODER_SUBDIR, name=name, dimension=tune.dimension
@@ -845,9 +919,18 @@ def _tuned_build(
 
 
 def _write_tune_record(
-    path: Path, name: str, base_name: str, config: TuneConfig, tune: TuneResult
+    path: Path,
+    name: str,
+    base_name: str,
+    config: TuneConfig,
+    tune: TuneResult,
+    articles: Sequence[Article],
 ) -> None:
-    """Write how an encoder was tuned beside it (``tune.json``; read by people and tools)."""
+    """Write how an encoder was tuned beside it (``tune.json``; read by people and tools).
+
+    ``articles`` records, per article, a hash of the title and questions it learned from
+    (:func:`tune_drift` compares the live articles with them).
+    """
     record = {
         "name": name,
         "base_model": base_name,
@@ -862,6 +945,7 @@ def _write_tune_record(
             "first_loss": round(tune.first_loss, 4),
             "last_loss": round(tune.last_loss, 4),
         },
+        "articles": _article_fingerprints(articles),
     }
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 

@@ -61,6 +61,7 @@ from knowledge.articles import (
     MAX_QUESTION_CHARS,
     MAX_TITLE_CHARS,
 )
+from knowledge.tuning import tune_drift
 
 logger = logging.getLogger(__name__)
 
@@ -340,6 +341,7 @@ async def article_list(
             require_review=review,
             publications=recent_publications(session, 5),
             in_review=len(service.review_queue(session)),
+            tune_drift=tune_drift(settings.index_dir),
         ),
     )
 

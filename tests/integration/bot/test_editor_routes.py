@@ -408,3 +408,42 @@ def test_concurrent_publish_requests(
     assert statuses == ["succeeded"]  # refused attempts leave no publication behind
     assert actions.count("kb.published") == 1
     assert "returns-label-lost" in load_current(settings.index_dir, ENCODER)
+
+
+def test_the_list_says_which_live_articles_the_tuned_encoder_never_saw(
+    client: TestClient, users: dict[str, DeskUser], settings: Settings
+) -> None:
+    import json
+
+    from knowledge.index import KnowledgeIndex
+    from knowledge.store import publish
+    from knowledge.tuning import TUNE_RECORD_FILE, _article_fingerprints
+
+    sign_in(client, users["editor"])
+    token = csrf_of(client)
+    post_json(client, "/editor/articles", token, article())
+    post_json(client, "/editor/articles", token, article("orders-track", title="Where is it?"))
+    assert post_json(client, "/editor/publish", token).status_code == 200
+    assert 'id="tune-drift"' not in client.get("/editor/articles").text  # packaged model
+
+    # As kb tune leaves it: the live build names a tuned encoder whose tune.json records
+    # the articles it learned from (here only the first, as it stood then).
+    live = load_current(settings.index_dir, ENCODER)
+    encoder_dir = "encoders/fake+tuned-0123"
+    record = {
+        "name": "fake+tuned-0123",
+        "created_at": "2026-11-25T07:00:00+00:00",
+        "articles": _article_fingerprints(
+            [a for a in live.articles if a.id == "returns-label-lost"]
+        ),
+    }
+    (settings.index_dir / encoder_dir).mkdir(parents=True)
+    (settings.index_dir / encoder_dir / TUNE_RECORD_FILE).write_text(json.dumps(record))
+    publish(
+        KnowledgeIndex.build(live.articles, ENCODER, encoder_dir=encoder_dir),
+        settings.index_dir,
+    )
+
+    drift = client.get("/editor/articles").text.split('id="tune-drift">', 1)[1].split("</p>")[0]
+    assert "tuned on 1 article (2026-11-25)" in " ".join(drift.split())
+    assert "1 live article is new or has a new title or questions since" in " ".join(drift.split())

@@ -31,6 +31,7 @@ from knowledge.tuning import (
     article_neighbours,
     training_pairs,
     tune_and_publish,
+    tune_drift,
     tune_encoder,
     tuned_encoder,
 )
@@ -281,6 +282,54 @@ def test_a_topic_batched_tune_trains_every_planned_step(
 
     assert result.steps == result.planned_steps > 0 and not result.stopped_by_budget
     assert (tmp_path / "tuned" / "config_sentence_transformers.json").exists()
+
+
+def test_tune_drift_names_articles_whose_title_or_questions_the_tune_never_saw(
+    tiny_source: Path, articles_dir: Path, tmp_path: Path
+) -> None:
+    from knowledge.build_encoding import encoding_for_next_build
+
+    root = tmp_path / "index"
+    assert tune_drift(root) is None  # nothing built
+    done = tune_and_publish(
+        articles_dir, root, CONFIG, source_dir=tiny_source, base_name=NAME, head=None
+    )
+    drift = tune_drift(root)
+    assert drift is not None and drift.name == done.name
+    assert drift.tuned_articles == len(ARTICLES) and drift.new_or_changed == ()
+
+    # Later builds keep the tuned model: one new article, one with a new question, and one
+    # whose body alone changed (the tune never learns from bodies).
+    write_article(articles_dir, "gift-cards", title="Do you sell gift cards?", questions=["a"])
+    title, questions = ARTICLES["invoice-copy"]
+    write_article(articles_dir, "invoice-copy", title=title, questions=[*questions, "pdf bill"])
+    title, questions = ARTICLES["delivery-track"]
+    write_article(
+        articles_dir, "delivery-track", title=title, questions=questions, body="New body."
+    )
+    encoding = encoding_for_next_build(root, default=lambda: None, default_query_encoder_dir=None)  # type: ignore[arg-type,return-value]
+    assert encoding.tuned
+    index = KnowledgeIndex.build(
+        load_articles(articles_dir),
+        encoding.encoder,
+        query_encoder_dir=encoding.query_encoder_dir,
+        encoder_dir=encoding.encoder_dir,
+        head=None,
+    )
+    publish(index, root)
+    drift = tune_drift(root)
+    assert drift is not None and drift.new_or_changed == ("gift-cards", "invoice-copy")
+
+    # A record from before the articles were recorded, or an unreadable one: no claim.
+    record_path = done.encoder_dir / TUNE_RECORD_FILE
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    del record["articles"]
+    record_path.write_text(json.dumps(record), encoding="utf-8")
+    publish(index, root)  # a new build (the answer is cached per build)
+    assert tune_drift(root) is None
+    record_path.write_text("{not json", encoding="utf-8")
+    publish(index, root)
+    assert tune_drift(root) is None
 
 
 def test_clean_up_keeps_an_encoder_another_tune_just_made(tmp_path: Path) -> None:
