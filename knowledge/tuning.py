@@ -318,7 +318,8 @@ def tune_drift(root: Path) -> TuneDrift | None:
         return None
     try:  # a failure is not cached: the next view tries again
         return _build_drift(str(Path(root).resolve()), str(build.resolve()))
-    except (OSError, ValueError, KeyError, TypeError, KnowledgeIndexError):
+    except (OSError, ValueError, KeyError, TypeError, KnowledgeIndexError) as exc:
+        logger.warning("Cannot compare build %s with its tune record: %s", build.name, exc)
         return None
 
 
