@@ -157,6 +157,13 @@ def _run_editor(argv: list[str]) -> int:
         models_dir=settings.models_dir,
         models_hint="`python -m bot setup --large-encoder` installs all-mpnet-base-v2",
     )
+    if argv[:2] == ["tune", "--job"] and len(argv) == 3 and argv[2].isdigit():
+        from bot.editor.tune_jobs import run_job  # a lead's tune from the browser
+
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        return run_job(settings, int(argv[2]))
     from_folder = any(argument.startswith("--articles-dir") for argument in argv)
     if argv[:1] == ["build"] and not from_folder and editor_cli.database_has_articles(settings):
         return _publish_from_database(argv, settings, defaults)

@@ -125,7 +125,8 @@ Loss = Literal["mnrl", "cosine"]
 Batching = Literal["random", "topic"]
 # Texts per article encoded for topic-aware batches (their mean is the article's centre).
 _TOPIC_TEXTS_PER_ARTICLE = 8
-StepCallback = Callable[[int, float], None]
+# Called after every training step with (step, planned steps, loss).
+StepCallback = Callable[[int, int, float], None]
 
 
 class TuningError(Exception):
@@ -536,8 +537,8 @@ def tune_encoder(
             enough to leave time for them, estimated from the measured time per step
             (so a busy machine reserves more).
         progress: Show a progress bar with the time left.
-        on_step: Called after every step with ``(step, loss)``; an exception it raises
-            stops training and propagates (nothing is saved).
+        on_step: Called after every step with ``(step, planned steps, loss)``; an
+            exception it raises stops training and propagates (nothing is saved).
 
     Returns:
         The figures.
@@ -642,7 +643,7 @@ def tune_encoder(
                 if bar is not None:
                     bar.update(task, advance=1, description=f"Tuning (loss {losses[-1]:.3f})")
                 if on_step is not None:
-                    on_step(step, losses[-1])
+                    on_step(step, planned, losses[-1])
             if stopped:
                 break
     finally:

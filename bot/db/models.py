@@ -5,7 +5,14 @@ from bot.agents.models import Agent, AgentSession, LoginAttempt
 from bot.audit.models import AuditEvent
 from bot.conversations.models import Attachment, Conversation, Message
 from bot.db.base import Base
-from bot.editor.models import KbArticle, KbPublication, KbPublishLock, KbRevision, KbWorkingCopy
+from bot.editor.models import (
+    KbArticle,
+    KbPublication,
+    KbPublishLock,
+    KbRevision,
+    KbTuneJob,
+    KbWorkingCopy,
+)
 from bot.handoff.models import CannedReply, Ticket
 
 __all__ = [
@@ -22,6 +29,7 @@ __all__ = [
     "KbPublication",
     "KbPublishLock",
     "KbRevision",
+    "KbTuneJob",
     "KbWorkingCopy",
     "LoginAttempt",
     "Message",

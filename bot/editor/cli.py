@@ -144,6 +144,7 @@ def tuned_publisher(
     settings: Settings,
     factory: sessionmaker[Session],
     *,
+    actor: Actor | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> TunedPublisher:
     """How ``kb tune`` publishes once the database holds the articles.
@@ -152,7 +153,8 @@ def tuned_publisher(
     live like any publish: under the publish lock (waiting up to a minute for an
     editor's publish to finish), with the articles live *at that moment* at their
     published revisions (saved changes still wait for an editor's Publish), recorded as
-    a publication and audited with the encoder's name.
+    a publication and audited with the encoder's name (as ``actor``: default the
+    command line's user).
     """
 
     def publish_tuned(
@@ -167,7 +169,7 @@ def tuned_publisher(
                 result = publish(
                     factory,
                     publish_target(settings),
-                    actor=_actor(),
+                    actor=actor or _actor(),
                     require_review=settings.kb_require_review,
                     progress=True,
                     force=True,

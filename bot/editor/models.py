@@ -15,6 +15,10 @@ Tables (migration 0003):
   editors (on any replica, SQLite or PostgreSQL) never build at the same time.
 * ``kb_working_copies``: the unsaved form an editor is typing, autosaved per editor and
   article, so a session that expires mid-edit loses nothing.
+* ``kb_tune_jobs`` (migration 0005): every encoder tune a lead started from the browser,
+  its progress (steps, heartbeat) and outcome; ``active`` is true while it is queued or
+  running and NULL after, and a unique index on it lets one job be active at a time
+  (NULLs never collide, on SQLite and PostgreSQL alike).
 """
 
 from __future__ import annotations
@@ -23,7 +27,17 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base, UTCDateTime, utcnow
@@ -135,3 +149,41 @@ class KbWorkingCopy(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     base_revision: Mapped[int | None] = mapped_column(Integer, default=None)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TuneJobStatus(StrEnum):
+    """Where a tune job stands."""
+
+    QUEUED = "queued"  # started by a lead; the tune process has not reported yet
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"  # tuned and published
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class KbTuneJob(Base):
+    """One encoder tune started from the browser: who, with what settings, how far, outcome."""
+
+    __tablename__ = "kb_tune_jobs"
+    __table_args__ = (Index("uq_kb_tune_jobs_active", "active", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default=TuneJobStatus.QUEUED.value)
+    active: Mapped[bool | None] = mapped_column(Boolean, default=True)
+    requested_by: Mapped[int | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL"), default=None
+    )
+    requested_by_name: Mapped[str] = mapped_column(String(200), default="")
+    # {"max_minutes": float, "epochs": int}
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+    steps_done: Mapped[int] = mapped_column(Integer, default=0)
+    steps_planned: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    message: Mapped[str] = mapped_column(Text, default="")
+    encoder_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    build_id: Mapped[str | None] = mapped_column(String(120), default=None)
+    pid: Mapped[int | None] = mapped_column(Integer, default=None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -52,6 +53,21 @@ def editor_account(running_stack: Settings) -> tuple[str, str]:
                 password=password,
                 role="editor",
                 actor="test",
+            )
+    finally:
+        engine.dispose()
+    return email, password
+
+
+@pytest.fixture(scope="module")
+def lead_account(running_stack: Settings) -> tuple[str, str]:
+    email = f"lena.{secrets.token_hex(4)}@desk.example"
+    password = secrets.token_urlsafe(18)
+    engine = create_db_engine(running_stack.database_url)
+    try:
+        with create_session_factory(engine)() as session:
+            create_agent(
+                session, email=email, name="Lena Lead", password=password, role="lead", actor="test"
             )
     finally:
         engine.dispose()
@@ -209,3 +225,38 @@ def test_editor_edits_previews_survives_sign_out_and_publishes_live(
         _axe(history, "an article's history")
     finally:
         _restore(settings)
+
+
+def test_a_lead_starts_a_tune_watches_it_and_cancels_it(
+    running_stack: Settings, context: BrowserContext, lead_account: tuple[str, str]
+) -> None:
+    """The Tune button starts a real ``kb tune --job`` process of the bot service; the box
+    follows it (htmx polling) and Cancel stops it before anything is published."""
+    from knowledge.store import current_build
+
+    settings = running_stack
+    live = current_build(settings.index_dir)
+    page = context.new_page()
+    asked: list[str] = []
+    page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    page.goto(f"{settings.web_url}/desk/login?next=/editor/articles")
+    _sign_in(page, settings, lead_account)
+    page.wait_for_url(f"{settings.web_url}/editor/articles")
+    _axe(page, "the article list with the tune box")
+
+    page.get_by_label("Passes over the questions").fill("5")  # long enough to cancel
+    page.get_by_role("button", name="Tune now").click()
+    job = page.locator("#tune .tune-job")
+    expect(job).to_have_attribute("data-status", re.compile("queued|running"))
+    page.get_by_role("button", name="Cancel tune").click()
+    expect(page.locator("#tune")).to_contain_text("stopping after this step")
+    # The box polls every 2 s while the job is active: the tune process loads the model,
+    # sees the request after its first step, and ends the job.
+    expect(job).to_have_attribute("data-status", "cancelled", timeout=PUBLISH_TIMEOUT_MS)
+    expect(job).to_contain_text("Cancelled")  # before it started, or after a step
+    expect(page.get_by_role("button", name="Tune now")).to_be_visible()
+    assert current_build(settings.index_dir) == live  # nothing was published
+    assert [question.split("?")[0] for question in asked] == [
+        "Start tuning the encoder",
+        "Cancel this tune",
+    ]

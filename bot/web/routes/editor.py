@@ -19,6 +19,9 @@ agents get 403; POSTs need the session's CSRF token and a same-site Origin):
     POST /editor/api/preview                           rendered page + test answers (JSON)
     POST /editor/api/working-copy                      autosave of the unsaved form
     POST /editor/api/import-file                       a Markdown file → form fields
+    GET  /editor/tune                                  the tune box (HTML part; JSON too)
+    POST /editor/tune                                  start a tune job (leads, admins)
+    POST /editor/tune/{job}/cancel                     stop it after its current step
 
 Pages post forms; ``editor.js`` sends the same forms with ``Accept: application/json``
 and gets JSON back (``{"error": ..., "problems": [...]}`` on failure). A request whose
@@ -43,7 +46,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.agents.models import Agent, AgentSession
 from bot.config import Settings
-from bot.editor import service
+from bot.editor import service, tune_jobs
 from bot.editor.diff import diff_lines
 from bot.editor.errors import ArticleNotFoundError, EditorError, InvalidArticleError
 from bot.editor.models import KbRevision
@@ -341,7 +344,7 @@ async def article_list(
             require_review=review,
             publications=recent_publications(session, 5),
             in_review=len(service.review_queue(session)),
-            tune_drift=tune_drift(settings.index_dir),
+            **_tune_context(session, settings),
         ),
     )
 
@@ -839,3 +842,59 @@ async def import_file(request: Request, row: EditorPostDep) -> JSONResponse:
 
     fields = await anyio.to_thread.run_sync(parse)
     return JSONResponse({"fields": fields})
+
+
+# -- tuning the encoder (a background job) ---------------------------------------------------
+
+
+def _tune_context(session: Session, settings: Settings) -> dict[str, Any]:
+    tune_jobs.end_stale_jobs(session)
+    job = tune_jobs.latest_job(session)
+    return {
+        "tune_drift": tune_drift(settings.index_dir),
+        "tune_job": tune_jobs.job_view(job) if job is not None else None,
+        "tune_max_minutes": tune_jobs.MAX_MINUTES,
+        "tune_max_epochs": tune_jobs.MAX_EPOCHS,
+        "tune_roles": service.REVIEWER_ROLES,
+    }
+
+
+@router.get("/tune", response_model=None)
+async def tune_box(
+    request: Request,
+    row: EditorSessionDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    templates: TemplatesDep,
+) -> Response:
+    """The tune box of the article list (polled while a tune runs), or its job as JSON."""
+    context = _tune_context(session, settings)
+    if wants_json(request):
+        return JSONResponse({"job": context["tune_job"]})
+    return templates.TemplateResponse(request, "editor_tune.html", _context(row, **context))
+
+
+@router.post("/tune")
+async def start_tune(
+    request: Request, row: EditorPostDep, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """Queue a tune and start its process; the box shows its progress."""
+    options = tune_jobs.TuneOptions.from_form(await _fields(request))
+    job = tune_jobs.start_job(session, actor=Actor.for_agent(row.agent), options=options)
+    spawn = getattr(request.app.state, "tune_spawner", None) or tune_jobs.spawn
+    try:
+        spawn(settings, job.id)
+    except OSError as exc:
+        logger.exception("kb tune job=%s could not start", job.id)
+        tune_jobs.fail_unstarted(session, job.id, f"The tune could not start ({exc.strerror}).")
+        raise EditorError("The tune could not start; the operator's log says why.") from exc
+    return _done(request, "/editor/articles#tune", {"job": tune_jobs.job_view(job)})
+
+
+@router.post("/tune/{job_id}/cancel")
+async def cancel_tune(
+    job_id: int, request: Request, row: EditorPostDep, session: SessionDep
+) -> Response:
+    """Ask a running tune to stop; the live index stays as it is."""
+    job = tune_jobs.request_cancel(session, job_id=job_id, actor=Actor.for_agent(row.agent))
+    return _done(request, "/editor/articles#tune", {"job": tune_jobs.job_view(job)})

@@ -34,12 +34,13 @@
     return result.data.error || result.data.detail || "That didn't work; try again.";
   }
 
-  /* Confirmation on destructive forms (retire, restore, rollback). */
-  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
-    if (form.id === "publish-form") return;
-    form.addEventListener("submit", function (event) {
-      if (!window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
-    });
+  /* Confirmation on destructive or long forms (retire, restore, rollback, tune), also on
+     forms htmx swaps in later (the tune box). Publish asks in its own handler below. */
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement) || form.id === "publish-form") return;
+    var question = form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
   });
 
   /* Publish: progress while the build runs, then the result. */

@@ -447,3 +447,99 @@ def test_the_list_says_which_live_articles_the_tuned_encoder_never_saw(
     drift = client.get("/editor/articles").text.split('id="tune-drift">', 1)[1].split("</p>")[0]
     assert "tuned on 1 article (2026-11-25)" in " ".join(drift.split())
     assert "1 live article is new or has a new title or questions since" in " ".join(drift.split())
+
+
+def test_a_lead_starts_watches_and_cancels_a_tune_others_may_only_watch(
+    client: TestClient, users: dict[str, DeskUser]
+) -> None:
+    started: list[int] = []
+    client.app.state.tune_spawner = lambda settings, job_id: started.append(job_id)  # type: ignore[attr-defined]
+
+    sign_in(client, users["editor"])
+    page = client.get("/editor/articles").text
+    assert 'id="tune"' in page and 'id="tune-start"' not in page  # editors watch only
+    token = form_csrf(page)
+    refused = post_json(client, "/editor/tune", token, {"max_minutes": "5", "epochs": "1"})
+    assert refused.status_code == 403 and "lead or an admin" in refused.json()["error"]
+    assert client.get("/editor/tune", headers=JSON).json() == {"job": None}
+    client.post("/desk/logout", data={"csrf_token": token})
+
+    sign_in(client, users["lead"])
+    token = csrf_of(client)
+    assert 'id="tune-start"' in client.get("/editor/articles").text
+    assert client.post("/editor/tune", json={}, headers=JSON).status_code == 403  # no CSRF
+    bad = post_json(client, "/editor/tune", token, {"max_minutes": "600", "epochs": "x"})
+    assert bad.status_code == 400
+    assert [p["field"] for p in bad.json()["problems"]] == ["max_minutes", "epochs"]
+    assert started == []
+
+    response = client.post(
+        "/editor/tune",
+        data={"max_minutes": "5", "epochs": "2", "csrf_token": token},
+        follow_redirects=False,
+    )  # the form, without JavaScript
+    assert response.status_code == 303 and response.headers["location"] == "/editor/articles#tune"
+    job = client.get("/editor/tune", headers=JSON).json()["job"]
+    assert started == [job["id"]] and job["status"] == "queued" and job["active"]
+    assert job["options"] == {"max_minutes": 5.0, "epochs": 2}
+    busy = post_json(client, "/editor/tune", token, {"max_minutes": "5", "epochs": "1"})
+    assert busy.status_code == 409 and "already running" in busy.json()["error"]
+    assert started == [job["id"]]
+
+    box = client.get("/editor/tune").text  # what the page polls every 2 s while it runs
+    assert 'hx-trigger="every 2s"' in box and "<progress" in box and 'id="tune-cancel"' in box
+    assert post_json(client, "/editor/tune/9999/cancel", token).status_code == 404
+    assert post_json(client, "/editor/tune/x/cancel", token).status_code == 422
+    cancelled = post_json(client, f"/editor/tune/{job['id']}/cancel", token)
+    assert cancelled.status_code == 200 and cancelled.json()["job"]["cancel_requested"]
+    assert "stopping after this step" in client.get("/editor/tune").text
+    factory = client.app.state.session_factory  # type: ignore[attr-defined]
+    with factory() as session:
+        actions = list(session.scalars(select(AuditEvent.action)))
+    assert actions.count("kb.tune_started") == 1 and "kb.tune_cancel_requested" in actions
+
+
+def test_a_tune_whose_process_cannot_start_is_ended_with_a_reason(
+    client: TestClient, users: dict[str, DeskUser]
+) -> None:
+    def broken(settings: Settings, job_id: int) -> None:
+        raise OSError(12, "Cannot allocate memory")
+
+    client.app.state.tune_spawner = broken  # type: ignore[attr-defined]
+    sign_in(client, users["lead"])
+    token = csrf_of(client)
+    response = post_json(client, "/editor/tune", token, {"max_minutes": "5", "epochs": "1"})
+    assert response.status_code == 400 and "could not start" in response.json()["error"]
+    job = client.get("/editor/tune", headers=JSON).json()["job"]
+    assert job["status"] == "failed" and not job["active"]
+    assert job["message"] == "The tune could not start (Cannot allocate memory)."
+    assert 'id="tune-start"' in client.get("/editor/tune").text  # a new one may start
+
+
+def test_the_tune_process_is_started_for_real_with_the_services_settings(
+    client: TestClient, users: dict[str, DeskUser], settings: Settings
+) -> None:
+    """The real spawn: a child ``python -m bot kb tune --job ID`` on this test's database.
+
+    The job is cancelled before its process claims it, so the child ends it at once (no
+    model is loaded); that it does proves it found the job in this test's database.
+    """
+    from bot.editor import tune_jobs
+
+    sign_in(client, users["lead"])
+    token = csrf_of(client)
+    client.app.state.tune_spawner = lambda settings, job_id: None  # type: ignore[attr-defined]
+    job = post_json(client, "/editor/tune", token, {"max_minutes": "5", "epochs": "1"}).json()
+    assert post_json(client, f"/editor/tune/{job['job']['id']}/cancel", token).status_code == 200
+
+    tune_jobs.spawn(settings, job["job"]["id"])
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        state = client.get("/editor/tune", headers=JSON).json()["job"]
+        if not state["active"]:
+            break
+        time.sleep(0.5)
+    assert state["status"] == "cancelled" and state["message"] == "Cancelled before it started."
+    log = (settings.log_dir / f"kb-tune-{state['id']}.log").read_text(encoding="utf-8")
+    assert f"job={state['id']}" in log

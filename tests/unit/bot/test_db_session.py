@@ -22,7 +22,7 @@ def test_upgrade_creates_parent_folder_and_is_idempotent(tmp_path: Path) -> None
     engine = create_db_engine(url)
     try:
         with engine.connect() as connection:
-            assert MigrationContext.configure(connection).get_current_revision() == "0004"
+            assert MigrationContext.configure(connection).get_current_revision() == "0005"
             tables = set(inspect(connection).get_table_names())
     finally:
         engine.dispose()

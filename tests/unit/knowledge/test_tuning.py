@@ -356,7 +356,7 @@ def test_interrupted_tune_leaves_the_live_build_and_no_encoder(
     old = publish(KnowledgeIndex.build(load_articles(articles_dir), FakeEncoder()), root)
     old_manifest = (old / "manifest.json").read_text()
 
-    def stop(step: int, loss: float) -> None:
+    def stop(step: int, planned: int, loss: float) -> None:
         if step == 2:
             raise KeyboardInterrupt  # what Ctrl-C raises mid-training
 
@@ -368,7 +368,7 @@ def test_interrupted_tune_leaves_the_live_build_and_no_encoder(
     assert (old / "manifest.json").read_text() == old_manifest
     assert list((root / "encoders").iterdir()) == []
 
-    def crash(step: int, loss: float) -> None:
+    def crash(step: int, planned: int, loss: float) -> None:
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):

@@ -1,9 +1,11 @@
 """``python -m bot kb publish|history|rollback|import|export`` on a real SQLite file, with the
 fake encoder building into a real index root; ``kb build`` publishes from the database once
-the database holds articles."""
+the database holds articles; ``kb tune`` (and ``kb tune --job ID``, a lead's tune from the
+browser) with a tiny locally built model, publishing through the database."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -274,3 +276,199 @@ def test_doctor_compares_the_live_build_with_the_database(deployment: Path) -> N
     assert not stale.ok and stale.fix == "python -m bot kb publish"
     assert main(["kb", "publish"]) == 0
     assert check_index(get_settings()).ok
+
+
+def _lead(factory: object) -> Actor:
+    from tests.helpers.desk import make_user
+
+    user = make_user(factory, email="lead@example.com", role="lead", teams=())  # type: ignore[arg-type]
+    return Actor(user.id, "Lena Lead", "lead", f"agent:{user.id}")
+
+
+def test_a_browser_tune_job_runs_reports_progress_and_publishes(
+    deployment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m bot kb tune --job ID``: what the editor's Tune button starts."""
+    pytest.importorskip("sentence_transformers")
+    from sqlalchemy import select
+
+    from bot.audit.models import AuditEvent
+    from bot.editor import tune_jobs
+    from bot.editor.models import KbPublication
+    from knowledge import tuning
+    from knowledge.encoder import EMBEDDING_MODEL_NAME
+    from tests.unit.knowledge.test_tuning import _tiny_model
+
+    tiny = _tiny_model(tmp_path / "tiny")
+    monkeypatch.setattr(tuning, "packaged_model_path", lambda: tiny)  # no MiniLM in unit tests
+    monkeypatch.setattr(tune_jobs, "HEARTBEAT_SECONDS", 0.0)  # every step reported
+    assert main(["kb", "import"]) == 0
+    assert main(["kb", "publish"]) == 0
+    factory = create_session_factory(create_db_engine(get_settings().database_url))
+    lead = _lead(factory)
+    seen: list[tuple[int, int]] = []
+    real_progress = tune_jobs._progress
+
+    def progress(factory: object, job_id: int, step: int, planned: int) -> bool:
+        seen.append((step, planned))
+        return real_progress(factory, job_id, step, planned)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tune_jobs, "_progress", progress)
+    with factory() as session:
+        options = tune_jobs.TuneOptions.from_form({"max_minutes": "5", "epochs": "2"})
+        job_id = tune_jobs.start_job(session, actor=lead, options=options).id
+        with pytest.raises(tune_jobs.TuneBusyError):  # one at a time
+            tune_jobs.start_job(session, actor=lead, options=options)
+
+    assert main(["kb", "tune", "--job", str(job_id)]) == 0
+
+    assert (
+        seen
+        and seen[-1][0] == seen[-1][1] > 1
+        and [s for s, _ in seen] == sorted(s for s, _ in seen)
+    )
+    live = load_current(deployment / "kb-index")
+    with factory() as session:
+        job = tune_jobs.get_job(session, job_id)
+        assert job.status == "succeeded" and job.active is None
+        assert job.encoder_name == live.manifest.model  # the packaged model, tuned
+        assert job.encoder_name.startswith(f"{EMBEDDING_MODEL_NAME}+tuned-")
+        assert job.steps_done == job.steps_planned == seen[-1][1]
+        assert "build" in job.message and job.build_id in job.message
+        publication = session.scalars(
+            select(KbPublication).order_by(KbPublication.id.desc())
+        ).first()
+        assert publication is not None and publication.actor == lead.audit  # the lead's tune
+        actions = list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+        assert actions.count("kb.tune_started") == 1 and actions[-1] == "kb.tune_succeeded"
+        # Finished: the next one may start; a second run of the same job does nothing.
+        assert tune_jobs.start_job(session, actor=lead, options=options).id > job_id
+    assert main(["kb", "tune", "--job", str(job_id)]) == 1
+
+
+def test_a_browser_tune_stops_when_cancelled_and_a_dead_one_is_ended(
+    deployment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("sentence_transformers")
+    import datetime as dt
+
+    from bot.editor import tune_jobs
+    from bot.editor.models import KbTuneJob
+    from knowledge import tuning
+    from tests.unit.knowledge.test_tuning import _tiny_model
+
+    tiny = _tiny_model(tmp_path / "tiny")
+    monkeypatch.setattr(tuning, "packaged_model_path", lambda: tiny)
+    assert main(["kb", "import"]) == 0
+    assert main(["kb", "publish"]) == 0
+    before = current_build(deployment / "kb-index")
+    factory = create_session_factory(create_db_engine(get_settings().database_url))
+    lead = _lead(factory)
+    options = tune_jobs.TuneOptions(max_minutes=5, epochs=3)
+    with factory() as session:
+        job_id = tune_jobs.start_job(session, actor=lead, options=options).id
+    real_tune = tuning.tune_encoder
+
+    def cancelled_meanwhile(*args: object, **kwargs: object) -> object:
+        with factory() as session:  # a lead clicks Cancel while the model loads
+            tune_jobs.request_cancel(session, job_id=job_id, actor=lead)
+        return real_tune(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tuning, "tune_encoder", cancelled_meanwhile)
+
+    assert main(["kb", "tune", "--job", str(job_id)]) == 0
+
+    assert current_build(deployment / "kb-index") == before  # the live index is unchanged
+    assert list((deployment / "kb-index" / "encoders").iterdir()) == []
+    with factory() as session:
+        job = tune_jobs.get_job(session, job_id)
+        assert job.status == "cancelled" and job.steps_done < job.steps_planned
+        # A job whose process died (no heartbeat) is ended, and no longer blocks the next.
+        dead = tune_jobs.start_job(session, actor=lead, options=options)
+        dead.heartbeat_at = tune_jobs.utcnow() - dt.timedelta(seconds=tune_jobs.STALE_SECONDS + 1)
+        session.commit()
+        assert tune_jobs.start_job(session, actor=lead, options=options).status == "queued"
+        ended = session.get(KbTuneJob, dead.id)
+        assert ended is not None and ended.status == "failed" and ended.active is None
+        assert "stopped without finishing" in ended.message
+
+        with pytest.raises(tune_jobs.TuneForbiddenError):
+            tune_jobs.start_job(
+                session, actor=Actor(None, "Ed", "editor", "agent:9"), options=options
+            )
+        with pytest.raises(tune_jobs.TuneJobNotFoundError):
+            tune_jobs.request_cancel(session, job_id=10_000, actor=lead)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"max_minutes": "0"}, "max_minutes"),
+        ({"max_minutes": "26"}, "max_minutes"),
+        ({"max_minutes": "nan"}, "max_minutes"),
+        ({"max_minutes": "\x00\xff" * 1000}, "max_minutes"),
+        ({"epochs": "0"}, "epochs"),
+        ({"epochs": "1.5"}, "epochs"),
+        ({"epochs": "99999999999999999999"}, "epochs"),
+    ],
+)
+def test_tune_options_refuse_bad_input_by_field(fields: dict[str, str], field: str) -> None:
+    from bot.editor import tune_jobs
+    from bot.editor.errors import EditorError
+
+    with pytest.raises(EditorError) as caught:
+        tune_jobs.TuneOptions.from_form(fields)
+    assert [name for name, _ in caught.value.problems] == [field]
+
+
+def test_a_browser_tune_starts_from_the_model_the_live_encoder_was_tuned_from(
+    deployment: Path,
+) -> None:
+    import json
+
+    from bot.editor import tune_jobs
+    from knowledge.index import KnowledgeIndex
+    from knowledge.store import publish as publish_build
+    from knowledge.tuning import TUNE_RECORD_FILE
+
+    settings = get_settings()
+    assert tune_jobs._start_from(settings) == (None, None)  # nothing built: packaged model
+    encoder_dir = "encoders/all-mpnet-base-v2+tuned-0123"
+    record = settings.index_dir / encoder_dir / TUNE_RECORD_FILE
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"base_model": "all-mpnet-base-v2"}), encoding="utf-8")
+    articles = load_articles(deployment / "articles")
+    publish_build(KnowledgeIndex.build(articles, FAKE, encoder_dir=encoder_dir), settings.index_dir)
+    assert tune_jobs._start_from(settings) == (None, None)  # that model is not installed here
+
+    installed = settings.models_dir / "all-mpnet-base-v2"
+    installed.mkdir(parents=True)
+    (installed / "config.json").write_text("{}", encoding="utf-8")
+    assert tune_jobs._start_from(settings) == (installed, "all-mpnet-base-v2")
+
+
+def test_a_running_tune_beats_its_heartbeat_between_steps(
+    deployment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading, export and rebuild have no steps; the job must not look dead meanwhile."""
+    import datetime as dt
+    import threading
+
+    from bot.editor import tune_jobs
+
+    factory = create_session_factory(create_db_engine(get_settings().database_url))
+    with factory() as session:
+        job = tune_jobs.start_job(session, actor=_lead(factory), options=tune_jobs.TuneOptions())
+        job.heartbeat_at = long_ago = tune_jobs.utcnow() - dt.timedelta(minutes=1)
+        session.commit()
+        job_id = job.id
+    monkeypatch.setattr(tune_jobs, "ALIVE_SECONDS", 0.01)
+    stop = threading.Event()
+    beating = threading.Thread(target=tune_jobs._keep_alive, args=(factory, job_id, stop))
+    beating.start()
+    time.sleep(0.3)
+    stop.set()
+    beating.join(5)
+    with factory() as session:
+        beat = tune_jobs.get_job(session, job_id).heartbeat_at
+    assert beat is not None and beat > long_ago + dt.timedelta(seconds=59)

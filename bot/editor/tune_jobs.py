@@ -1,0 +1,497 @@
+"""Encoder tunes started from the browser: a background job per tune, one at a time.
+
+A lead starts a tune on the editor's article list. The route inserts a ``kb_tune_jobs``
+row (:func:`start_job`; ``active`` is true, and the unique index on it refuses a second
+active job, whichever replica is asked) and starts ``python -m bot kb tune --job ID`` as a
+child process of that bot service (:func:`spawn`). The child (:func:`run_job`) tunes on the
+published articles with the library's ``tune_and_publish``, publishes through the
+database's publish lock (:func:`bot.editor.cli.tuned_publisher`), writes its progress into
+the row after every step (at most every :data:`HEARTBEAT_SECONDS`), stops when a lead asks
+it to, and ends the row as succeeded, failed or cancelled. Every replica shows the row. A
+job whose heartbeat stops for :data:`STALE_SECONDS` (its process or its service died) is
+ended as failed, so it never blocks the next one; an interrupted tune leaves the live index
+as it was.
+
+Nothing here runs on a customer's request path: the tune runs in its own process, with one
+torch thread, for at most its ``max_minutes``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.audit.service import record_event
+from bot.config import Settings
+from bot.constants import PROJECT_ROOT
+from bot.db.base import utcnow
+from bot.editor.errors import EditorError
+from bot.editor.models import KbTuneJob, TuneJobStatus
+from bot.editor.service import REVIEWER_ROLES, Actor, published_set
+
+logger = logging.getLogger(__name__)
+
+STALE_SECONDS = 120.0  # no heartbeat for this long: the tune's process is gone
+HEARTBEAT_SECONDS = 2.0  # the tune writes its progress at most this often
+ALIVE_SECONDS = 10.0  # and says it is alive this often, also while it loads, exports, builds
+MAX_MINUTES = 25.0  # the issue's cap is 30 minutes for the whole tune
+MAX_EPOCHS = 5
+ACTIVE = (TuneJobStatus.QUEUED.value, TuneJobStatus.RUNNING.value)
+
+
+class TuneBusyError(EditorError):
+    """Another tune is queued or running."""
+
+    status_code = 409
+
+    def __init__(self) -> None:
+        super().__init__("A tune is already running: wait for it to finish, or cancel it.")
+
+
+class TuneJobNotFoundError(EditorError):
+    """No such tune job (or a forged id)."""
+
+    status_code = 404
+
+    def __init__(self) -> None:
+        super().__init__("There is no such tune.")
+
+
+class TuneForbiddenError(EditorError):
+    """Only leads and admins start or cancel tunes."""
+
+    status_code = 403
+
+    def __init__(self) -> None:
+        super().__init__("Only a lead or an admin can tune the encoder.")
+
+
+class TuneCancelledError(Exception):
+    """Raised inside the tune when a lead asked it to stop (the live index is unchanged)."""
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """What a lead may choose for a browser tune (the rest are ``kb tune``'s defaults)."""
+
+    max_minutes: float = MAX_MINUTES
+    epochs: int = 1
+
+    @classmethod
+    def from_form(cls, fields: dict[str, Any]) -> TuneOptions:
+        """Parse the form's values; raises :class:`EditorError` with the field's problem."""
+        problems: list[tuple[str | None, str]] = []
+        minutes, epochs = MAX_MINUTES, 1
+        try:
+            minutes = float(str(fields.get("max_minutes") or MAX_MINUTES))
+            if not 1 <= minutes <= MAX_MINUTES:
+                raise ValueError
+        except ValueError:
+            problems.append(("max_minutes", f"A number of minutes from 1 to {MAX_MINUTES:g}."))
+        try:
+            epochs = int(str(fields.get("epochs") or 1))
+            if not 1 <= epochs <= MAX_EPOCHS:
+                raise ValueError
+        except ValueError:
+            problems.append(("epochs", f"A whole number from 1 to {MAX_EPOCHS}."))
+        if problems:
+            raise EditorError("The tune settings are not valid.", problems=problems)
+        return cls(minutes, epochs)
+
+
+def _require_lead(actor: Actor) -> None:
+    if actor.role not in REVIEWER_ROLES:
+        raise TuneForbiddenError()
+
+
+def end_stale_jobs(session: Session, *, now: dt.datetime | None = None) -> int:
+    """End active jobs whose process stopped reporting; returns how many (committed)."""
+    now = now or utcnow()
+    cutoff = now - dt.timedelta(seconds=STALE_SECONDS)
+    ended = 0
+    for job in session.scalars(select(KbTuneJob).where(KbTuneJob.active.is_(True))):
+        last = job.heartbeat_at or job.created_at
+        if last < cutoff:
+            _end(
+                job,
+                TuneJobStatus.FAILED,
+                "The tune stopped without finishing (its process "
+                "ended); the live index is unchanged.",
+                now,
+            )
+            record_event(
+                session,
+                actor="system",
+                action="kb.tune_failed",
+                details={"job": job.id, "reason": "no heartbeat"},
+            )
+            logger.warning("kb tune job=%s ended: no heartbeat since %s", job.id, last)
+            ended += 1
+    if ended:
+        session.commit()
+    return ended
+
+
+def start_job(session: Session, *, actor: Actor, options: TuneOptions) -> KbTuneJob:
+    """Queue a tune (committed); the caller starts its process with :func:`spawn`.
+
+    Raises:
+        TuneForbiddenError: The actor is not a lead or an admin.
+        TuneBusyError: Another tune is queued or running.
+    """
+    _require_lead(actor)
+    end_stale_jobs(session)
+    job = KbTuneJob(
+        requested_by=actor.agent_id,
+        requested_by_name=actor.name,
+        options={"max_minutes": options.max_minutes, "epochs": options.epochs},
+    )
+    session.add(job)
+    try:
+        session.flush()
+    except IntegrityError as exc:  # the unique index on ``active``: one job at a time
+        session.rollback()
+        raise TuneBusyError() from exc
+    record_event(
+        session, actor=actor.audit, action="kb.tune_started", details={"job": job.id, **job.options}
+    )
+    session.commit()
+    logger.info("kb tune job=%s queued by %s", job.id, actor.audit)
+    return job
+
+
+def fail_unstarted(session: Session, job_id: int, message: str) -> None:
+    """End a queued job whose process could not be started (committed)."""
+    job = get_job(session, job_id)
+    if job.status == TuneJobStatus.QUEUED.value:
+        _end(job, TuneJobStatus.FAILED, message, utcnow())
+        record_event(
+            session,
+            actor="system",
+            action="kb.tune_failed",
+            details={"job": job_id, "reason": message[:200]},
+        )
+        session.commit()
+
+
+def get_job(session: Session, job_id: int) -> KbTuneJob:
+    """The job, or :class:`TuneJobNotFoundError`."""
+    job = session.get(KbTuneJob, job_id)
+    if job is None:
+        raise TuneJobNotFoundError()
+    return job
+
+
+def latest_job(session: Session) -> KbTuneJob | None:
+    """The newest tune job, if any."""
+    return session.scalars(select(KbTuneJob).order_by(KbTuneJob.id.desc()).limit(1)).first()
+
+
+def request_cancel(session: Session, *, job_id: int, actor: Actor) -> KbTuneJob:
+    """Ask a queued or running tune to stop (it stops after its current step)."""
+    _require_lead(actor)
+    job = get_job(session, job_id)
+    if job.status in ACTIVE and not job.cancel_requested:
+        job.cancel_requested = True
+        record_event(
+            session, actor=actor.audit, action="kb.tune_cancel_requested", details={"job": job.id}
+        )
+        session.commit()
+    return job
+
+
+def job_view(job: KbTuneJob) -> dict[str, Any]:
+    """What the page and its JSON show of a job."""
+    planned = job.steps_planned
+    return {
+        "id": job.id,
+        "status": job.status,
+        "active": bool(job.active),
+        "steps_done": job.steps_done,
+        "steps_planned": planned,
+        "percent": round(100 * job.steps_done / planned) if planned else 0,
+        "cancel_requested": job.cancel_requested,
+        "requested_by": job.requested_by_name,
+        "created_at": job.created_at.isoformat(timespec="seconds"),
+        "finished_at": job.finished_at.isoformat(timespec="seconds") if job.finished_at else None,
+        "message": job.message,
+        "encoder": job.encoder_name,
+        "build": job.build_id,
+        "options": job.options,
+    }
+
+
+# -- the tune's own process ------------------------------------------------------------------
+
+
+def _end(job: KbTuneJob, status: TuneJobStatus, message: str, now: dt.datetime) -> None:
+    job.status = status.value
+    job.active = None
+    job.finished_at = now
+    job.message = message[:4000]
+
+
+def _claim(factory: sessionmaker[Session], job_id: int) -> TuneOptions | None:
+    """Mark a queued job running in this process; ``None`` if it is not queued any more."""
+    now = utcnow()
+    with factory() as session:
+        claimed = session.execute(  # one process claims it, however many were started
+            update(KbTuneJob)
+            .where(KbTuneJob.id == job_id, KbTuneJob.status == TuneJobStatus.QUEUED.value)
+            .values(
+                status=TuneJobStatus.RUNNING.value,
+                started_at=now,
+                heartbeat_at=now,
+                pid=os.getpid(),
+            )
+        ).rowcount  # type: ignore[attr-defined]
+        session.commit()
+        if not claimed:
+            logger.warning(
+                "kb tune job=%s is not queued (it ran or was ended); nothing to do", job_id
+            )
+            return None
+        job = get_job(session, job_id)
+        if job.cancel_requested:
+            _end(job, TuneJobStatus.CANCELLED, "Cancelled before it started.", now)
+            session.commit()
+            logger.info("kb tune job=%s was cancelled before it started", job_id)
+            return None
+        return TuneOptions(float(job.options["max_minutes"]), int(job.options["epochs"]))
+
+
+def _progress(factory: sessionmaker[Session], job_id: int, step: int, planned: int) -> bool:
+    """Write the progress and heartbeat; returns whether a lead asked the tune to stop."""
+    with factory() as session:
+        job = get_job(session, job_id)
+        job.steps_done, job.steps_planned, job.heartbeat_at = step, planned, utcnow()
+        session.commit()
+        return job.cancel_requested
+
+
+def _keep_alive(factory: sessionmaker[Session], job_id: int, stop: threading.Event) -> None:
+    """Beat the job's heartbeat until ``stop`` (model loading, export and rebuild have no steps)."""
+    while not stop.wait(ALIVE_SECONDS):
+        try:
+            with factory() as session:
+                session.execute(
+                    update(KbTuneJob)
+                    .where(KbTuneJob.id == job_id, KbTuneJob.active.is_(True))
+                    .values(heartbeat_at=utcnow())
+                )
+                session.commit()
+        except Exception:  # a database hiccup: the next beat tries again
+            logger.warning("kb tune job=%s could not write its heartbeat", job_id, exc_info=True)
+
+
+def _finish(
+    factory: sessionmaker[Session],
+    job_id: int,
+    status: TuneJobStatus,
+    message: str,
+    **fields: Any,
+) -> None:
+    with factory() as session:
+        job = get_job(session, job_id)
+        _end(job, status, message, utcnow())
+        for name, value in fields.items():
+            setattr(job, name, value)
+        record_event(
+            session,
+            actor=f"tune-job:{job_id}",
+            action=f"kb.tune_{status.value}",
+            details={"job": job_id, "message": message[:500]},
+        )
+        session.commit()
+    logger.info("kb tune job=%s %s: %s", job_id, status.value, message)
+
+
+def _actor_of(factory: sessionmaker[Session], job_id: int) -> Actor:
+    from bot.agents.models import Agent
+
+    with factory() as session:
+        job = get_job(session, job_id)
+        agent = session.get(Agent, job.requested_by) if job.requested_by else None
+        if agent is not None:
+            return Actor.for_agent(agent)
+        return Actor(None, job.requested_by_name or "tune job", "lead", f"tune-job:{job_id}")
+
+
+def _start_from(settings: Settings) -> tuple[Path | None, str | None]:
+    """Tune from the base model the live encoder was tuned from, if it is installed here.
+
+    A knowledge base tuned from all-mpnet-base-v2 keeps its scale (and its thresholds);
+    ``(None, None)`` is the packaged model.
+    """
+    import json
+
+    from knowledge.store import current_manifest
+    from knowledge.tuning import TUNE_RECORD_FILE
+
+    manifest = current_manifest(settings.index_dir)
+    if manifest is None or not manifest.encoder_dir:
+        return None, None
+    try:
+        record = json.loads(
+            (settings.index_dir / manifest.encoder_dir / TUNE_RECORD_FILE).read_text("utf-8")
+        )
+        base = str(record["base_model"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, None
+    folder = settings.models_dir / base
+    return (folder, base) if (folder / "config.json").is_file() else (None, None)
+
+
+def run_job(
+    settings: Settings, job_id: int, *, heartbeat_seconds: float = HEARTBEAT_SECONDS
+) -> int:
+    """Run a queued tune job in this process (``python -m bot kb tune --job ID``).
+
+    Returns:
+        The exit code: 0 when it succeeded or was cancelled while running, 1 otherwise.
+    """
+    from bot.db.session import create_db_engine, create_session_factory
+
+    engine = create_db_engine(settings.database_url)
+    factory = create_session_factory(engine)
+    try:
+        options = _claim(factory, job_id)
+        if options is None:
+            return 1
+        alive = threading.Event()
+        threading.Thread(
+            target=_keep_alive, args=(factory, job_id, alive), name="kb-tune-alive", daemon=True
+        ).start()
+        try:
+            return _run_claimed(settings, factory, job_id, options, heartbeat_seconds)
+        finally:
+            alive.set()
+    finally:
+        engine.dispose()
+
+
+def _run_claimed(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    job_id: int,
+    options: TuneOptions,
+    heartbeat_seconds: float,
+) -> int:
+    """Tune on the published articles, publish, and end the job (see :func:`run_job`)."""
+    from bot.editor.cli import tuned_publisher
+    from knowledge.encoder import EMBEDDING_MODEL_NAME
+    from knowledge.tuning import TuneConfig, TuningError, tune_and_publish
+
+    with factory() as session:
+        articles = [entry.article for entry in published_set(session)]
+    source, base = _start_from(settings)
+    last = [0.0]
+
+    def on_step(step: int, planned: int, _loss: float) -> None:
+        now = time.monotonic()
+        if step < planned and now - last[0] < heartbeat_seconds:
+            return
+        last[0] = now
+        if _progress(factory, job_id, step, planned):
+            raise TuneCancelledError()
+
+    try:
+        done = tune_and_publish(
+            articles,
+            settings.index_dir,
+            TuneConfig(max_minutes=options.max_minutes, epochs=options.epochs),
+            source_dir=source,
+            base_name=base or EMBEDDING_MODEL_NAME,
+            on_step=on_step,
+            publisher=tuned_publisher(settings, factory, actor=_actor_of(factory, job_id)),
+        )
+    except TuneCancelledError:
+        _finish(
+            factory,
+            job_id,
+            TuneJobStatus.CANCELLED,
+            "Cancelled; the bot keeps answering from the live build.",
+        )
+        return 0
+    except TuningError as exc:
+        _finish(factory, job_id, TuneJobStatus.FAILED, exc.message)
+        return 1
+    except Exception as exc:
+        logger.exception("kb tune job=%s failed", job_id)
+        _finish(
+            factory,
+            job_id,
+            TuneJobStatus.FAILED,
+            f"The tune failed ({type(exc).__name__}); the bot keeps answering from the "
+            "live build. The operator's log has the details.",
+        )
+        return 1
+    tune = done.tune
+    cut = ", stopped by its time cap" if tune.stopped_by_budget else ""
+    _finish(
+        factory,
+        job_id,
+        TuneJobStatus.SUCCEEDED,
+        f"Tuned on {tune.pairs} pairs ({tune.steps} of {tune.planned_steps} steps{cut}) in "
+        f"{done.seconds / 60:.1f} min; build {done.build_dir.name} is live.",
+        encoder_name=done.name,
+        build_id=done.build_dir.name,
+        steps_done=tune.steps,
+        steps_planned=tune.planned_steps,
+    )
+    return 0
+
+
+def spawn(settings: Settings, job_id: int) -> int:
+    """Start the tune's process (a child of this service, stopped with it); returns its pid.
+
+    Its output goes to ``<log_dir>/kb-tune-<id>.log``. A thread waits for it, so it never
+    lingers as a zombie.
+    """
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.log_dir / f"kb-tune-{job_id}.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "kb", "tune", "--job", str(job_id)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,  # where the code is (``python -m bot``)
+            env=_child_environment(settings),
+        )
+    threading.Thread(target=process.wait, name=f"kb-tune-{job_id}", daemon=True).start()
+    logger.info("kb tune job=%s started pid=%s log=%s", job_id, process.pid, log_path)
+    return process.pid
+
+
+# The settings that say where the state is: the tune's process works on the same database,
+# index and models as the service that started it, however that service got its settings.
+_SHARED_SETTINGS = (
+    "var_dir",
+    "database_url",
+    "articles_dir",
+    "index_dir",
+    "models_dir",
+    "log_dir",
+    "kb_require_review",
+)
+
+
+def _child_environment(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    for name in _SHARED_SETTINGS:
+        value = getattr(settings, name)
+        env[f"CONCIERGE_{name.upper()}"] = str(int(value) if isinstance(value, bool) else value)
+    return env
