@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+import bot.db.models  # noqa: F401  (every table must be mapped before the first query)
 from bot.agents.models import Role
 from bot.audit.service import record_event
 from bot.db.base import utcnow

@@ -127,8 +127,8 @@ def end_stale_jobs(session: Session, *, now: dt.datetime | None = None) -> int:
             _end(
                 job,
                 TuneJobStatus.FAILED,
-                "The tune stopped without finishing (its process "
-                "ended); the live index is unchanged.",
+                "The tune stopped without finishing (its process ended); the live index "
+                "is unchanged.",
                 now,
             )
             record_event(
@@ -264,12 +264,12 @@ def _claim(factory: sessionmaker[Session], job_id: int) -> TuneOptions | None:
             )
             return None
         job = get_job(session, job_id)
-        if job.cancel_requested:
-            _end(job, TuneJobStatus.CANCELLED, "Cancelled before it started.", now)
-            session.commit()
-            logger.info("kb tune job=%s was cancelled before it started", job_id)
-            return None
-        return TuneOptions(float(job.options["max_minutes"]), int(job.options["epochs"]))
+        cancelled = job.cancel_requested
+        options = TuneOptions(float(job.options["max_minutes"]), int(job.options["epochs"]))
+    if cancelled:
+        _finish(factory, job_id, TuneJobStatus.CANCELLED, "Cancelled before it started.")
+        return None
+    return options
 
 
 def _progress(factory: sessionmaker[Session], job_id: int, step: int, planned: int) -> bool:
@@ -362,6 +362,7 @@ def run_job(
     Returns:
         The exit code: 0 when it succeeded or was cancelled while running, 1 otherwise.
     """
+    import bot.db.models  # noqa: F401  (every table, so audit rows resolve their foreign keys)
     from bot.db.session import create_db_engine, create_session_factory
 
     engine = create_db_engine(settings.database_url)

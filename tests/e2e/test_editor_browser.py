@@ -39,39 +39,29 @@ PUBLISH_TIMEOUT_MS = 120_000
 FIGURES = Path("var") / "bench" / "editor_publish_e2e.json"
 
 
-@pytest.fixture(scope="module")
-def editor_account(running_stack: Settings) -> tuple[str, str]:
-    email = f"edie.{secrets.token_hex(4)}@desk.example"
+def _desk_account(settings: Settings, name: str, role: str) -> tuple[str, str]:
+    """A new desk user of the running stack: (e-mail, password)."""
+    email = f"{name.split()[0].lower()}.{secrets.token_hex(4)}@desk.example"
     password = secrets.token_urlsafe(18)
-    engine = create_db_engine(running_stack.database_url)
+    engine = create_db_engine(settings.database_url)
     try:
         with create_session_factory(engine)() as session:
             create_agent(
-                session,
-                email=email,
-                name="Edie Writer",
-                password=password,
-                role="editor",
-                actor="test",
+                session, email=email, name=name, password=password, role=role, actor="test"
             )
     finally:
         engine.dispose()
     return email, password
+
+
+@pytest.fixture(scope="module")
+def editor_account(running_stack: Settings) -> tuple[str, str]:
+    return _desk_account(running_stack, "Edie Writer", "editor")
 
 
 @pytest.fixture(scope="module")
 def lead_account(running_stack: Settings) -> tuple[str, str]:
-    email = f"lena.{secrets.token_hex(4)}@desk.example"
-    password = secrets.token_urlsafe(18)
-    engine = create_db_engine(running_stack.database_url)
-    try:
-        with create_session_factory(engine)() as session:
-            create_agent(
-                session, email=email, name="Lena Lead", password=password, role="lead", actor="test"
-            )
-    finally:
-        engine.dispose()
-    return email, password
+    return _desk_account(running_stack, "Lena Lead", "lead")
 
 
 @pytest.fixture
