@@ -859,15 +859,38 @@ def _tune_context(session: Session, settings: Settings) -> dict[str, Any]:
     }
 
 
+# htmx stops polling on this status (and still swaps the body in).
+HTMX_STOP_POLLING = 286
+
+
+async def tune_poller_session(request: Request) -> AgentSession | None:
+    """The editor's session; ``None`` for the box's own poll once the session has ended."""
+    if request.headers.get("hx-request") == "true":
+        row = await load_session(request)
+        if row is None or row.second_factor_pending:
+            return None
+    return await editor_session(request)
+
+
 @router.get("/tune", response_model=None)
 async def tune_box(
     request: Request,
-    row: EditorSessionDep,
+    row: Annotated[AgentSession | None, Depends(tune_poller_session)],
     session: SessionDep,
     settings: SettingsDep,
     templates: TemplatesDep,
 ) -> Response:
-    """The tune box of the article list (polled while a tune runs), or its job as JSON."""
+    """The tune box of the article list (polled while a tune runs), or its job as JSON.
+
+    A poll after the session ended stops polling and says so (the tune itself goes on).
+    """
+    if row is None:
+        return HTMLResponse(
+            '<section class="card tune-card" id="tune"><h2>Encoder tuning</h2>'
+            '<p class="muted">You were signed out; <a href="/desk/login?next=/editor/articles">'
+            "sign in again</a> to follow the tune (it goes on meanwhile).</p></section>",
+            status_code=HTMX_STOP_POLLING,
+        )
     context = _tune_context(session, settings)
     if wants_json(request):
         return JSONResponse({"job": context["tune_job"]})

@@ -543,3 +543,21 @@ def test_the_tune_process_is_started_for_real_with_the_services_settings(
     assert state["status"] == "cancelled" and state["message"] == "Cancelled before it started."
     log = (settings.log_dir / f"kb-tune-{state['id']}.log").read_text(encoding="utf-8")
     assert f"job={state['id']}" in log
+
+
+def test_the_tune_box_stops_polling_when_the_session_ends(
+    client: TestClient, users: dict[str, DeskUser]
+) -> None:
+    client.app.state.tune_spawner = lambda settings, job_id: None  # type: ignore[attr-defined]
+    sign_in(client, users["lead"])
+    token = csrf_of(client)
+    assert post_json(client, "/editor/tune", token, {"max_minutes": "5"}).status_code == 200
+    factory = client.app.state.session_factory  # type: ignore[attr-defined]
+    with factory() as session:
+        session.execute(delete(AgentSession))
+        session.commit()
+
+    poll = client.get("/editor/tune", headers={"HX-Request": "true"})
+    assert poll.status_code == 286 and "You were signed out" in poll.text  # htmx stops
+    assert client.get("/editor/tune", follow_redirects=False).status_code == 303  # a page
+    assert client.get("/editor/tune", headers=JSON).status_code == 401  # a script
