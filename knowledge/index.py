@@ -246,9 +246,10 @@ class AnnConfig(BaseModel):
 # flat, and builds in seconds where HNSW takes 14 s at 50,000 (every publish rebuilds it).
 DEFAULT_ANN = AnnConfig()
 
-# Training every row of the classifier head costs about 1.7 µs per (training vector,
-# article) pair on one thread here: 0.08 s for the demo's 47 articles, 27 s for 2,000
-# articles of 4 texts each. Above HEAD_RETRAIN_MAX_COST pairs, a build that changes at
+# Training every row of the classifier head costs about 2 µs per (training vector,
+# article) pair on one BLAS thread here: 0.06 s for the demo's 47 articles and 549 training
+# vectors (median of 7, timed once on 2026-11-25; 0.4-0.7 s with two BLAS threads), 27 s for
+# 2,000 articles of 4 texts each (python -m bench.editor_publish --large 2000). Above HEAD_RETRAIN_MAX_COST pairs, a build that changes at
 # most HEAD_REFIT_MAX_ROWS articles of the previous build fits only their rows against the
 # others (ArticleHead.with_row_refitted, about 0.5 s a row at 2,000 articles), until the
 # rows refitted since the last full training reach HEAD_REFIT_MAX_SHARE of the articles.
