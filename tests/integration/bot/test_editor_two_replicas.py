@@ -5,7 +5,9 @@ index root, with the real torch MiniLM as document encoder (loaded in each proce
 production). Editor A saves an article through replica A and editor B another through
 replica B; both click Publish at the same moment. One replica builds; the other answers
 409 "try again in a few seconds". After that retry, both changes are live: the one index
-holds both articles, and each replica's preview sees the new build.
+holds both articles, and each replica's preview sees the new build. Then a lead starts a
+tune on replica A: the real ``kb tune --job`` process tunes the real MiniLM, replica B
+refuses a second tune and follows the first one's steps, and the tuned build goes live.
 """
 
 from __future__ import annotations
@@ -56,13 +58,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         with create_session_factory(engine)() as session:
             service.import_articles(session, SEED, actor=Actor.command_line("test"))
-            for name in ("ada", "bob"):
+            for name, role in (("ada", "editor"), ("bob", "editor"), ("lena", "lead")):
                 create_agent(
                     session,
                     email=f"{name}@editors.example",
                     name=name.title(),
                     password=PASSWORD,
-                    role="editor",
+                    role=role,
                     actor="test",
                 )
     finally:
@@ -183,3 +185,46 @@ async def test_two_editors_publish_at_once_on_two_replicas(stack: Stack) -> None
             )
             assert preview.status_code == 200 and preview.json()["ok"], preview.text
             assert "When will I get my refund?" in preview.json()["answers_html"]
+
+
+async def test_a_lead_tunes_on_one_replica_and_the_other_follows_it(stack: Stack) -> None:
+    timeout = httpx.Timeout(180.0)
+    json_headers = {"Accept": "application/json"}
+    async with (
+        httpx.AsyncClient(base_url=stack.urls[0], timeout=timeout) as here,
+        httpx.AsyncClient(base_url=stack.urls[1], timeout=timeout) as there,
+    ):
+        here_token, there_token = await asyncio.gather(
+            _signed_in(here, "lena@editors.example"), _signed_in(there, "lena@editors.example")
+        )
+        if current_manifest(stack.index_dir) is None:  # run alone: publish the seed first
+            await _wait_until_ready(here)
+            assert (await _click(here, here_token)).status_code == 200
+        settings = {"max_minutes": "5", "epochs": "1"}
+        started = await here.post(
+            "/editor/tune", json=settings, headers={**json_headers, "X-CSRF-Token": here_token}
+        )
+        assert started.status_code == 200, started.text
+        job_id = started.json()["job"]["id"]
+        refused = await there.post(
+            "/editor/tune", json=settings, headers={**json_headers, "X-CSRF-Token": there_token}
+        )
+        assert refused.status_code == 409 and "already running" in refused.json()["error"]
+
+        seen: list[int] = []
+        deadline = time.monotonic() + 300
+        while True:
+            job = (await there.get("/editor/tune", headers=json_headers)).json()["job"]
+            assert job["id"] == job_id
+            seen.append(job["steps_done"])
+            if not job["active"]:
+                break
+            assert time.monotonic() < deadline, job
+            await asyncio.sleep(0.5)
+        assert job["status"] == "succeeded", job
+        assert job["steps_done"] == job["steps_planned"] > 0 and seen == sorted(seen)
+        manifest = current_manifest(stack.index_dir)
+        assert manifest is not None and manifest.model == job["encoder"]
+        assert "+tuned-" in manifest.model and manifest.encoder_dir
+        box = (await here.get("/editor/tune")).text
+        assert "It learned from the title and questions of every live article." in box
