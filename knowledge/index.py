@@ -248,11 +248,12 @@ DEFAULT_ANN = AnnConfig()
 
 # Training every row of the classifier head costs about 2 µs per (training vector,
 # article) pair on one BLAS thread here: 0.06 s for the demo's 47 articles and 549 training
-# vectors (median of 7, timed once on 2026-11-25; 0.4-0.7 s with two BLAS threads), 27 s for
-# 2,000 articles of 4 texts each (python -m bench.editor_publish --large 2000). Above HEAD_RETRAIN_MAX_COST pairs, a build that changes at
-# most HEAD_REFIT_MAX_ROWS articles of the previous build fits only their rows against the
-# others (ArticleHead.with_row_refitted, about 0.5 s a row at 2,000 articles), until the
-# rows refitted since the last full training reach HEAD_REFIT_MAX_SHARE of the articles.
+# vectors (median of 7, timed once on 2026-11-25; 0.4-0.7 s with two BLAS threads), 27 s
+# for 2,000 articles of 4 texts each (python -m bench.editor_publish --large 2000). Above
+# HEAD_RETRAIN_MAX_COST pairs, a build that changes at most HEAD_REFIT_MAX_ROWS articles of
+# the previous build fits only their rows against the others (ArticleHead.with_row_refitted,
+# about 0.5 s a row at 2,000 articles), until the rows refitted since the last full
+# training reach HEAD_REFIT_MAX_SHARE of the articles.
 HEAD_RETRAIN_MAX_COST = 500_000
 HEAD_REFIT_MAX_ROWS = 10
 HEAD_REFIT_MAX_SHARE = 0.1

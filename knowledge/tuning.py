@@ -873,6 +873,7 @@ def tune_and_publish(
             before = _top1(KnowledgeIndex.load(previous), val_questions)
         except Exception:  # an old or broken build only loses the comparison
             logger.warning("Could not load the previous build %s for comparison", previous)
+    _check_export(tuned)
     if publisher is not None:
         build = publisher(tuned, head, lexical)
     else:
@@ -892,6 +893,22 @@ def tune_and_publish(
         val_top1=after,
         val_top1_before=before,
     )
+
+
+def _check_export(tuned: TunedEncoder) -> None:
+    """Refuse to publish when the ONNX query encoder was not exported from the tuned model."""
+    from knowledge.onnx_encoder import read_onnx_manifest, source_fingerprint
+
+    try:
+        exported = read_onnx_manifest(tuned.query_encoder_dir).source_sha256
+        matches = exported == source_fingerprint(tuned.folder / MODEL_SUBDIR)
+    except EncoderUnavailableError:
+        matches = False
+    if not matches:
+        raise TuningError(
+            f"the ONNX export in {tuned.query_encoder_dir} does not match the tuned "
+            "model; nothing was published"
+        )
 
 
 def _tuned_build(

@@ -567,3 +567,30 @@ def test_export_keeps_feed_forward_outputs_in_float32_when_int8_drifts(
     assert {f"/inner/encoder/layer.{n}/output/dense/MatMul" for n in (0, 1)} <= float_matmuls
     assert any(n.op_type == "MatMulInteger" for n in graph.node)  # the rest is still int8
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_an_export_of_another_model_is_never_published(
+    tiny_source: Path, articles_dir: Path, tmp_path: Path
+) -> None:
+    """The query encoder must come from the tuned weights, on either publishing path."""
+    from knowledge.onnx_encoder import export_onnx_encoder
+
+    def export_the_untuned_model(model_dir: Path, target: Path, **kwargs: Any) -> object:
+        return export_onnx_encoder(tiny_source, target, **kwargs)
+
+    published: list[object] = []
+    for publisher in (None, lambda *args: published.append(args) or tmp_path):
+        root = tmp_path / f"index-{len(published)}-{publisher is None}"
+        with pytest.raises(TuningError, match="does not match the tuned model"):
+            tune_and_publish(
+                articles_dir,
+                root,
+                CONFIG,
+                source_dir=tiny_source,
+                base_name=NAME,
+                head=None,
+                export=export_the_untuned_model,
+                publisher=publisher,
+            )
+        assert current_build(root) is None
+    assert published == []
