@@ -104,6 +104,7 @@ __all__ = [
     "TunedEncoder",
     "TunedPublisher",
     "TuningError",
+    "live_tune_record",
     "training_pairs",
     "tune_and_publish",
     "tune_drift",
@@ -324,14 +325,30 @@ def tune_drift(root: Path) -> TuneDrift | None:
         return None
 
 
-@functools.lru_cache(maxsize=8)
-def _build_drift(root: str, build: str) -> TuneDrift | None:
-    manifest = read_manifest(Path(build))
+def live_tune_record(root: Path) -> dict[str, Any] | None:
+    """How the live build's encoder was tuned (its ``tune.json``), or ``None`` if untuned.
+
+    Raises:
+        OSError: If the record cannot be read.
+        ValueError: If it is not JSON.
+    """
+    build = current_build(root)
+    return None if build is None else _tune_record(Path(root), read_manifest(build))
+
+
+def _tune_record(root: Path, manifest: Manifest) -> dict[str, Any] | None:
     if not manifest.encoder_dir:
         return None
-    record_path = Path(root) / manifest.encoder_dir / TUNE_RECORD_FILE
-    record = json.loads(record_path.read_text(encoding="utf-8"))
-    if "articles" not in record:  # tuned before the record of articles
+    record = json.loads((root / manifest.encoder_dir / TUNE_RECORD_FILE).read_text("utf-8"))
+    if not isinstance(record, dict):
+        raise ValueError(f"{TUNE_RECORD_FILE} of {manifest.encoder_dir} is not an object")
+    return record
+
+
+@functools.lru_cache(maxsize=8)
+def _build_drift(root: str, build: str) -> TuneDrift | None:
+    record = _tune_record(Path(root), read_manifest(Path(build)))
+    if record is None or "articles" not in record:  # untuned, or tuned before the record
         return None
     tuned = dict(record["articles"])
     fresh = _article_fingerprints(read_build_articles(Path(build)))

@@ -330,28 +330,31 @@ def _actor_of(factory: sessionmaker[Session], job_id: int) -> Actor:
 
 
 def _start_from(settings: Settings) -> tuple[Path | None, str | None]:
-    """Tune from the base model the live encoder was tuned from, if it is installed here.
+    """The model the live encoder was tuned from: ``(None, None)`` for the packaged one.
 
-    A knowledge base tuned from all-mpnet-base-v2 keeps its scale (and its thresholds);
-    ``(None, None)`` is the packaged model.
+    A knowledge base tuned from all-mpnet-base-v2 must stay on its scale (the answer
+    thresholds were chosen for it), so a tune from the browser starts from it too.
+
+    Raises:
+        TuningError: If that model is not installed here.
     """
-    import json
+    from knowledge.encoder import EMBEDDING_MODEL_NAME, find_model_folder
+    from knowledge.tuning import TuningError, live_tune_record
 
-    from knowledge.store import current_manifest
-    from knowledge.tuning import TUNE_RECORD_FILE
-
-    manifest = current_manifest(settings.index_dir)
-    if manifest is None or not manifest.encoder_dir:
-        return None, None
     try:
-        record = json.loads(
-            (settings.index_dir / manifest.encoder_dir / TUNE_RECORD_FILE).read_text("utf-8")
-        )
-        base = str(record["base_model"])
-    except (OSError, ValueError, KeyError, TypeError):
+        record = live_tune_record(settings.index_dir)
+    except (OSError, ValueError) as exc:
+        raise TuningError(f"The live encoder's tune record cannot be read ({exc}).") from exc
+    base = str((record or {}).get("base_model") or EMBEDDING_MODEL_NAME)
+    if base == EMBEDDING_MODEL_NAME:
         return None, None
-    folder = settings.models_dir / base
-    return (folder, base) if (folder / "config.json").is_file() else (None, None)
+    folder = find_model_folder(base, settings.models_dir)
+    if folder is None:
+        raise TuningError(
+            f"The live encoder was tuned from {base}, which is not installed here "
+            "(python -m bot setup --large-encoder installs all-mpnet-base-v2); nothing changed."
+        )
+    return folder, base
 
 
 def run_job(
@@ -397,7 +400,6 @@ def _run_claimed(
 
     with factory() as session:
         articles = [entry.article for entry in published_set(session)]
-    source, base = _start_from(settings)
     last = [0.0]
 
     def on_step(step: int, planned: int, _loss: float) -> None:
@@ -409,6 +411,7 @@ def _run_claimed(
             raise TuneCancelledError()
 
     try:
+        source, base = _start_from(settings)
         done = tune_and_publish(
             articles,
             settings.index_dir,

@@ -429,7 +429,7 @@ def test_a_browser_tune_starts_from_the_model_the_live_encoder_was_tuned_from(
     from bot.editor import tune_jobs
     from knowledge.index import KnowledgeIndex
     from knowledge.store import publish as publish_build
-    from knowledge.tuning import TUNE_RECORD_FILE
+    from knowledge.tuning import TUNE_RECORD_FILE, TuningError
 
     settings = get_settings()
     assert tune_jobs._start_from(settings) == (None, None)  # nothing built: packaged model
@@ -439,12 +439,17 @@ def test_a_browser_tune_starts_from_the_model_the_live_encoder_was_tuned_from(
     record.write_text(json.dumps({"base_model": "all-mpnet-base-v2"}), encoding="utf-8")
     articles = load_articles(deployment / "articles")
     publish_build(KnowledgeIndex.build(articles, FAKE, encoder_dir=encoder_dir), settings.index_dir)
-    assert tune_jobs._start_from(settings) == (None, None)  # that model is not installed here
+    with pytest.raises(TuningError, match="not installed here"):  # never a silent switch
+        tune_jobs._start_from(settings)
 
     installed = settings.models_dir / "all-mpnet-base-v2"
     installed.mkdir(parents=True)
-    (installed / "config.json").write_text("{}", encoding="utf-8")
+    (installed / "modules.json").write_text("[]", encoding="utf-8")
     assert tune_jobs._start_from(settings) == (installed, "all-mpnet-base-v2")
+
+    record.write_text("{not json", encoding="utf-8")
+    with pytest.raises(TuningError, match="cannot be read"):
+        tune_jobs._start_from(settings)
 
 
 def test_a_running_tune_beats_its_heartbeat_between_steps(
