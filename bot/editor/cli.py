@@ -33,30 +33,25 @@ from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from bot.db.session import create_db_engine, create_session_factory
-from bot.editor import service
+from bot.editor import publishing, service
 from bot.editor.diff import diff_text
-from bot.editor.errors import EditorError, PublishBusyError
+from bot.editor.errors import EditorError
 from bot.editor.models import KbArticle
-from bot.editor.publishing import PublishResult, PublishTarget, publish
+from bot.editor.publishing import PublishResult, publish, publish_target
 from bot.editor.service import Actor
 from knowledge.editor import add_ranking_options, head_setting, lexical_setting
-from knowledge.store import BUILDS_DIR, HeadSetting, LexicalSetting
+from knowledge.store import HeadSetting, LexicalSetting
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import sessionmaker
 
-    from knowledge.head import HeadConfig
-    from knowledge.lexical import LexicalConfig
-    from knowledge.tuning import TunedEncoder, TunedPublisher
+    from knowledge.tuning import TunedPublisher
 
 logger = logging.getLogger(__name__)
 
 VERBS = ("publish", "history", "rollback", "import", "export")
 PROG = "python -m bot kb"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-# A tune that finds an editor publishing waits for the lock (a publish takes seconds).
-TUNE_PUBLISH_ATTEMPTS = 20
-TUNE_PUBLISH_WAIT_SECONDS = 3.0
 
 
 def create_argument_parser(settings: Settings) -> argparse.ArgumentParser:
@@ -128,74 +123,22 @@ def _actor() -> Actor:
     return Actor(None, f"{user} (command line)", "admin", "cli")
 
 
-def publish_target(settings: Settings) -> PublishTarget:
-    """The deployment's index root, ONNX query encoder and the torch document encoder."""
-    from knowledge import encoder as encoder_module
-    from knowledge.onnx_encoder import EXPORT_DIRNAME
-
-    return PublishTarget(
-        settings.index_dir,
-        settings.models_dir / EXPORT_DIRNAME,
-        lambda: encoder_module.default_encoder(),
-    )
-
-
 def tuned_publisher(
     settings: Settings,
     factory: sessionmaker[Session],
     *,
-    actor: Actor | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> TunedPublisher:
     """How ``kb tune`` publishes once the database holds the articles.
 
-    A tune takes minutes, and editors may publish meanwhile. So the tuned model is put
-    live like any publish: under the publish lock (waiting up to a minute for an
-    editor's publish to finish), with the articles live *at that moment* at their
-    published revisions (saved changes still wait for an editor's Publish), recorded as
-    a publication and audited with the encoder's name (as ``actor``: default the
-    command line's user).
+    :func:`bot.editor.publishing.tuned_publisher`, audited as the command line's user.
     """
-
-    def publish_tuned(
-        tuned: TunedEncoder, head: HeadConfig | None, lexical: LexicalConfig | None
-    ) -> Path:
-        from knowledge.build_encoding import BuildEncoding
-        from knowledge.tuning import TuningError
-
-        encoding = BuildEncoding(tuned.encoder(), tuned.query_encoder_dir, tuned.encoder_dir)
-        for attempt in range(1, TUNE_PUBLISH_ATTEMPTS + 1):
-            try:
-                result = publish(
-                    factory,
-                    publish_target(settings),
-                    actor=actor or _actor(),
-                    require_review=settings.kb_require_review,
-                    progress=True,
-                    force=True,
-                    head=head,
-                    lexical=lexical,
-                    encoding=encoding,
-                    live_only=True,
-                    note=f"kb tune: {tuned.name}",
-                )
-            except PublishBusyError as exc:
-                if attempt == TUNE_PUBLISH_ATTEMPTS:
-                    raise TuningError(_not_published(tuned, exc.message)) from exc
-                sleep(TUNE_PUBLISH_WAIT_SECONDS)
-            except EditorError as exc:
-                raise TuningError(_not_published(tuned, exc.message)) from exc
-            else:
-                return Path(settings.index_dir) / BUILDS_DIR / result.build_id
-        raise AssertionError("unreachable")
-
-    return publish_tuned
-
-
-def _not_published(tuned: TunedEncoder, reason: str) -> str:
-    return (
-        f"the encoder was tuned ({tuned.encoder_dir}) but nothing was published: {reason} "
-        "The bot keeps answering from the live build; run kb tune again."
+    return publishing.tuned_publisher(
+        factory,
+        publish_target(settings),
+        actor=_actor(),
+        require_review=settings.kb_require_review,
+        sleep=sleep,
     )
 
 

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.audit.service import record_event
 from bot.db.base import utcnow
-from bot.editor.errors import PublishBusyError, PublishFailedError
+from bot.editor.errors import EditorError, PublishBusyError, PublishFailedError
 from bot.editor.markdown import article_markdown
 from bot.editor.models import (
     KbArticle,
@@ -49,12 +49,19 @@ from bot.editor.models import (
 from bot.editor.service import Actor, LiveEntry, live_set, pending_changes, published_set
 
 if TYPE_CHECKING:
+    from bot.config import Settings
     from knowledge.build_encoding import BuildEncoding
     from knowledge.encoder import Encoder
+    from knowledge.head import HeadConfig
+    from knowledge.lexical import LexicalConfig
     from knowledge.store import HeadSetting, LexicalSetting
+    from knowledge.tuning import TunedEncoder, TunedPublisher
 
 logger = logging.getLogger(__name__)
 
+# A tune that finds an editor publishing waits for the lock (a publish takes seconds).
+TUNE_PUBLISH_ATTEMPTS = 20
+TUNE_PUBLISH_WAIT_SECONDS = 3.0
 LOCK_ROW_ID = 1
 # Longer than any build (a full 10,000-article build is minutes); only a crashed process's
 # lock is this old.
@@ -377,4 +384,80 @@ def recent_publications(session: Session, limit: int = 10) -> list[KbPublication
     """The latest publish attempts, newest first."""
     return list(
         session.scalars(select(KbPublication).order_by(KbPublication.id.desc()).limit(limit))
+    )
+
+
+# -- for the command line and tune jobs ------------------------------------------------------
+
+
+def publish_target(settings: Settings) -> PublishTarget:
+    """The deployment's index root, ONNX query encoder and the torch document encoder."""
+    from knowledge import encoder as encoder_module
+    from knowledge.onnx_encoder import EXPORT_DIRNAME
+
+    return PublishTarget(
+        settings.index_dir,
+        settings.models_dir / EXPORT_DIRNAME,
+        lambda: encoder_module.default_encoder(),
+    )
+
+
+def tuned_publisher(
+    factory: sessionmaker[Session],
+    target: PublishTarget,
+    *,
+    actor: Actor,
+    require_review: bool,
+    sleep: Callable[[float], None] = time.sleep,
+) -> TunedPublisher:
+    """How a tune publishes once the database holds the articles (``kb tune``, tune jobs).
+
+    A tune takes minutes, and editors may publish meanwhile. So the tuned model is put
+    live like any publish: under the publish lock (waiting up to a minute for an
+    editor's publish to finish), with the articles live *at that moment* at their
+    published revisions (saved changes still wait for an editor's Publish), recorded as
+    a publication and audited with the encoder's name, as ``actor``.
+    """
+
+    def publish_tuned(
+        tuned: TunedEncoder, head: HeadConfig | None, lexical: LexicalConfig | None
+    ) -> Path:
+        from knowledge.build_encoding import BuildEncoding
+        from knowledge.tuning import TuningError
+
+        encoding = BuildEncoding(tuned.encoder(), tuned.query_encoder_dir, tuned.encoder_dir)
+        for attempt in range(1, TUNE_PUBLISH_ATTEMPTS + 1):
+            try:
+                result = publish(
+                    factory,
+                    target,
+                    actor=actor,
+                    require_review=require_review,
+                    progress=True,
+                    force=True,
+                    head=head,
+                    lexical=lexical,
+                    encoding=encoding,
+                    live_only=True,
+                    note=f"kb tune: {tuned.name}",
+                )
+            except PublishBusyError as exc:
+                if attempt == TUNE_PUBLISH_ATTEMPTS:
+                    raise TuningError(_not_published(tuned, exc.message)) from exc
+                sleep(TUNE_PUBLISH_WAIT_SECONDS)
+            except EditorError as exc:
+                raise TuningError(_not_published(tuned, exc.message)) from exc
+            else:
+                from knowledge.store import BUILDS_DIR
+
+                return Path(target.index_dir) / BUILDS_DIR / result.build_id
+        raise AssertionError("unreachable")
+
+    return publish_tuned
+
+
+def _not_published(tuned: TunedEncoder, reason: str) -> str:
+    return (
+        f"the encoder was tuned ({tuned.encoder_dir}) but nothing was published: {reason} "
+        "The bot keeps answering from the live build; run kb tune again."
     )

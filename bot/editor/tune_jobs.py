@@ -5,7 +5,7 @@ row (:func:`start_job`; ``active`` is true, and the unique index on it refuses a
 active job, whichever replica is asked) and starts ``python -m bot kb tune --job ID`` as a
 child process of that bot service (:func:`spawn`). The child (:func:`run_job`) tunes on the
 published articles with the library's ``tune_and_publish``, publishes through the
-database's publish lock (:func:`bot.editor.cli.tuned_publisher`), writes its progress into
+database's publish lock (:func:`bot.editor.publishing.tuned_publisher`), writes its progress into
 the row after every step (at most every :data:`HEARTBEAT_SECONDS`), stops when a lead asks
 it to, and ends the row as succeeded, failed or cancelled. Every replica shows the row. A
 job whose heartbeat stops for :data:`STALE_SECONDS` (its process or its service died) is
@@ -394,7 +394,7 @@ def _run_claimed(
     heartbeat_seconds: float,
 ) -> int:
     """Tune on the published articles, publish, and end the job (see :func:`run_job`)."""
-    from bot.editor.cli import tuned_publisher
+    from bot.editor.publishing import publish_target, tuned_publisher
     from knowledge.encoder import EMBEDDING_MODEL_NAME
     from knowledge.tuning import TuneConfig, TuningError, tune_and_publish
 
@@ -419,7 +419,12 @@ def _run_claimed(
             source_dir=source,
             base_name=base or EMBEDDING_MODEL_NAME,
             on_step=on_step,
-            publisher=tuned_publisher(settings, factory, actor=_actor_of(factory, job_id)),
+            publisher=tuned_publisher(
+                factory,
+                publish_target(settings),
+                actor=_actor_of(factory, job_id),
+                require_review=settings.kb_require_review,
+            ),
         )
     except TuneCancelledError:
         _finish(

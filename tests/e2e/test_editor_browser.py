@@ -23,8 +23,7 @@ from bot.agents.service import create_agent
 from bot.config import Settings
 from bot.db.session import create_db_engine, create_session_factory
 from bot.editor import service
-from bot.editor.cli import publish_target
-from bot.editor.publishing import publish
+from bot.editor.publishing import publish, publish_target
 from bot.editor.service import Actor
 from tests.helpers.axe import assert_no_axe_violations
 from tests.helpers.chat_client import ChatClient

@@ -149,9 +149,8 @@ def test_kb_tune_keeps_what_editors_publish_while_it_runs(
     from sqlalchemy import select
 
     from bot.audit.models import AuditEvent
-    from bot.editor.cli import publish_target
     from bot.editor.models import KbPublication
-    from bot.editor.publishing import publish
+    from bot.editor.publishing import publish, publish_target
     from knowledge import tuning
     from tests.unit.knowledge.test_tuning import _tiny_model
 
@@ -214,6 +213,7 @@ def test_a_tuned_model_waits_for_an_editors_publish_then_gives_up_clearly(
     from types import SimpleNamespace
 
     from bot.editor import cli as editor_cli
+    from bot.editor import publishing
     from bot.editor.publishing import acquire_lock, release_lock
     from knowledge.tuning import TuningError
 
@@ -233,7 +233,7 @@ def test_a_tuned_model_waits_for_an_editors_publish_then_gives_up_clearly(
 
     publish_tuned = editor_cli.tuned_publisher(get_settings(), factory, sleep=editor_finishes)
     build = publish_tuned(tuned, None, None)  # type: ignore[arg-type]
-    assert waits == [editor_cli.TUNE_PUBLISH_WAIT_SECONDS]
+    assert waits == [publishing.TUNE_PUBLISH_WAIT_SECONDS]
     assert build == current_build(deployment / "kb-index") != before  # rebuilt, put live
 
     acquire_lock(factory, actor=Actor.command_line("an editor"))  # never released
@@ -241,7 +241,7 @@ def test_a_tuned_model_waits_for_an_editors_publish_then_gives_up_clearly(
     stuck = editor_cli.tuned_publisher(get_settings(), factory, sleep=waits.append)
     with pytest.raises(TuningError, match=r"tuned .* but nothing was published"):
         stuck(tuned, None, None)  # type: ignore[arg-type]
-    assert len(waits) == editor_cli.TUNE_PUBLISH_ATTEMPTS - 1
+    assert len(waits) == publishing.TUNE_PUBLISH_ATTEMPTS - 1
 
 
 def test_help_lists_the_database_verbs(capsys: pytest.CaptureFixture[str]) -> None:
