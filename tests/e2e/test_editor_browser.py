@@ -237,6 +237,7 @@ def test_a_lead_starts_a_tune_watches_it_and_cancels_it(
     page.get_by_role("button", name="Tune now").click()
     job = page.locator("#tune .tune-job")
     expect(job).to_have_attribute("data-status", re.compile("queued|running"))
+    _axe(page, "the tune box while a tune runs")
     page.get_by_role("button", name="Cancel tune").click()
     expect(page.locator("#tune")).to_contain_text("stopping after this step")
     # The box polls every 2 s while the job is active: the tune process loads the model,
