@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -225,29 +225,77 @@ def _tune_on_database_articles(
 
     The folder is only the seed then; tuning on it would publish a build without the
     editors' changes. The tuned model is published through the database
-    (:func:`bot.editor.cli.tuned_publisher`), so editors' publishes during the tune are
-    kept.
+    (:func:`bot.editor.publishing.tuned_publisher`), so editors' publishes during the tune
+    are kept. The tune is a job like a lead's from the editor (:mod:`bot.editor.tune_jobs`):
+    the editor shows its progress and can cancel it, and a second tune is refused.
     """
     from bot.db.session import create_db_engine, create_session_factory
     from bot.editor import cli as editor_cli
+    from bot.editor import tune_jobs
+    from bot.editor.models import TuneJobStatus
     from knowledge.editor import main as editor_main
 
+    if any(flag in argv for flag in ("-h", "--help")):
+        return editor_main(argv, prog="python -m bot kb", defaults=defaults)
     engine = create_db_engine(settings.database_url)
+    factory = create_session_factory(engine)
+    err = Console(stderr=True)
     try:
-        with tempfile.TemporaryDirectory(prefix="kb-tune-") as folder:
+        with factory() as session:
+            try:
+                job_id = tune_jobs.start_job(
+                    session, actor=editor_cli.command_line_actor(), command=" ".join(argv)
+                ).id
+            except tune_jobs.TuneBusyError as exc:
+                err.print(f"[red]✗[/] {exc.message} (see the editor's article list)")
+                return 1
+        if tune_jobs.claim(factory, job_id) is None:
+            return 1
+        with (
+            tune_jobs.kept_alive(factory, job_id),
+            tempfile.TemporaryDirectory(prefix="kb-tune-") as folder,
+        ):
             count = editor_cli.export_live_articles(settings, Path(folder))
             Console().print(
                 f"The articles live in the database (edited at /editor); tuning on the {count} "
                 "published ones. Pass --articles-dir to tune on a folder instead."
             )
-            return editor_main(
+            published: list[Path] = []
+            publish = editor_cli.tuned_publisher(settings, factory)
+
+            def publish_and_note(*given: Any) -> Path:
+                published.append(publish(*given))
+                return published[-1]
+
+            code = editor_main(
                 [*argv, "--articles-dir", folder],
                 prog="python -m bot kb",
                 defaults=defaults,
-                tuned_publisher=editor_cli.tuned_publisher(
-                    settings, create_session_factory(engine)
-                ),
+                tuned_publisher=publish_and_note,
+                tune_progress=tune_jobs.progress_reporter(factory, job_id),
             )
+        with factory() as session:
+            cancelled = tune_jobs.get_job(session, job_id).cancel_requested
+        if code == 0 and published:
+            tune_jobs.finish(
+                factory,
+                job_id,
+                TuneJobStatus.SUCCEEDED,
+                f"Tuned at the command line; build {published[-1].name} is live.",
+                build_id=published[-1].name,
+            )
+        else:
+            status = TuneJobStatus.CANCELLED if cancelled else TuneJobStatus.FAILED
+            tune_jobs.finish(
+                factory,
+                job_id,
+                status,
+                "Cancelled from the editor; the bot keeps answering from the live build."
+                if cancelled
+                else "The command-line tune stopped without publishing (see its output); "
+                "the bot keeps answering from the live build.",
+            )
+        return code
     finally:
         engine.dispose()
 

@@ -76,7 +76,7 @@ from knowledge.store import (
     load_current,
     publish_articles,
 )
-from knowledge.tuning import TunedPublisher
+from knowledge.tuning import StepCallback, TunedPublisher
 
 __all__ = [
     "DEFAULT_ARTICLES_DIR",
@@ -498,6 +498,7 @@ def main(
     encoder: Encoder | None = None,
     defaults: EditorDefaults | None = None,
     tuned_publisher: TunedPublisher | None = None,
+    tune_progress: StepCallback | None = None,
 ) -> int:
     """Run the editor CLI.
 
@@ -509,6 +510,8 @@ def main(
         tuned_publisher: How ``tune`` publishes with the tuned model (see
             :func:`knowledge.tuning.tune_and_publish`; default: build the articles
             folder and swap it in).
+        tune_progress: Called after every ``tune`` step (``on_step`` of
+            :func:`knowledge.tuning.tune_encoder`), e.g. to report it elsewhere.
 
     Returns:
         0 on success, 1 on problems or failures, 2 on usage errors.
@@ -540,7 +543,7 @@ def main(
         "eval": _eval,
         "tune": _tune,
     }
-    args.tuned_publisher = tuned_publisher
+    args.tuned_publisher, args.tune_progress = tuned_publisher, tune_progress
     try:
         return handlers[args.command](args, out, err, encoder)
     except (KnowledgeIndexError, EncoderUnavailableError) as exc:
@@ -905,6 +908,7 @@ def _tune(args: argparse.Namespace, out: Console, err: Console, encoder: Encoder
             base_name=args.start_from.name if args.start_from else EMBEDDING_MODEL_NAME,
             lexical=lexical_setting(args),
             publisher=args.tuned_publisher,
+            on_step=args.tune_progress,
         )
     except TuningError as exc:
         err.print(f"[red]error:[/red] {_escape(exc.message)}")

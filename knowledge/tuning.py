@@ -96,6 +96,7 @@ __all__ = [
     "MODEL_SUBDIR",
     "QUERY_ENCODER_SUBDIR",
     "TUNE_RECORD_FILE",
+    "StepCallback",
     "TuneConfig",
     "TuneDrift",
     "TuneInterruptedError",

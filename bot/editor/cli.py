@@ -115,7 +115,8 @@ def create_argument_parser(settings: Settings) -> argparse.ArgumentParser:
     return parser
 
 
-def _actor() -> Actor:
+def command_line_actor() -> Actor:
+    """Who acts at the command line: the login name, with every right."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # pragma: no cover - no login name in some containers
@@ -136,7 +137,7 @@ def tuned_publisher(
     return publishing.tuned_publisher(
         factory,
         publish_target(settings),
-        actor=_actor(),
+        actor=command_line_actor(),
         require_review=settings.kb_require_review,
         sleep=sleep,
     )
@@ -204,7 +205,10 @@ def main(argv: Sequence[str], settings: Settings) -> int:
         if args.verb == "rollback":
             with factory() as session:
                 revision = service.rollback(
-                    session, article_id=args.article_id, number=args.revision, actor=_actor()
+                    session,
+                    article_id=args.article_id,
+                    number=args.revision,
+                    actor=command_line_actor(),
                 )
             out.print(
                 f"Saved revision {revision.number} of {args.article_id} with the text of "
@@ -213,7 +217,9 @@ def main(argv: Sequence[str], settings: Settings) -> int:
             return EXIT_OK
         if args.verb == "import":
             with factory() as session:
-                count = service.import_articles(session, args.articles_dir, actor=_actor())
+                count = service.import_articles(
+                    session, args.articles_dir, actor=command_line_actor()
+                )
             if count:
                 out.print(f"Imported {count} articles from {args.articles_dir}.")
             else:
@@ -259,7 +265,7 @@ def run_publish(
     result = publish(
         factory,
         publish_target(settings),
-        actor=_actor(),
+        actor=command_line_actor(),
         require_review=settings.kb_require_review,
         progress=True,
         force=force,

@@ -18,13 +18,16 @@ torch thread, for at most its ``max_minutes``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import math
 import os
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,7 @@ from bot.db.base import utcnow
 from bot.editor.errors import EditorError
 from bot.editor.models import KbTuneJob, TuneJobStatus
 from bot.editor.service import REVIEWER_ROLES, Actor, published_set
+from knowledge.tuning import StepCallback, TuningError
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +82,11 @@ class TuneForbiddenError(EditorError):
         super().__init__("Only a lead or an admin can tune the encoder.")
 
 
-class TuneCancelledError(Exception):
+class TuneCancelledError(TuningError):
     """Raised inside the tune when a lead asked it to stop (the live index is unchanged)."""
+
+    def __init__(self) -> None:
+        super().__init__("Cancelled from the editor; the bot keeps answering from the live build.")
 
 
 @dataclass(frozen=True)
@@ -144,8 +151,16 @@ def end_stale_jobs(session: Session, *, now: dt.datetime | None = None) -> int:
     return ended
 
 
-def start_job(session: Session, *, actor: Actor, options: TuneOptions) -> KbTuneJob:
-    """Queue a tune (committed); the caller starts its process with :func:`spawn`.
+def start_job(
+    session: Session, *, actor: Actor, options: TuneOptions | None = None, command: str = ""
+) -> KbTuneJob:
+    """Queue a tune (committed); the caller runs it (:func:`spawn`, or in its own process).
+
+    Args:
+        session: The open session.
+        actor: Who starts it (a lead or an admin; the command line acts as an admin).
+        options: A browser tune's settings.
+        command: A command-line tune's arguments instead (recorded, not parsed).
 
     Raises:
         TuneForbiddenError: The actor is not a lead or an admin.
@@ -153,11 +168,10 @@ def start_job(session: Session, *, actor: Actor, options: TuneOptions) -> KbTune
     """
     _require_lead(actor)
     end_stale_jobs(session)
-    job = KbTuneJob(
-        requested_by=actor.agent_id,
-        requested_by_name=actor.name,
-        options={"max_minutes": options.max_minutes, "epochs": options.epochs},
-    )
+    recorded: dict[str, Any] = {"command": command[:500]} if command else {}
+    if options is not None:
+        recorded = {"max_minutes": options.max_minutes, "epochs": options.epochs}
+    job = KbTuneJob(requested_by=actor.agent_id, requested_by_name=actor.name, options=recorded)
     session.add(job)
     try:
         session.flush()
@@ -243,8 +257,12 @@ def _end(job: KbTuneJob, status: TuneJobStatus, message: str, now: dt.datetime) 
     job.message = message[:4000]
 
 
-def _claim(factory: sessionmaker[Session], job_id: int) -> TuneOptions | None:
-    """Mark a queued job running in this process; ``None`` if it is not queued any more."""
+def claim(factory: sessionmaker[Session], job_id: int) -> dict[str, Any] | None:
+    """Mark a queued job running in this process and return its recorded options.
+
+    ``None`` if it is not queued any more, or was cancelled before it started (then it is
+    ended as cancelled).
+    """
     now = utcnow()
     with factory() as session:
         claimed = session.execute(  # one process claims it, however many were started
@@ -264,10 +282,9 @@ def _claim(factory: sessionmaker[Session], job_id: int) -> TuneOptions | None:
             )
             return None
         job = get_job(session, job_id)
-        cancelled = job.cancel_requested
-        options = TuneOptions(float(job.options["max_minutes"]), int(job.options["epochs"]))
+        cancelled, options = job.cancel_requested, dict(job.options)
     if cancelled:
-        _finish(factory, job_id, TuneJobStatus.CANCELLED, "Cancelled before it started.")
+        finish(factory, job_id, TuneJobStatus.CANCELLED, "Cancelled before it started.")
         return None
     return options
 
@@ -279,6 +296,41 @@ def _progress(factory: sessionmaker[Session], job_id: int, step: int, planned: i
         job.steps_done, job.steps_planned, job.heartbeat_at = step, planned, utcnow()
         session.commit()
         return job.cancel_requested
+
+
+def progress_reporter(
+    factory: sessionmaker[Session], job_id: int, *, every_seconds: float = HEARTBEAT_SECONDS
+) -> StepCallback:
+    """The tune's ``on_step`` for a job: progress into its row, and the cancel request.
+
+    Writes at most every ``every_seconds`` and at the last step; raises
+    :class:`TuneCancelledError` once a lead has cancelled the job.
+    """
+    last = [-math.inf]
+
+    def on_step(step: int, planned: int, _loss: float) -> None:
+        now = time.monotonic()
+        if step < planned and now - last[0] < every_seconds:
+            return
+        last[0] = now
+        if _progress(factory, job_id, step, planned):
+            raise TuneCancelledError()
+
+    return on_step
+
+
+@contextlib.contextmanager
+def kept_alive(factory: sessionmaker[Session], job_id: int) -> Iterator[None]:
+    """Beat the job's heartbeat from a thread while the block runs."""
+    stop = threading.Event()
+    beating = threading.Thread(
+        target=_keep_alive, args=(factory, job_id, stop), name="kb-tune-alive", daemon=True
+    )
+    beating.start()
+    try:
+        yield
+    finally:
+        stop.set()
 
 
 def _keep_alive(factory: sessionmaker[Session], job_id: int, stop: threading.Event) -> None:
@@ -296,13 +348,17 @@ def _keep_alive(factory: sessionmaker[Session], job_id: int, stop: threading.Eve
             logger.warning("kb tune job=%s could not write its heartbeat", job_id, exc_info=True)
 
 
-def _finish(
+def finish(
     factory: sessionmaker[Session],
     job_id: int,
     status: TuneJobStatus,
     message: str,
     **fields: Any,
 ) -> None:
+    """End a job with its outcome (committed and audited as ``kb.tune_<status>``).
+
+    ``fields`` sets more of the row, e.g. ``encoder_name`` and ``build_id``.
+    """
     with factory() as session:
         job = get_job(session, job_id)
         _end(job, status, message, utcnow())
@@ -360,7 +416,7 @@ def _start_from(settings: Settings) -> tuple[Path | None, str | None]:
 def run_job(
     settings: Settings, job_id: int, *, heartbeat_seconds: float = HEARTBEAT_SECONDS
 ) -> int:
-    """Run a queued tune job in this process (``python -m bot kb tune --job ID``).
+    """Run a queued browser tune in this process (``python -m bot kb tune --job ID``).
 
     Returns:
         The exit code: 0 when it succeeded or was cancelled while running, 1 otherwise.
@@ -371,17 +427,18 @@ def run_job(
     engine = create_db_engine(settings.database_url)
     factory = create_session_factory(engine)
     try:
-        options = _claim(factory, job_id)
-        if options is None:
+        recorded = claim(factory, job_id)
+        if recorded is None:
             return 1
-        alive = threading.Event()
-        threading.Thread(
-            target=_keep_alive, args=(factory, job_id, alive), name="kb-tune-alive", daemon=True
-        ).start()
-        try:
-            return _run_claimed(settings, factory, job_id, options, heartbeat_seconds)
-        finally:
-            alive.set()
+        options = TuneOptions(float(recorded["max_minutes"]), int(recorded["epochs"]))
+        with kept_alive(factory, job_id):
+            return _run_claimed(
+                settings,
+                factory,
+                job_id,
+                options,
+                progress_reporter(factory, job_id, every_seconds=heartbeat_seconds),
+            )
     finally:
         engine.dispose()
 
@@ -391,25 +448,15 @@ def _run_claimed(
     factory: sessionmaker[Session],
     job_id: int,
     options: TuneOptions,
-    heartbeat_seconds: float,
+    on_step: StepCallback,
 ) -> int:
     """Tune on the published articles, publish, and end the job (see :func:`run_job`)."""
     from bot.editor.publishing import publish_target, tuned_publisher
     from knowledge.encoder import EMBEDDING_MODEL_NAME
-    from knowledge.tuning import TuneConfig, TuningError, tune_and_publish
+    from knowledge.tuning import TuneConfig, tune_and_publish
 
     with factory() as session:
         articles = [entry.article for entry in published_set(session)]
-    last = [0.0]
-
-    def on_step(step: int, planned: int, _loss: float) -> None:
-        now = time.monotonic()
-        if step < planned and now - last[0] < heartbeat_seconds:
-            return
-        last[0] = now
-        if _progress(factory, job_id, step, planned):
-            raise TuneCancelledError()
-
     try:
         source, base = _start_from(settings)
         done = tune_and_publish(
@@ -426,20 +473,15 @@ def _run_claimed(
                 require_review=settings.kb_require_review,
             ),
         )
-    except TuneCancelledError:
-        _finish(
-            factory,
-            job_id,
-            TuneJobStatus.CANCELLED,
-            "Cancelled; the bot keeps answering from the live build.",
-        )
+    except TuneCancelledError as exc:
+        finish(factory, job_id, TuneJobStatus.CANCELLED, exc.message)
         return 0
     except TuningError as exc:
-        _finish(factory, job_id, TuneJobStatus.FAILED, exc.message)
+        finish(factory, job_id, TuneJobStatus.FAILED, exc.message)
         return 1
     except Exception as exc:
         logger.exception("kb tune job=%s failed", job_id)
-        _finish(
+        finish(
             factory,
             job_id,
             TuneJobStatus.FAILED,
@@ -449,7 +491,7 @@ def _run_claimed(
         return 1
     tune = done.tune
     cut = ", stopped by its time cap" if tune.stopped_by_budget else ""
-    _finish(
+    finish(
         factory,
         job_id,
         TuneJobStatus.SUCCEEDED,

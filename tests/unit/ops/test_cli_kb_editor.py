@@ -477,3 +477,61 @@ def test_a_running_tune_beats_its_heartbeat_between_steps(
     with factory() as session:
         beat = tune_jobs.get_job(session, job_id).heartbeat_at
     assert beat is not None and beat > long_ago + dt.timedelta(seconds=59)
+
+
+def test_a_command_line_tune_is_a_job_the_editor_follows_and_can_cancel(
+    deployment: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("sentence_transformers")
+    from bot.editor import tune_jobs
+    from knowledge import tuning
+    from tests.unit.knowledge.test_tuning import _tiny_model
+
+    tiny = str(_tiny_model(tmp_path / "tiny"))
+    assert main(["kb", "import"]) == 0
+    assert main(["kb", "publish"]) == 0
+    factory = create_session_factory(create_db_engine(get_settings().database_url))
+    lead = _lead(factory)
+
+    # A lead's tune is running: the command line waits its turn.
+    with factory() as session:
+        browser = tune_jobs.start_job(session, actor=lead, options=tune_jobs.TuneOptions())
+    capsys.readouterr()
+    assert main(["kb", "tune", "--start-from", tiny, "--max-minutes", "5"]) == 1
+    assert "already running" in capsys.readouterr().err
+    with factory() as session:
+        tune_jobs.request_cancel(session, job_id=browser.id, actor=lead)
+    assert tune_jobs.claim(factory, browser.id) is None  # its process ends it as cancelled
+
+    # The command line's tune is a job: followed, and ended with its build.
+    assert main(["kb", "tune", "--start-from", tiny, "--max-minutes", "5"]) == 0
+    with factory() as session:
+        job = tune_jobs.latest_job(session)
+        assert job is not None and job.status == "succeeded" and job.active is None
+        assert job.options == {"command": f"tune --start-from {tiny} --max-minutes 5"}
+        assert job.requested_by_name.endswith("(command line)")
+        assert job.steps_done == job.steps_planned > 0
+        live = current_build(deployment / "kb-index")
+        assert live is not None and job.build_id == live.name
+
+    # Cancelled from the editor while it trains: it stops, and nothing is published.
+    real_tune = tuning.tune_encoder
+
+    def cancelled_meanwhile(*args: object, **kwargs: object) -> object:
+        with factory() as session:
+            running = tune_jobs.latest_job(session)
+            assert running is not None and running.status == "running"
+            tune_jobs.request_cancel(session, job_id=running.id, actor=lead)
+        return real_tune(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tuning, "tune_encoder", cancelled_meanwhile)
+    capsys.readouterr()
+    assert main(["kb", "tune", "--start-from", tiny, "--max-minutes", "5"]) == 1
+    assert "Cancelled from the editor" in " ".join(capsys.readouterr().err.split())
+    assert current_build(deployment / "kb-index") == live
+    with factory() as session:
+        job = tune_jobs.latest_job(session)
+        assert job is not None and job.status == "cancelled"
