@@ -233,10 +233,13 @@ def _tune_on_database_articles(
     from bot.editor import cli as editor_cli
     from bot.editor import tune_jobs
     from bot.editor.models import TuneJobStatus
+    from knowledge.editor import create_argument_parser
     from knowledge.editor import main as editor_main
 
-    if any(flag in argv for flag in ("-h", "--help")):
-        return editor_main(argv, prog="python -m bot kb", defaults=defaults)
+    try:  # --help and usage errors answer before any job is recorded
+        create_argument_parser(prog="python -m bot kb", defaults=defaults).parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
     engine = create_db_engine(settings.database_url)
     factory = create_session_factory(engine)
     err = Console(stderr=True)

@@ -496,6 +496,12 @@ def test_a_command_line_tune_is_a_job_the_editor_follows_and_can_cancel(
     factory = create_session_factory(create_db_engine(get_settings().database_url))
     lead = _lead(factory)
 
+    # Help and usage errors record no job.
+    assert main(["kb", "tune", "--help"]) == 0
+    assert main(["kb", "tune", "--epochs", "many"]) == 2
+    with factory() as session:
+        assert tune_jobs.latest_job(session) is None
+
     # A lead's tune is running: the command line waits its turn.
     with factory() as session:
         browser = tune_jobs.start_job(session, actor=lead, options=tune_jobs.TuneOptions())
