@@ -264,7 +264,9 @@ def _tune_on_database_articles(
                 "published ones. Pass --articles-dir to tune on a folder instead."
             )
             published: list[Path] = []
-            publish = editor_cli.tuned_publisher(settings, factory)
+            publish = tune_jobs.unless_cancelled(
+                editor_cli.tuned_publisher(settings, factory), factory, job_id
+            )
 
             def publish_and_note(*given: Any) -> Path:
                 published.append(publish(*given))

@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -43,7 +43,12 @@ from bot.db.base import utcnow
 from bot.editor.errors import EditorError
 from bot.editor.models import KbTuneJob, TuneJobStatus
 from bot.editor.service import REVIEWER_ROLES, Actor, published_set
-from knowledge.tuning import StepCallback, TuningError
+from knowledge.tuning import StepCallback, TunedPublisher, TuningError
+
+if TYPE_CHECKING:
+    from knowledge.head import HeadConfig
+    from knowledge.lexical import LexicalConfig
+    from knowledge.tuning import TunedEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +219,7 @@ def latest_job(session: Session) -> KbTuneJob | None:
 
 
 def request_cancel(session: Session, *, job_id: int, actor: Actor) -> KbTuneJob:
-    """Ask a queued or running tune to stop (it stops after its current step)."""
+    """Ask a queued or running tune to stop: after its current step, or before it publishes."""
     _require_lead(actor)
     job = get_job(session, job_id)
     if job.status in ACTIVE and not job.cancel_requested:
@@ -317,6 +322,26 @@ def progress_reporter(
             raise TuneCancelledError()
 
     return on_step
+
+
+def unless_cancelled(
+    publisher: TunedPublisher, factory: sessionmaker[Session], job_id: int
+) -> TunedPublisher:
+    """``publisher``, refusing with :class:`TuneCancelledError` if the job was cancelled.
+
+    A cancel that arrives after the last training step (during the export or the
+    rebuild) is seen here, before anything goes live.
+    """
+
+    def publish_unless_cancelled(
+        tuned: TunedEncoder, head: HeadConfig | None, lexical: LexicalConfig | None
+    ) -> Path:
+        with factory() as session:
+            if get_job(session, job_id).cancel_requested:
+                raise TuneCancelledError()
+        return publisher(tuned, head, lexical)
+
+    return publish_unless_cancelled
 
 
 @contextlib.contextmanager
@@ -466,11 +491,15 @@ def _run_claimed(
             source_dir=source,
             base_name=base or EMBEDDING_MODEL_NAME,
             on_step=on_step,
-            publisher=tuned_publisher(
+            publisher=unless_cancelled(
+                tuned_publisher(
+                    factory,
+                    publish_target(settings),
+                    actor=_actor_of(factory, job_id),
+                    require_review=settings.kb_require_review,
+                ),
                 factory,
-                publish_target(settings),
-                actor=_actor_of(factory, job_id),
-                require_review=settings.kb_require_review,
+                job_id,
             ),
         )
     except TuneCancelledError as exc:

@@ -541,3 +541,37 @@ def test_a_command_line_tune_is_a_job_the_editor_follows_and_can_cancel(
     with factory() as session:
         job = tune_jobs.latest_job(session)
         assert job is not None and job.status == "cancelled"
+
+
+def test_a_cancel_after_the_last_step_still_stops_the_tune_before_it_publishes(
+    deployment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("sentence_transformers")
+    from bot.editor import tune_jobs
+    from knowledge import onnx_encoder, tuning
+    from tests.unit.knowledge.test_tuning import _tiny_model
+
+    tiny = _tiny_model(tmp_path / "tiny")
+    monkeypatch.setattr(tuning, "packaged_model_path", lambda: tiny)
+    assert main(["kb", "import"]) == 0
+    assert main(["kb", "publish"]) == 0
+    before = current_build(deployment / "kb-index")
+    factory = create_session_factory(create_db_engine(get_settings().database_url))
+    lead = _lead(factory)
+    with factory() as session:
+        job_id = tune_jobs.start_job(session, actor=lead, options=tune_jobs.TuneOptions()).id
+    real_export = onnx_encoder.export_onnx_encoder
+
+    def cancelled_while_exporting(*args: object, **kwargs: object) -> object:
+        with factory() as session:  # training is over: no step will see this
+            tune_jobs.request_cancel(session, job_id=job_id, actor=lead)
+        return real_export(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(onnx_encoder, "export_onnx_encoder", cancelled_while_exporting)
+
+    assert main(["kb", "tune", "--job", str(job_id)]) == 0
+
+    assert current_build(deployment / "kb-index") == before
+    with factory() as session:
+        job = tune_jobs.get_job(session, job_id)
+        assert job.status == "cancelled" and job.steps_done == job.steps_planned > 0
