@@ -244,6 +244,8 @@ def test_a_lead_starts_a_tune_watches_it_and_cancels_it(
     # sees the request after its first step, and ends the job.
     expect(job).to_have_attribute("data-status", "cancelled", timeout=PUBLISH_TIMEOUT_MS)
     expect(job).to_contain_text("Cancelled")  # before it started, or after a step
+    # Screen readers hear the change of status once, from a region the polls leave alone.
+    expect(page.locator("#tune-announcer")).to_contain_text("cancelled")
     expect(page.get_by_role("button", name="Tune now")).to_be_visible()
     assert current_build(settings.index_dir) == live  # nothing was published
     assert [question.split("?")[0] for question in asked] == [

@@ -43,6 +43,22 @@
     if (question && !window.confirm(question)) event.preventDefault();
   });
 
+  /* The tune box is swapped in anew every 2 s while a tune runs: announce only a change
+     of its status (queued, running, succeeded, ...), not every poll. */
+  var tuneAnnouncer = document.getElementById("tune-announcer");
+  function tuneState() {
+    var job = document.querySelector("#tune .tune-job");
+    return job ? job.getAttribute("data-job") + ":" + job.getAttribute("data-status") : "";
+  }
+  var lastTuneState = tuneState();
+  document.body.addEventListener("htmx:afterSwap", function () {
+    var state = tuneState();
+    if (!tuneAnnouncer || state === lastTuneState) return;
+    lastTuneState = state;
+    var job = document.querySelector("#tune .tune-job p");
+    tuneAnnouncer.textContent = job ? job.textContent.replace(/\s+/g, " ").trim() : "";
+  });
+
   /* Publish: progress while the build runs, then the result. */
   var publishForm = document.getElementById("publish-form");
   var publisherNote = document.getElementById("publisher-state");
