@@ -540,6 +540,8 @@ def spawn(settings: Settings, job_id: int) -> int:
     Its output goes to ``<log_dir>/kb-tune-<id>.log``. A thread waits for it, so it never
     lingers as a zombie.
     """
+    from bot.ops.stack import settings_environment
+
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.log_dir / f"kb-tune-{job_id}.log"
     with log_path.open("ab") as log:
@@ -549,29 +551,8 @@ def spawn(settings: Settings, job_id: int) -> int:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=PROJECT_ROOT,  # where the code is (``python -m bot``)
-            env=_child_environment(settings),
+            env={**os.environ, **settings_environment(settings)},  # the same settings
         )
     threading.Thread(target=process.wait, name=f"kb-tune-{job_id}", daemon=True).start()
     logger.info("kb tune job=%s started pid=%s log=%s", job_id, process.pid, log_path)
     return process.pid
-
-
-# The settings that say where the state is: the tune's process works on the same database,
-# index and models as the service that started it, however that service got its settings.
-_SHARED_SETTINGS = (
-    "var_dir",
-    "database_url",
-    "articles_dir",
-    "index_dir",
-    "models_dir",
-    "log_dir",
-    "kb_require_review",
-)
-
-
-def _child_environment(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    for name in _SHARED_SETTINGS:
-        value = getattr(settings, name)
-        env[f"CONCIERGE_{name.upper()}"] = str(int(value) if isinstance(value, bool) else value)
-    return env
