@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.cli import main
 from bot.config import get_settings
@@ -285,27 +287,42 @@ def _lead(factory: object) -> Actor:
     return Actor(user.id, "Lena Lead", "lead", f"agent:{user.id}")
 
 
+@dataclass(frozen=True)
+class Tunable:
+    """A deployment whose published articles can be tuned: a tiny model stands in for
+    the packaged MiniLM (no download), and a lead to start and cancel tunes."""
+
+    tiny: Path
+    factory: sessionmaker[Session]
+    lead: Actor
+
+
+@pytest.fixture
+def tunable(deployment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Tunable:
+    pytest.importorskip("sentence_transformers")
+    from knowledge import tuning
+    from tests.unit.knowledge.test_tuning import _tiny_model
+
+    tiny = _tiny_model(tmp_path / "tiny")
+    monkeypatch.setattr(tuning, "packaged_model_path", lambda: tiny)
+    assert main(["kb", "import"]) == 0
+    assert main(["kb", "publish"]) == 0
+    factory = create_session_factory(create_db_engine(get_settings().database_url))
+    return Tunable(tiny, factory, _lead(factory))
+
+
 def test_a_browser_tune_job_runs_reports_progress_and_publishes(
-    deployment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    deployment: Path, tunable: Tunable, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``python -m bot kb tune --job ID``: what the editor's Tune button starts."""
-    pytest.importorskip("sentence_transformers")
     from sqlalchemy import select
 
     from bot.audit.models import AuditEvent
     from bot.editor import tune_jobs
     from bot.editor.models import KbPublication
-    from knowledge import tuning
     from knowledge.encoder import EMBEDDING_MODEL_NAME
-    from tests.unit.knowledge.test_tuning import _tiny_model
 
-    tiny = _tiny_model(tmp_path / "tiny")
-    monkeypatch.setattr(tuning, "packaged_model_path", lambda: tiny)  # no MiniLM in unit tests
-    monkeypatch.setattr(tune_jobs, "HEARTBEAT_SECONDS", 0.0)  # every step reported
-    assert main(["kb", "import"]) == 0
-    assert main(["kb", "publish"]) == 0
-    factory = create_session_factory(create_db_engine(get_settings().database_url))
-    lead = _lead(factory)
+    factory, lead = tunable.factory, tunable.lead
     seen: list[tuple[int, int]] = []
     real_progress = tune_jobs._progress
 
@@ -347,23 +364,16 @@ def test_a_browser_tune_job_runs_reports_progress_and_publishes(
 
 
 def test_a_browser_tune_stops_when_cancelled_and_a_dead_one_is_ended(
-    deployment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    deployment: Path, tunable: Tunable, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("sentence_transformers")
     import datetime as dt
 
     from bot.editor import tune_jobs
     from bot.editor.models import KbTuneJob
     from knowledge import tuning
-    from tests.unit.knowledge.test_tuning import _tiny_model
 
-    tiny = _tiny_model(tmp_path / "tiny")
-    monkeypatch.setattr(tuning, "packaged_model_path", lambda: tiny)
-    assert main(["kb", "import"]) == 0
-    assert main(["kb", "publish"]) == 0
     before = current_build(deployment / "kb-index")
-    factory = create_session_factory(create_db_engine(get_settings().database_url))
-    lead = _lead(factory)
+    factory, lead = tunable.factory, tunable.lead
     options = tune_jobs.TuneOptions(max_minutes=5, epochs=3)
     with factory() as session:
         job_id = tune_jobs.start_job(session, actor=lead, options=options).id
@@ -481,20 +491,14 @@ def test_a_running_tune_beats_its_heartbeat_between_steps(
 
 def test_a_command_line_tune_is_a_job_the_editor_follows_and_can_cancel(
     deployment: Path,
+    tunable: Tunable,
     capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pytest.importorskip("sentence_transformers")
     from bot.editor import tune_jobs
     from knowledge import tuning
-    from tests.unit.knowledge.test_tuning import _tiny_model
 
-    tiny = str(_tiny_model(tmp_path / "tiny"))
-    assert main(["kb", "import"]) == 0
-    assert main(["kb", "publish"]) == 0
-    factory = create_session_factory(create_db_engine(get_settings().database_url))
-    lead = _lead(factory)
+    tiny, factory, lead = str(tunable.tiny), tunable.factory, tunable.lead
 
     # Help and usage errors record no job.
     assert main(["kb", "tune", "--help"]) == 0
@@ -544,20 +548,13 @@ def test_a_command_line_tune_is_a_job_the_editor_follows_and_can_cancel(
 
 
 def test_a_cancel_after_the_last_step_still_stops_the_tune_before_it_publishes(
-    deployment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    deployment: Path, tunable: Tunable, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("sentence_transformers")
     from bot.editor import tune_jobs
-    from knowledge import onnx_encoder, tuning
-    from tests.unit.knowledge.test_tuning import _tiny_model
+    from knowledge import onnx_encoder
 
-    tiny = _tiny_model(tmp_path / "tiny")
-    monkeypatch.setattr(tuning, "packaged_model_path", lambda: tiny)
-    assert main(["kb", "import"]) == 0
-    assert main(["kb", "publish"]) == 0
     before = current_build(deployment / "kb-index")
-    factory = create_session_factory(create_db_engine(get_settings().database_url))
-    lead = _lead(factory)
+    factory, lead = tunable.factory, tunable.lead
     with factory() as session:
         job_id = tune_jobs.start_job(session, actor=lead, options=tune_jobs.TuneOptions()).id
     real_export = onnx_encoder.export_onnx_encoder
